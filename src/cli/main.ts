@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { AudioDecodeError } from '../audio/errors.js';
+import { CorpusError } from '../data/manifest.js';
+import { InputError } from '../data/scan.js';
+import { registerBench } from './bench.js';
+import { registerInfo } from './info.js';
+import { UsageError } from './options.js';
+import { registerPipeline } from './pipeline.js';
+import { registerPrepare } from './prepare.js';
+
+const program = new Command();
+program
+  .name('ctspeech')
+  .description(
+    'Model raw speech sample by sample with a Compressive Transformer (Rae et al., ICLR 2020),\n' +
+      'compared with Transformer-XL and WaveNet by negative log-likelihood per sample.\n\n' +
+      'Start with:  ctspeech pipeline pipelines/quickstart.yaml',
+  )
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerPrepare(program);
+registerInfo(program);
+registerPipeline(program);
+registerBench(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError;
+  console.error(`ctspeech: error: ${known ? (e as Error).message : (e as Error).stack ?? String(e)}`);
+  process.exit(known ? 2 : 1);
+}

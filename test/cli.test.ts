@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { CLI, REPO, SAMPLES, tempDir } from './helpers.js';
+
+function run(args: string[], cwd = REPO) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('--help teaches the commands', () => {
+  const r = run(['--help']);
+  assert.equal(r.code, 0);
+  for (const c of ['prepare', 'info', 'pipeline', 'bench']) assert.match(r.out, new RegExp(`\\b${c}\\b`));
+  const p = run(['prepare', '--help']);
+  assert.equal(p.code, 0);
+  assert.match(p.out, /--sample-rate/);
+  assert.match(p.out, /Examples:/);
+});
+
+test('bad flags and paths exit non-zero and name the culprit', () => {
+  const root = tempDir();
+  const missing = run(['prepare', path.join(root, 'nowhere'), '--out', path.join(root, 'c')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /nowhere does not exist/);
+  const rate = run(['prepare', SAMPLES, '--out', path.join(root, 'c'), '--sample-rate', 'fast']);
+  assert.notEqual(rate.code, 0);
+  assert.match(rate.err, /--sample-rate/);
+  const frac = run(['prepare', SAMPLES, '--out', path.join(root, 'c'), '--valid', '1.5']);
+  assert.notEqual(frac.code, 0);
+  assert.match(frac.err, /--valid/);
+  fs.writeFileSync(path.join(root, 'afile'), 'x');
+  const outFile = run(['prepare', SAMPLES, '--out', path.join(root, 'afile')]);
+  assert.equal(outFile.code, 2);
+  assert.match(outFile.err, /afile exists and is not a folder/);
+  const noOut = run(['prepare', SAMPLES]);
+  assert.notEqual(noOut.code, 0);
+  assert.match(noOut.err, /--out/);
+  const info = run(['info', root]);
+  assert.equal(info.code, 2);
+  assert.match(info.err, /not a prepared corpus/);
+  fs.writeFileSync(path.join(root, 'bad.yaml'), 'name: x\nworkdir: w\nsteps:\n  - train: {}\n');
+  const pipe = run(['pipeline', path.join(root, 'bad.yaml')]);
+  assert.equal(pipe.code, 2);
+  assert.match(pipe.err, /steps\.0: each step must be one of prepare, info/);
+});
+
+test('the quickstart pipeline prepares the bundled samples end to end', () => {
+  const work = tempDir();
+  const r = run(['pipeline', 'pipelines/quickstart.yaml', '--workdir', work]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /decoded \d+ file\(s\)/);
+  assert.match(r.out, /entropy \(bits\)/);
+  const m = JSON.parse(fs.readFileSync(path.join(work, 'corpus', 'manifest.json'), 'utf8'));
+  assert.equal(m.skipped.length, 0, JSON.stringify(m.skipped));
+  for (const split of ['train', 'valid', 'test']) assert.ok(m.files.some((f: { split: string }) => f.split === split), `${split} has files`);
+  assert.ok(m.files.some((f: { decoder: string }) => f.decoder === 'wav'));
+  assert.ok(m.files.some((f: { decoder: string }) => f.decoder === 'ffmpeg'));
+  const png = fs.readFileSync(path.join(work, 'code-histogram.png'));
+  assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+  // A second run reuses every file.
+  const again = run(['pipeline', 'pipelines/quickstart.yaml', '--workdir', work]);
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.out, /decoded 0 file\(s\), reused \d+ unchanged/);
+  const info = run(['info', path.join(work, 'corpus'), '--json']);
+  assert.equal(info.code, 0, info.err);
+  const j = JSON.parse(info.out);
+  const svg = fs.readFileSync(path.join(work, 'corpus', 'code-histogram.svg'), 'utf8');
+  assert.match(svg, /^<svg/);
+  assert.match(svg, /train: \d\.\d{3} bits/);
+  assert.ok(fs.existsSync(path.join(work, 'corpus', 'code-histogram.png')));
+  const train = j.splits.find((s: { split: string }) => s.split === 'train');
+  assert.ok(train.entropyBits > 3 && train.entropyBits < 8, `speech code entropy ${train.entropyBits}`);
+});
