@@ -49,22 +49,35 @@ for (let q = 1; q <= MU; q++) {
   THRESHOLDS[q - 1] = hi;
 }
 
+/**
+ * A uniform grid over [-1, 1] whose cells (1.5e-5 wide) are narrower than the smallest mu-law step
+ * (1.7e-4), so each cell holds at most one threshold: a table lookup plus one comparison against
+ * THRESHOLDS gives the exact code, with no search and no log per sample.
+ */
+const GRID_HALF = 1 << 16;
+const GRID = new Uint8Array(2 * GRID_HALF + 1);
+for (let i = 0; i < GRID.length; i++) {
+  const x = i / GRID_HALF - 1;
+  let c = 0;
+  while (c < MU && x >= THRESHOLDS[c]) c++;
+  GRID[i] = c;
+}
+
 /** Encode a whole signal; `out` may be passed to avoid allocation. */
 export function muLawEncode(samples: Float32Array, out: Uint8Array = new Uint8Array(samples.length)): Uint8Array {
   if (out.length < samples.length) throw new Error(`muLawEncode: output holds ${out.length} codes, input has ${samples.length}`);
   const th = THRESHOLDS;
   for (let i = 0; i < samples.length; i++) {
     const x = samples[i];
-    // NaN compares false everywhere and would land on code 0; treat it as silence instead.
+    if (x >= 1) { out[i] = MU; continue; }
+    if (x <= -1) { out[i] = 0; continue; }
+    // NaN fails both tests above and every comparison below; treat it as silence.
     if (x !== x) { out[i] = SILENCE_CODE; continue; }
-    let lo = 0;
-    let hi = MU; // answer in [0, 255]: count of thresholds <= x
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (th[mid] <= x) lo = mid + 1;
-      else hi = mid;
-    }
-    out[i] = lo;
+    let c = GRID[((x + 1) * GRID_HALF) | 0];
+    // Rounding in the index can land one cell off; these settle the exact code either way.
+    while (c > 0 && x < th[c - 1]) c--;
+    while (c < MU && x >= th[c]) c++;
+    out[i] = c;
   }
   return out;
 }
