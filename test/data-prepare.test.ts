@@ -181,3 +181,20 @@ test('a corrupt previous manifest is rebuilt, not trusted', async () => {
   assert.equal(r.decoded, 5);
   assert.throws(() => readManifest(path.join(root, 'audio')), /not a prepared corpus/);
 });
+
+test('a damaged corpus is reported by name, not as a raw I/O error', async () => {
+  const root = tempDir();
+  const inp = path.join(root, 'audio');
+  makeTree(inp);
+  const out = path.join(root, 'corpus');
+  const r = await prepareCorpus({ inputs: [inp], out });
+  const bin = path.join(out, r.manifest.binaries.train);
+  fs.truncateSync(bin, 100);
+  assert.throws(() => corpusStats(out, readManifest(out)), /is damaged: codes-train-.*ends at byte 100/);
+  fs.rmSync(bin);
+  assert.throws(() => corpusStats(out, readManifest(out)), /is damaged: codes-train-.* cannot be opened \(ENOENT\)/);
+  // prepare notices the missing binary and rebuilds rather than reusing codes it cannot read.
+  const again = await prepareCorpus({ inputs: [inp], out });
+  assert.match(again.rebuiltBecause ?? '', /missing or truncated/);
+  assert.equal(again.decoded, 5);
+});

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NUM_CODES } from '../audio/mulaw.js';
-import { filesOf, type Manifest, SPLITS, type Split } from './manifest.js';
+import { CorpusError, filesOf, type Manifest, SPLITS, type Split } from './manifest.js';
 
 export interface SplitStats {
   split: Split;
@@ -36,12 +36,17 @@ export function splitHistogram(corpusDir: string, m: Manifest, split: Split): Fl
   const total = filesOf(m, split).reduce((a, f) => a + f.length, 0);
   if (total === 0) return counts;
   const file = path.join(corpusDir, m.binaries[split]);
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new CorpusError(`corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`);
+  }
   try {
     const buf = Buffer.alloc(1 << 20);
     for (let pos = 0; pos < total; ) {
       const got = fs.readSync(fd, buf, 0, Math.min(buf.length, total - pos), pos);
-      if (got <= 0) throw new Error(`${file} ends at byte ${pos}, but the manifest lists ${total} codes`);
+      if (got <= 0) throw new CorpusError(`corpus ${corpusDir} is damaged: ${m.binaries[split]} ends at byte ${pos}, but the manifest lists ${total} codes; re-run prepare with --force`);
       for (let i = 0; i < got; i++) counts[buf[i]]++;
       pos += got;
     }
