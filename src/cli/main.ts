@@ -13,9 +13,11 @@ const program = new Command();
 program
   .name('ctspeech')
   .description(
-    'Model raw speech sample by sample with a Compressive Transformer (Rae et al., ICLR 2020),\n' +
-      'compared with Transformer-XL and WaveNet by negative log-likelihood per sample.\n\n' +
-      'Start with:  ctspeech pipeline pipelines/quickstart.yaml',
+    'Model raw speech sample by sample with a Compressive Transformer\n' +
+      '(Rae et al., ICLR 2020), compared with Transformer-XL and WaveNet by\n' +
+      'negative log-likelihood per sample.\n\n' +
+      'Start with:  ctspeech pipeline pipelines/quickstart.yaml\n' +
+      'Then:        ctspeech info runs/quickstart/corpus',
   )
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
