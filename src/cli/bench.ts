@@ -1,6 +1,8 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import { benchPrepare } from '../bench/prepare-bench.js';
+import { benchPrepare, type BenchRow } from '../bench/prepare-bench.js';
+import { benchTrain } from '../bench/train-bench.js';
+import type { BackendName } from '../engine/backend.js';
 import { formatTable } from '../report/table.js';
 
 export function registerBench(program: Command): void {
@@ -8,10 +10,17 @@ export function registerBench(program: Command): void {
     .command('bench')
     .summary('measure the performance figures (prepare; training and inference as they land)')
     .description('Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\nMedians of repeated runs; nothing here is a pass/fail test.')
+    .option('--only <parts>', 'comma-separated: prepare, train', 'prepare,train')
     .option('--samples <dir>', 'audio to benchmark decoding on', 'samples/speech')
+    .option('--presets <names>', 'transformer presets for the training figures', 'ct-cpu,txl-cpu')
+    .option('--backends <names>', 'tfjs backends for the training figures (wasm, cpu, tensorflow)', 'wasm,cpu')
     .option('--json', 'print JSON instead of a table')
-    .action(async (o: { samples: string; json?: boolean }) => {
-      const rows = await benchPrepare(o.samples, (s) => process.stderr.write(`bench: ${s}\n`));
+    .action(async (o: { only: string; samples: string; presets: string; backends: string; json?: boolean }) => {
+      const parts = o.only.split(',').map((s) => s.trim());
+      const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+      const rows: BenchRow[] = [];
+      if (parts.includes('prepare')) rows.push(...(await benchPrepare(o.samples, log)));
+      if (parts.includes('train')) rows.push(...(await benchTrain(o.presets.split(','), o.backends.split(',') as BackendName[], { log })));
       const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
       if (o.json) {
         console.log(JSON.stringify({ machine, rows }, null, 2));

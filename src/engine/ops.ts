@@ -1,0 +1,51 @@
+/**
+ * The small tensor vocabulary every model is written against (DESIGN.md section 2). One model
+ * definition runs eagerly under tfjs for training and, later, is traced into an ONNX graph: so a
+ * model may use only these primitives, each with a known derivative, and never touch tfjs itself.
+ *
+ * Shapes are row-major; the last axis is the feature axis. Broadcasting follows numpy rules.
+ * Data-dependent constants (masks, one-hot inputs, selection matrices) enter through `constant`,
+ * computed by the model from plain typed arrays.
+ */
+export interface Tensor {
+  readonly shape: readonly number[];
+}
+
+export interface Ops<T extends Tensor = Tensor> {
+  readonly name: string;
+  constant(data: Float32Array, shape: readonly number[]): T;
+  /** Values of a small tensor, for data-dependent decisions (most-used selection, tests). */
+  read(x: T): Float32Array;
+
+  /** [.., m, k] x [.., k, n]; leading dims must match (no broadcasting). */
+  matMul(a: T, b: T, transposeA?: boolean, transposeB?: boolean): T;
+  add(a: T, b: T): T;
+  sub(a: T, b: T): T;
+  mul(a: T, b: T): T;
+  div(a: T, b: T): T;
+  scale(x: T, s: number): T;
+  neg(x: T): T;
+  exp(x: T): T;
+  log(x: T): T;
+  sqrt(x: T): T;
+  tanh(x: T): T;
+  sigmoid(x: T): T;
+  relu(x: T): T;
+  square(x: T): T;
+
+  reshape(x: T, shape: readonly number[]): T;
+  transpose(x: T, perm: readonly number[]): T;
+  concat(xs: readonly T[], axis: number): T;
+  slice(x: T, begin: readonly number[], size: readonly number[]): T;
+  pad(x: T, paddings: readonly [number, number][]): T;
+
+  sum(x: T, axes: readonly number[], keepDims?: boolean): T;
+  mean(x: T, axes: readonly number[], keepDims?: boolean): T;
+  max(x: T, axes: readonly number[], keepDims?: boolean): T;
+  /** Along the last axis. */
+  softmax(x: T): T;
+  logSoftmax(x: T): T;
+
+  /** Identity forward, zero gradient backward: carried memories and the aux-loss inputs. */
+  stopGradient(x: T): T;
+}

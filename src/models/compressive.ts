@@ -1,0 +1,163 @@
+import type { Ops, Tensor } from '../engine/ops.js';
+import { compress, compressionParams, decompress } from './compression.js';
+import type { TransformerConfig } from './config.js';
+import { layerNorm, linear, oneHot, param, type Params } from './layers.js';
+import { attentionMask, contentAttention, relativeAttention } from './relative-attention.js';
+
+/**
+ * Carried state of the Compressive Transformer (Transformer-XL when n_cm = 0): per layer the memory
+ * [B, n_m, d] and compressed memory [B, n_cm, d] (stored without gradient), and per batch row how
+ * many of the newest slots hold real history. Validity is always a suffix: after a reset, memory
+ * fills from the newest end, and compressed memory only receives fully valid windows.
+ */
+export interface CtState<T extends Tensor = Tensor> {
+  batch: number;
+  mem: T[];
+  cmem: T[];
+  memValid: Int32Array;
+  cmemValid: Int32Array;
+}
+
+export interface CtOutput<T extends Tensor = Tensor> {
+  /** [B * n, 256] */
+  logits: T;
+  state: CtState<T>;
+  /** mean auxiliary compression loss over layers, or null when none is configured or computable */
+  aux: T | null;
+  /** per layer attention probabilities [B, H, n, K], when asked for (tests, most-used diagnostics) */
+  probs?: T[];
+}
+
+export function initialState<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, batch: number): CtState<T> {
+  const d = cfg.dModel;
+  const zeros = (len: number) => ops.constant(new Float32Array(batch * len * d), [batch, len, d]);
+  return {
+    batch,
+    mem: Array.from({ length: cfg.layers }, () => zeros(cfg.memory)),
+    cmem: Array.from({ length: cfg.layers }, () => zeros(cfg.compressedMemory)),
+    memValid: new Int32Array(batch),
+    cmemValid: new Int32Array(batch),
+  };
+}
+
+/** Every tensor a state holds, so a caller can dispose the previous state after a step. */
+export function stateTensors<T extends Tensor>(s: CtState<T>): T[] {
+  return [...s.mem, ...s.cmem];
+}
+
+/**
+ * One segment through the model (paper, Algorithm 1). `tokens` [B * n] are the input codes of B
+ * rows; `reset[b] = 1` clears row b's memories first (a new file starts). Pure: the previous
+ * state is not modified.
+ */
+export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: CtState<T>, opts: { keepProbs?: boolean } = {}): CtOutput<T> {
+  const B = state.batch;
+  const n = tokens.length / B;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
+  const { dModel: d, heads: H, dHead: dh, memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
+  if (ncm > 0 && n % c !== 0) throw new Error(`segment length ${n} must be a multiple of the compression rate ${c}`);
+  const K = ncm + nm + n;
+
+  const memValid = Int32Array.from(state.memValid);
+  const cmemValid = Int32Array.from(state.cmemValid);
+  let mem = state.mem;
+  let cmem = state.cmem;
+  if (reset && Array.prototype.some.call(reset, (r: number) => r)) {
+    const keep = new Float32Array(B);
+    for (let b = 0; b < B; b++) {
+      keep[b] = reset[b] ? 0 : 1;
+      if (reset[b]) memValid[b] = cmemValid[b] = 0;
+    }
+    const k = ops.constant(keep, [B, 1, 1]);
+    mem = mem.map((m) => ops.mul(m, k));
+    cmem = cmem.map((m) => ops.mul(m, k));
+  }
+  const mask = ops.constant(
+    attentionMask(B, n, K, (b, j) => (j < ncm ? j >= ncm - cmemValid[b] : j < ncm + nm ? j - ncm >= nm - memValid[b] : true)),
+    [B, 1, n, K],
+  );
+
+  let x = ops.reshape(ops.matMul(ops.constant(oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, d]);
+  const newMem: T[] = [];
+  const newCmem: T[] = [];
+  const auxTerms: T[] = [];
+  const probsOut: T[] = [];
+  // Old memories of a row are compressible once every one of them is real history.
+  const oldValid = Array.from({ length: B }, (_, b) => Math.max(0, Math.min(n, n + memValid[b] - nm)));
+
+  for (let i = 0; i < cfg.layers; i++) {
+    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const h = x;
+    const hMem = ops.stopGradient(h);
+    const parts = [...(ncm > 0 ? [cmem[i]] : []), ...(nm > 0 ? [mem[i]] : []), h];
+    const context = parts.length > 1 ? ops.concat(parts, 1) : h;
+    const ln1 = (t: T) => layerNorm(ops, t, L('ln1.gamma'), L('ln1.beta'));
+    const attn = relativeAttention(ops, { wq: L('attn.wq'), wk: L('attn.wk'), wv: L('attn.wv'), wr: L('attn.wr'), u: L('attn.u'), v: L('attn.v'), wo: L('attn.wo') }, ln1(h), ln1(context), mask, { B, n, K, H, dh });
+    if (opts.keepProbs) probsOut.push(attn.probs);
+    x = ops.add(h, attn.out);
+    const ff = linear(ops, ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))), L('ff.w2'), L('ff.b2'));
+    x = ops.add(x, ff);
+
+    // Memory update (Algorithm 1): the n oldest of [mem; h] leave memory and are compressed.
+    const seq = nm > 0 ? ops.concat([mem[i], hMem], 1) : hMem;
+    newMem.push(nm > 0 ? ops.slice(seq, [0, n, 0], [B, nm, d]) : ops.constant(new Float32Array(0), [B, 0, d]));
+    if (ncm === 0) {
+      newCmem.push(cmem[i]);
+      continue;
+    }
+    const old = ops.slice(seq, [0, 0, 0], [B, n, d]);
+    const cp = compressionParams(p, i);
+    const usage = cfg.compression === 'most-used' ? oldUsage(ops, attn.probs, B, H, n, K, ncm) : undefined;
+    const compressed = compress(ops, cfg.compression, old, c, cp, usage);
+    newCmem.push(ops.stopGradient(ops.slice(ops.concat([cmem[i], compressed], 1), [0, n / c, 0], [B, ncm, d])));
+
+    const rows = oldValid.map((v) => (v === n ? 1 : 0));
+    const nRows = rows.reduce((a: number, r) => a + r, 0);
+    if (cfg.auxLoss === 'none' || nRows === 0) continue;
+    const rowMask = ops.constant(Float32Array.from(rows), [B, 1, 1]);
+    if (cfg.auxLoss === 'attention') {
+      // Algorithm 2: the layer's own attention, frozen, over old memories vs over their compression.
+      const sg = (s: string) => ops.stopGradient(L(s));
+      const lnSg = (t: T) => layerNorm(ops, t, sg('ln1.gamma'), sg('ln1.beta'));
+      const q = lnSg(hMem);
+      const target = contentAttention(ops, sg('attn.wq'), sg('attn.wk'), sg('attn.wv'), q, lnSg(old), H, dh);
+      const estimate = contentAttention(ops, sg('attn.wq'), sg('attn.wk'), sg('attn.wv'), q, lnSg(compressed), H, dh);
+      const diff = ops.mul(ops.reshape(ops.sub(target, estimate), [B, H * n * dh, 1]), rowMask);
+      auxTerms.push(ops.scale(ops.sum(ops.square(diff), [0, 1, 2]), 1 / (nRows * H * n * dh)));
+    } else {
+      if (!cp.dw || !cp.db) throw new Error(`auto-encoding loss needs layers.${i}.decompress.w/b`);
+      const recon = decompress(ops, compressed, c, cp.dw, cp.db);
+      const diff = ops.mul(ops.sub(old, recon), rowMask);
+      auxTerms.push(ops.scale(ops.sum(ops.square(diff), [0, 1, 2]), 1 / (nRows * n * d)));
+    }
+  }
+
+  const logits = ops.reshape(linear(ops, layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')), param(p, 'head.weight'), param(p, 'head.bias')), [B * n, 256]);
+  for (let b = 0; b < B; b++) {
+    if (ncm > 0) cmemValid[b] = Math.min(ncm, cmemValid[b] + Math.floor(oldValid[b] / c));
+    memValid[b] = Math.min(nm, memValid[b] + n);
+  }
+  const aux = auxTerms.length ? ops.scale(auxTerms.length === 1 ? auxTerms[0] : auxTerms.reduce((a, t) => ops.add(a, t)), 1 / auxTerms.length) : null;
+  return { logits, state: { batch: B, mem: newMem, cmem: newCmem, memValid, cmemValid }, aux, probs: opts.keepProbs ? probsOut : undefined };
+}
+
+/** Attention received by each old memory (keys ncm .. ncm+n-1), averaged over heads and queries. */
+function oldUsage<T extends Tensor>(ops: Ops<T>, probs: T, B: number, H: number, n: number, K: number, ncm: number): Float32Array {
+  const all = ops.read(ops.mean(probs, [1, 2])); // [B, K]
+  const out = new Float32Array(B * n);
+  for (let b = 0; b < B; b++) out.set(all.subarray(b * K + ncm, b * K + ncm + n), b * n);
+  return out;
+}
+
+/** Mean next-code NLL (nats) over positions with mask 1. */
+export function nllLoss<T extends Tensor>(ops: Ops<T>, logits: T, targets: ArrayLike<number>, mask: ArrayLike<number>): T {
+  const N = targets.length;
+  const pick = oneHot(targets, 256);
+  let count = 0;
+  for (let i = 0; i < N; i++) {
+    if (!mask[i]) pick.fill(0, i * 256, (i + 1) * 256);
+    else count++;
+  }
+  const picked = ops.sum(ops.mul(ops.logSoftmax(logits), ops.constant(pick, [N, 256])), [0, 1]);
+  return ops.scale(picked, -1 / Math.max(1, count));
+}

@@ -1,0 +1,25 @@
+import type { TransformerConfig } from './config.js';
+
+/**
+ * Multiply-add FLOPs (2 per MAC) of one forward pass per scored sample, counting the matmuls as
+ * this implementation runs them (the one-hot embedding is a real matmul here). Element-wise ops,
+ * softmax and layer norms are left out: they are memory-bound and small next to the matmuls.
+ * Training costs about three times this (forward + two matmuls per matmul backward).
+ */
+export function transformerFlopsPerSample(c: TransformerConfig): { forward: number; train: number } {
+  const d = c.dModel;
+  const hd = c.heads * c.dHead;
+  const n = c.segment;
+  const K = c.compressedMemory + c.memory + n;
+  let perLayer = 0;
+  perLayer += 2 * d * hd; // query
+  perLayer += (2 * 2 * d * hd * K) / n; // keys and values over the whole context, shared by the segment
+  perLayer += (2 * d * hd * K) / n; // relative encodings W_R R, once per segment
+  perLayer += 2 * 2 * K * hd; // content and position scores
+  perLayer += 2 * K * hd; // probabilities x values
+  perLayer += 2 * hd * d; // output projection
+  perLayer += 2 * 2 * d * c.dFF; // feed-forward
+  if (c.compressedMemory > 0 && (c.compression === 'conv' || c.compression === 'dilated-conv')) perLayer += 2 * d * d; // c*d x d per n/c windows
+  const forward = 2 * 256 * d + c.layers * perLayer + 2 * d * 256;
+  return { forward, train: 3 * forward };
+}
