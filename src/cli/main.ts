@@ -2,9 +2,14 @@
 import { Command, CommanderError } from 'commander';
 import { AudioDecodeError } from '../audio/errors.js';
 import { CorpusError } from '../data/manifest.js';
+import { BackendError } from '../engine/backend.js';
+import { ConfigError } from '../models/config.js';
+import { ModelFileError } from '../models/model-files.js';
+import { SafetensorsError } from '../models/safetensors.js';
 import { InputError } from '../data/scan.js';
 import { registerBench } from './bench.js';
 import { registerInfo } from './info.js';
+import { registerModel } from './model.js';
 import { UsageError } from './options.js';
 import { registerPipeline } from './pipeline.js';
 import { registerPrepare } from './prepare.js';
@@ -25,6 +30,7 @@ program
 
 registerPrepare(program);
 registerInfo(program);
+registerModel(program);
 registerPipeline(program);
 registerBench(program);
 
@@ -32,7 +38,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
-  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError;
+  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError || e instanceof ConfigError || e instanceof BackendError || e instanceof ModelFileError || e instanceof SafetensorsError;
   console.error(`ctspeech: error: ${known ? (e as Error).message : (e as Error).stack ?? String(e)}`);
   process.exit(known ? 2 : 1);
 }

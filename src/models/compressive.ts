@@ -50,7 +50,13 @@ export function stateTensors<T extends Tensor>(s: CtState<T>): T[] {
  * rows; `reset[b] = 1` clears row b's memories first (a new file starts). Pure: the previous
  * state is not modified.
  */
-export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: CtState<T>, opts: { keepProbs?: boolean } = {}): CtOutput<T> {
+export interface ForwardOptions {
+  keepProbs?: boolean;
+  /** training only: residual dropout at cfg.dropout with masks drawn from this generator */
+  dropoutRng?: { nextFloat(): number };
+}
+
+export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: CtState<T>, opts: ForwardOptions = {}): CtOutput<T> {
   const B = state.batch;
   const n = tokens.length / B;
   if (!Number.isInteger(n) || n < 1) throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
@@ -77,6 +83,14 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     [B, 1, n, K],
   );
 
+  const rate = opts.dropoutRng ? cfg.dropout : 0;
+  // Masks are data (constants), drawn from the caller's seeded generator: a resumed run redraws them identically.
+  const drop = (t: T): T => {
+    if (rate <= 0) return t;
+    const m = new Float32Array(B * n * d);
+    for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
+    return ops.mul(t, ops.constant(m, [B, n, d]));
+  };
   let x = ops.reshape(ops.matMul(ops.constant(oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, d]);
   const newMem: T[] = [];
   const newCmem: T[] = [];
@@ -94,9 +108,9 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     const ln1 = (t: T) => layerNorm(ops, t, L('ln1.gamma'), L('ln1.beta'));
     const attn = relativeAttention(ops, { wq: L('attn.wq'), wk: L('attn.wk'), wv: L('attn.wv'), wr: L('attn.wr'), u: L('attn.u'), v: L('attn.v'), wo: L('attn.wo') }, ln1(h), ln1(context), mask, { B, n, K, H, dh });
     if (opts.keepProbs) probsOut.push(attn.probs);
-    x = ops.add(h, attn.out);
+    x = ops.add(h, drop(attn.out));
     const ff = linear(ops, ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))), L('ff.w2'), L('ff.b2'));
-    x = ops.add(x, ff);
+    x = ops.add(x, drop(ff));
 
     // Memory update (Algorithm 1): the n oldest of [mem; h] leave memory and are compressed.
     const seq = nm > 0 ? ops.concat([mem[i], hMem], 1) : hMem;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../data/rng.js';
 import { TfOps } from '../engine/tfjs-ops.js';
 import { ctForward, type CtState, initialState, nllLoss, stateTensors } from '../models/compressive.js';
 import type { TransformerConfig } from '../models/config.js';
@@ -34,7 +35,10 @@ export class TransformerStep {
   private readonly optimizer: tf.AdamOptimizer;
   state: CtState<tf.Tensor>;
 
-  constructor(readonly cfg: TransformerConfig, init: Map<string, { shape: number[]; data: Float32Array }>, batch: number, opts: { lr?: number; clip?: number } = {}) {
+  private readonly rng: Rng;
+
+  constructor(readonly cfg: TransformerConfig, init: Map<string, { shape: number[]; data: Float32Array }>, batch: number, opts: { lr?: number; clip?: number; seed?: number } = {}) {
+    this.rng = new Rng(opts.seed ?? cfg.seed);
     const prefix = `ct${instances++}/`;
     this.order = [...init.keys()];
     for (const [name, t] of init) this.vars.set(name, tf.variable(tf.tensor(t.data, t.shape), true, prefix + name));
@@ -55,7 +59,7 @@ export class TransformerStep {
     let auxT: tf.Scalar | null = null;
     const varList = this.order.map((n) => this.vars.get(n)!);
     const { value, grads } = tf.variableGrads(() => {
-      const out = ctForward(this.ops, this.cfg, this.params, batch.inputs, batch.reset, this.state);
+      const out = ctForward(this.ops, this.cfg, this.params, batch.inputs, batch.reset, this.state, { dropoutRng: this.cfg.dropout > 0 ? this.rng : undefined });
       next = out.state;
       for (const t of stateTensors(out.state)) tf.keep(t);
       const nll = nllLoss(this.ops, out.logits, batch.targets, batch.mask) as tf.Scalar;

@@ -1,0 +1,71 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import YAML from 'yaml';
+import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
+import { parseTransformerConfig, preset, PRESETS, type TransformerConfig } from '../models/config.js';
+import { transformerFlopsPerSample } from '../models/flops.js';
+import { saveModel } from '../models/model-files.js';
+import { describeParams, initParams, transformerParamSpec } from '../models/param-spec.js';
+import { UsageError } from './options.js';
+
+export function registerModel(program: Command): void {
+  program
+    .command('model')
+    .summary('inspect a model config: parameters, attention span, FLOPs; optionally write initial weights')
+    .description(
+      'Show a Compressive Transformer / Transformer-XL config as the model will run it: layers, widths,\n' +
+        'segment, memory and compressed-memory lengths, parameter count, FLOPs per sample, and the tfjs\n' +
+        'backend that would train it (and why). With --save, write seeded initial weights as\n' +
+        'model.safetensors + config.json (see docs/safetensors.md).\n\n' +
+        `Presets: ${Object.keys(PRESETS).join(', ')}`,
+    )
+    .option('-p, --preset <name>', 'a named config', 'ct-cpu')
+    .option('-c, --config <file>', 'a JSON or YAML config (overrides --preset)')
+    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', 'auto')
+    .option('--save <dir>', 'write initial weights and config here')
+    .option('--json', 'print the resolved config as JSON')
+    .action(async (o: { preset: string; config?: string; backend: string; save?: string; json?: boolean }) => {
+      const cfg = loadConfig(o);
+      if (o.json) {
+        console.log(JSON.stringify(cfg, null, 2));
+        return;
+      }
+      if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+      const info = await initBackend(o.backend as BackendName | 'auto');
+      const kind = cfg.compressedMemory > 0 ? 'Compressive Transformer' : 'Transformer-XL';
+      const flops = transformerFlopsPerSample(cfg);
+      console.log(`${kind}: ${describeParams(cfg)}`);
+      console.log(`  segment ${cfg.segment}, memory ${cfg.memory}${cfg.compressedMemory ? `, compressed memory ${cfg.compressedMemory} (rate ${cfg.compressionRate}, ${cfg.compression}, aux loss ${cfg.auxLoss})` : ''}`);
+      const span = cfg.segment + cfg.memory + cfg.compressedMemory * cfg.compressionRate;
+      console.log(`  attention span per layer: ${span} samples (${((span / 16000) * 1000).toFixed(0)} ms at 16 kHz)`);
+      console.log(`  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`);
+      console.log(`  ${backendSummary(info)}`);
+      if (o.save) {
+        const specs = transformerParamSpec(cfg);
+        const values = initParams(specs, cfg.seed, cfg.initStd);
+        saveModel(o.save, cfg, new Map(specs.map((s) => [s.name, { shape: s.shape, data: values.get(s.name)! }])));
+        console.log(`  initial weights (seed ${cfg.seed}) written to ${o.save}`);
+      }
+    });
+}
+
+export function loadConfig(o: { preset: string; config?: string }): TransformerConfig {
+  if (!o.config) return preset(o.preset);
+  let text: string;
+  try {
+    text = fs.readFileSync(o.config, 'utf8');
+  } catch {
+    throw new UsageError(`--config ${o.config} cannot be read`);
+  }
+  let raw: unknown;
+  try {
+    raw = o.config.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    throw new UsageError(`--config ${o.config} is not valid ${o.config.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  // A config file may start from a preset and override fields: {preset: ct-cpu, layers: 6}.
+  const obj = (raw ?? {}) as Record<string, unknown>;
+  const base = typeof obj.preset === 'string' ? preset(obj.preset) : {};
+  const { preset: _p, ...rest } = obj;
+  return parseTransformerConfig({ ...base, ...rest }, o.config);
+}

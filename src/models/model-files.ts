@@ -1,0 +1,80 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../util/atomic.js';
+import { parseTransformerConfig, type TransformerConfig } from './config.js';
+import { shapeSize, transformerParamSpec } from './param-spec.js';
+import { loadSafetensors, type NamedTensor, saveSafetensors } from './safetensors.js';
+
+export const PARAMS_FILE = 'model.safetensors';
+export const CONFIG_FILE = 'config.json';
+export const PARAMS_FORMAT = 'ctspeech-params';
+export const PARAMS_VERSION = '1';
+
+export type ParamArrays = Map<string, { shape: number[]; data: Float32Array }>;
+
+export class ModelFileError extends Error {}
+
+/**
+ * Save parameters as `model.safetensors` (F32, names of docs/safetensors.md) with the config as
+ * `config.json` beside it and inside the safetensors metadata, so either file alone identifies
+ * the model. Both writes are atomic.
+ */
+export function saveModel(dir: string, cfg: TransformerConfig, params: ParamArrays): void {
+  checkAgainstSpec(cfg, params, dir);
+  fs.mkdirSync(dir, { recursive: true });
+  const tensors = new Map<string, NamedTensor>();
+  for (const s of transformerParamSpec(cfg)) {
+    const p = params.get(s.name)!;
+    tensors.set(s.name, { dtype: 'F32', shape: [...p.shape], data: p.data });
+  }
+  const config = JSON.stringify(cfg);
+  saveSafetensors(path.join(dir, PARAMS_FILE), tensors, { format: PARAMS_FORMAT, version: PARAMS_VERSION, config });
+  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(cfg, null, 2) + '\n');
+}
+
+/** Load and check a saved model: every parameter the config needs, with its shape, and nothing else. */
+export function loadModel(dir: string): { cfg: TransformerConfig; params: ParamArrays } {
+  const cfgPath = path.join(dir, CONFIG_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+  } catch (e) {
+    throw new ModelFileError(`${cfgPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message}`);
+  }
+  const cfg = parseTransformerConfig(raw, cfgPath);
+  const file = path.join(dir, PARAMS_FILE);
+  const st = loadSafetensors(file);
+  if (st.metadata.format !== PARAMS_FORMAT) throw new ModelFileError(`${file}: not a ctspeech parameter file (metadata format ${JSON.stringify(st.metadata.format)})`);
+  if (st.metadata.version !== PARAMS_VERSION) throw new ModelFileError(`${file}: parameter format version ${st.metadata.version}, this ctspeech reads ${PARAMS_VERSION}`);
+  if (st.metadata.config && st.metadata.config !== JSON.stringify(cfg)) {
+    let inner: TransformerConfig;
+    try {
+      inner = parseTransformerConfig(JSON.parse(st.metadata.config), `${file} metadata`);
+    } catch (e) {
+      throw new ModelFileError(`${file}: its embedded config is unreadable: ${(e as Error).message}`);
+    }
+    if (JSON.stringify(inner) !== JSON.stringify(cfg)) throw new ModelFileError(`${cfgPath} does not match the config inside ${file}: the two files come from different models`);
+  }
+  const params: ParamArrays = new Map();
+  for (const [name, t] of st.tensors) {
+    if (t.dtype !== 'F32') throw new ModelFileError(`${file}: ${name} is ${t.dtype}, expected F32`);
+    params.set(name, { shape: t.shape, data: t.data as Float32Array });
+  }
+  checkAgainstSpec(cfg, params, file);
+  return { cfg, params };
+}
+
+function checkAgainstSpec(cfg: TransformerConfig, params: ParamArrays, where: string): void {
+  const specs = transformerParamSpec(cfg);
+  const problems: string[] = [];
+  for (const s of specs) {
+    const p = params.get(s.name);
+    if (!p) problems.push(`missing ${s.name}`);
+    else if (p.shape.join('x') !== s.shape.join('x')) problems.push(`${s.name} has shape [${p.shape}], the config needs [${s.shape}]`);
+    else if (p.data.length !== shapeSize(s.shape)) problems.push(`${s.name} holds ${p.data.length} values for shape [${s.shape}]`);
+  }
+  const known = new Set(specs.map((s) => s.name));
+  for (const name of params.keys()) if (!known.has(name)) problems.push(`unexpected ${name}`);
+  if (problems.length) throw new ModelFileError(`${where}: parameters do not fit the config: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`);
+}
+
