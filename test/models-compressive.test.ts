@@ -132,6 +132,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
     assert.ok(maxAbsDiff(a.logits[1], b.logits[1]) < 1e-5);
     assert.ok(maxAbsDiff(a.logits[2], b.logits[2]) > 1e-4, 'segment 3 attends to compressed memory');
     assert.equal(b.states[2].cmem[0].shape[1], 0);
+    // No code path depends on the compression settings once n_cm = 0: bit for bit the same model.
+    const other = tinyConfig({ compressedMemory: 0, auxLoss: 'none', compression: 'most-used', compressionRate: 2 });
+    const c2 = runSegments(other, txlArrays, segs, 1);
+    for (let k = 0; k < 3; k++) assert.deepEqual(c2.logits[k], b.logits[k]);
   });
 
   test(`[${backend}] stop-gradients: aux trains only compression, NLL never trains compression`, async () => {
