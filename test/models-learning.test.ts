@@ -5,7 +5,7 @@ import { decodeAudio } from '../src/audio/decode.js';
 import { muLawEncode } from '../src/audio/mulaw.js';
 import { entropyNats } from '../src/data/stats.js';
 import { initBackend } from '../src/engine/backend.js';
-import { TransformerStep } from '../src/train/tf-step.js';
+import { TrainStep } from '../src/train/tf-step.js';
 import { SAMPLES } from './helpers.js';
 import { paramArrays, tinyConfig } from './model-helpers.js';
 
@@ -23,7 +23,7 @@ test('a tiny CT learns a real speech clip well below its unigram entropy', async
   const n = cfg.segment;
   const share = Math.floor(clip.length / B);
   const init = paramArrays(cfg, 1, 0.02);
-  const trainer = new TransformerStep(cfg, init, B, { lr: 3e-3, clip: 1 });
+  const trainer = new TrainStep(cfg, init, B, { lr: 3e-3, clip: 1 });
   const steps = 300;
   const nlls: number[] = [];
   for (let s = 0; s < steps; s++) {

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../engine/backend.js';
-import { ctForward, stateTensors } from '../models/compressive.js';
-import { preset, type TransformerConfig } from '../models/config.js';
-import { transformerFlopsPerSample } from '../models/flops.js';
-import { initParams, paramCount, transformerParamSpec } from '../models/param-spec.js';
-import { TransformerStep } from '../train/tf-step.js';
+import { TfOps } from '../engine/tfjs-ops.js';
+import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
+import { initParams, paramCount } from '../models/param-spec.js';
+import { type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
+import { initialWavenetState, queuesFromState, wavenetStep } from '../models/wavenet.js';
+import { receptiveField, type WavenetConfig } from '../models/wavenet-config.js';
+import { TrainStep } from '../train/tf-step.js';
 import type { BenchRow } from './prepare-bench.js';
 
 function median(xs: number[]): number {
@@ -12,8 +14,8 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function seededInit(cfg: TransformerConfig) {
-  const specs = transformerParamSpec(cfg);
+function seededInit(cfg: ModelConfig) {
+  const specs = paramSpecOf(cfg);
   const values = initParams(specs, cfg.seed, cfg.initStd);
   return { count: paramCount(specs), init: new Map(specs.map((s) => [s.name, { shape: s.shape, data: values.get(s.name)! }])) };
 }
@@ -35,8 +37,17 @@ export function matmulGflops(m = 2048, k = 128, n = 512, reps = 10): number {
   return (2 * m * k * n) / median(times) / 1e9;
 }
 
+/** A batch of B rows: a transformer segment, or a WaveNet crop whose last `segment` positions are scored. */
+function syntheticBatch(cfg: ModelConfig, B: number) {
+  const len = cfg.kind === 'wavenet' ? receptiveField(cfg) - 1 + cfg.segment : cfg.segment;
+  const inputs = Int32Array.from({ length: B * len }, (_, i) => (i * 37 + 11) % 256);
+  const targets = Int32Array.from({ length: B * len }, (_, i) => (i * 53 + 5) % 256);
+  const mask = Float32Array.from({ length: B * len }, (_, i) => (i % len >= len - cfg.segment ? 1 : 0));
+  return { inputs, targets, mask, scored: B * cfg.segment, positions: B * len };
+}
+
 /**
- * Training-step and forward throughput of a preset on one backend, in samples (tokens) per second,
+ * Training-step and forward throughput of a preset on one backend, in scored samples per second,
  * with FLOPs per sample so the gap to the backend's matmul ceiling is visible.
  */
 export async function benchTrain(presets: string[], backends: BackendName[], opts: { batch?: number; steps?: number; log?: (s: string) => void } = {}): Promise<BenchRow[]> {
@@ -44,24 +55,23 @@ export async function benchTrain(presets: string[], backends: BackendName[], opt
   const log = opts.log ?? (() => {});
   for (const backend of backends) {
     const info = await initBackend(backend);
-    const gflops = matmulGflops();
-    rows.push({ name: `${backend}: matmul 2048x128x512`, value: gflops, unit: 'GFLOP/s', note: info.detail });
-    // The pure-JS backend is ~100x slower: one short step keeps its measurement to seconds.
+    rows.push({ name: `${backend}: matmul 2048x128x512`, value: matmulGflops(), unit: 'GFLOP/s', note: info.detail });
+    // The pure-JS backend is ~100x slower: one short batch keeps its measurement to seconds.
     const slow = backend === 'cpu';
     for (const name of presets) {
-      const cfg = preset(name);
-      const B = slow ? 1 : opts.batch ?? 8;
+      const cfg = modelPreset(name);
+      // WaveNet crops carry a receptive field of unscored context: 8 of them exceed wasm's 4 GB heap.
+      const B = slow ? 1 : opts.batch ?? (cfg.kind === 'wavenet' ? 2 : 8);
       const steps = slow ? 2 : opts.steps ?? 6;
-      const n = cfg.segment;
       const { count, init } = seededInit(cfg);
-      const trainer = new TransformerStep(cfg, init, B, { lr: 3e-4, clip: 0.1 });
-      const inputs = Int32Array.from({ length: B * n }, (_, i) => (i * 37 + 11) % 256);
-      const targets = Int32Array.from({ length: B * n }, (_, i) => (i * 53 + 5) % 256);
-      const mask = new Float32Array(B * n).fill(1);
+      const trainer = new TrainStep(cfg, init, B, { lr: 3e-4, clip: 0.1 });
+      const batch = syntheticBatch(cfg, B);
+      // WaveNet crops are independent: each step starts from a cleared state, as training does.
+      const reset = cfg.kind === 'wavenet' ? new Uint8Array(B).fill(1) : null;
       const times: number[] = [];
       for (let s = 0; s < steps + 1; s++) {
         const t0 = performance.now();
-        trainer.step({ inputs, targets, mask, reset: null });
+        trainer.step({ ...batch, reset });
         if (s > 0) times.push((performance.now() - t0) / 1000); // the first step compiles kernels and fills memory
       }
       const fwdTimes: number[] = [];
@@ -70,25 +80,49 @@ export async function benchTrain(presets: string[], backends: BackendName[], opt
         const t0 = performance.now();
         let out = state;
         tf.tidy(() => {
-          const o = ctForward(trainer.ops, cfg, trainer.params, inputs, null, state);
+          const o = trainer.model.forward(trainer.ops, trainer.params, batch.inputs, reset, state);
           o.logits.dataSync();
-          for (const t of stateTensors(o.state)) tf.keep(t);
+          for (const t of trainer.model.stateTensors(o.state)) tf.keep(t);
           out = o.state;
         });
-        if (state !== trainer.state) tf.dispose(stateTensors(state).filter((t) => !stateTensors(out).includes(t)));
+        if (state !== trainer.state) tf.dispose(trainer.model.stateTensors(state));
         state = out;
         fwdTimes.push((performance.now() - t0) / 1000);
       }
-      if (state !== trainer.state) tf.dispose(stateTensors(state).filter((t) => !stateTensors(trainer.state).includes(t)));
+      if (state !== trainer.state) tf.dispose(trainer.model.stateTensors(state));
       trainer.dispose();
-      const flops = transformerFlopsPerSample(cfg);
-      const trainRate = (B * n) / median(times);
-      const fwdRate = (B * n) / median(fwdTimes);
-      rows.push({ name: `${backend}: ${name} training step`, value: trainRate, unit: 'samples/s', note: `B ${B} x ${n}, ${(count / 1e6).toFixed(2)}M params, ${(flops.train / 1e6).toFixed(1)} MFLOP/sample -> ${((trainRate * flops.train) / 1e9).toFixed(2)} GFLOP/s` });
-      rows.push({ name: `${backend}: ${name} forward`, value: fwdRate, unit: 'samples/s', note: `${(flops.forward / 1e6).toFixed(1)} MFLOP/sample -> ${((fwdRate * flops.forward) / 1e9).toFixed(2)} GFLOP/s` });
+      const flops = cfg.kind === 'wavenet' ? wavenetFlopsPerSample(cfg) : transformerFlopsPerSample(cfg);
+      // FLOPs are per processed position; WaveNet crops process receptive-field context they do not score.
+      const perScored = batch.positions / batch.scored;
+      const trainRate = batch.scored / median(times);
+      const fwdRate = batch.scored / median(fwdTimes);
+      const shape = cfg.kind === 'wavenet' ? `B ${B} crops of ${batch.positions / B}, ${cfg.segment} scored` : `B ${B} x ${cfg.segment}`;
+      rows.push({ name: `${backend}: ${name} training step`, value: trainRate, unit: 'samples/s', note: `${shape}, ${(count / 1e6).toFixed(2)}M params, ${(flops.train / 1e6).toFixed(1)} MFLOP/position -> ${((trainRate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s` });
+      rows.push({ name: `${backend}: ${name} forward`, value: fwdRate, unit: 'samples/s', note: `${(flops.forward / 1e6).toFixed(1)} MFLOP/position -> ${((fwdRate * perScored * flops.forward) / 1e9).toFixed(2)} GFLOP/s` });
+      if (cfg.kind === 'wavenet' && !slow) rows.push(...benchWavenetSteps(cfg, init));
       log(`${backend} ${name} done`);
     }
   }
   return rows;
 }
 
+/** Fast-generation single-sample steps per second (one sample for each of B rows per step). */
+function benchWavenetSteps(cfg: WavenetConfig, init: Map<string, { shape: number[]; data: Float32Array }>): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const p = new Map([...init].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+  const ops = new TfOps();
+  for (const B of [1, 8]) {
+    const q = queuesFromState(ops, cfg, initialWavenetState(ops, cfg, B));
+    const codes = new Int32Array(B).fill(128);
+    const times: number[] = [];
+    for (let s = 0; s < 60; s++) {
+      const t0 = performance.now();
+      tf.tidy(() => wavenetStep(ops, cfg, p, codes, q).dataSync());
+      if (s >= 10) times.push((performance.now() - t0) / 1000);
+    }
+    const rate = 1 / median(times);
+    rows.push({ name: `wavenet fast step, batch ${B}`, value: rate, unit: 'steps/s', note: `${(rate * B).toFixed(0)} samples/s, real-time factor ${((rate * B) / 16000).toFixed(3)} at 16 kHz` });
+  }
+  tf.dispose([...p.values()]);
+  return rows;
+}

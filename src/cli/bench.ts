@@ -12,7 +12,7 @@ export function registerBench(program: Command): void {
     .description('Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\nMedians of repeated runs; nothing here is a pass/fail test.')
     .option('--only <parts>', 'comma-separated: prepare, train', 'prepare,train')
     .option('--samples <dir>', 'audio to benchmark decoding on', 'samples/speech')
-    .option('--presets <names>', 'transformer presets for the training figures', 'ct-cpu,txl-cpu')
+    .option('--presets <names>', 'model presets for the training figures', 'ct-cpu,txl-cpu,wavenet-cpu')
     .option('--backends <names>', 'tfjs backends for the training figures (wasm, cpu, tensorflow)', 'wasm,cpu')
     .option('--json', 'print JSON instead of a table')
     .action(async (o: { only: string; samples: string; presets: string; backends: string; json?: boolean }) => {

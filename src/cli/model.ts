@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
-import { parseTransformerConfig, preset, PRESETS, type TransformerConfig } from '../models/config.js';
-import { transformerFlopsPerSample } from '../models/flops.js';
+import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
 import { saveModel } from '../models/model-files.js';
-import { describeParams, initParams, transformerParamSpec } from '../models/param-spec.js';
+import { initParams } from '../models/param-spec.js';
+import { ALL_PRESETS, describeModel, type ModelConfig, modelPreset, paramSpecOf, parseModelConfig } from '../models/registry.js';
+import { receptiveField } from '../models/wavenet-config.js';
 import { UsageError } from './options.js';
 
 export function registerModel(program: Command): void {
@@ -13,11 +14,11 @@ export function registerModel(program: Command): void {
     .command('model')
     .summary('inspect a model config: parameters, attention span, FLOPs; optionally write initial weights')
     .description(
-      'Show a Compressive Transformer / Transformer-XL config as the model will run it: layers, widths,\n' +
-        'segment, memory and compressed-memory lengths, parameter count, FLOPs per sample, and the tfjs\n' +
+      'Show a model config (Compressive Transformer, Transformer-XL or WaveNet) as it will run: layers,\n' +
+        'widths, segment and memory lengths or receptive field, parameter count, FLOPs per sample, and the tfjs\n' +
         'backend that would train it (and why). With --save, write seeded initial weights as\n' +
         'model.safetensors + config.json (see docs/safetensors.md).\n\n' +
-        `Presets: ${Object.keys(PRESETS).join(', ')}`,
+        `Presets: ${ALL_PRESETS.join(', ')}`,
     )
     .option('-p, --preset <name>', 'a named config', 'ct-cpu')
     .option('-c, --config <file>', 'a JSON or YAML config (overrides --preset)')
@@ -32,16 +33,22 @@ export function registerModel(program: Command): void {
       }
       if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
       const info = await initBackend(o.backend as BackendName | 'auto');
-      const kind = cfg.compressedMemory > 0 ? 'Compressive Transformer' : 'Transformer-XL';
-      const flops = transformerFlopsPerSample(cfg);
-      console.log(`${kind}: ${describeParams(cfg)}`);
-      console.log(`  segment ${cfg.segment}, memory ${cfg.memory}${cfg.compressedMemory ? `, compressed memory ${cfg.compressedMemory} (rate ${cfg.compressionRate}, ${cfg.compression}, aux loss ${cfg.auxLoss})` : ''}`);
-      const span = cfg.segment + cfg.memory + cfg.compressedMemory * cfg.compressionRate;
-      console.log(`  attention span per layer: ${span} samples (${((span / 16000) * 1000).toFixed(0)} ms at 16 kHz)`);
-      console.log(`  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`);
+      console.log(describeModel(cfg));
+      if (cfg.kind === 'wavenet') {
+        const rf = receptiveField(cfg);
+        console.log(`  receptive field ${rf} samples (${((rf / 16000) * 1000).toFixed(0)} ms at 16 kHz); training crops score ${cfg.segment} positions each`);
+        const flops = wavenetFlopsPerSample(cfg);
+        console.log(`  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`);
+      } else {
+        const flops = transformerFlopsPerSample(cfg);
+        console.log(`  segment ${cfg.segment}, memory ${cfg.memory}${cfg.compressedMemory ? `, compressed memory ${cfg.compressedMemory} (rate ${cfg.compressionRate}, ${cfg.compression}, aux loss ${cfg.auxLoss})` : ''}`);
+        const span = cfg.segment + cfg.memory + cfg.compressedMemory * cfg.compressionRate;
+        console.log(`  attention span per layer: ${span} samples (${((span / 16000) * 1000).toFixed(0)} ms at 16 kHz)`);
+        console.log(`  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`);
+      }
       console.log(`  ${backendSummary(info)}`);
       if (o.save) {
-        const specs = transformerParamSpec(cfg);
+        const specs = paramSpecOf(cfg);
         const values = initParams(specs, cfg.seed, cfg.initStd);
         saveModel(o.save, cfg, new Map(specs.map((s) => [s.name, { shape: s.shape, data: values.get(s.name)! }])));
         console.log(`  initial weights (seed ${cfg.seed}) written to ${o.save}`);
@@ -49,8 +56,8 @@ export function registerModel(program: Command): void {
     });
 }
 
-export function loadConfig(o: { preset: string; config?: string }): TransformerConfig {
-  if (!o.config) return preset(o.preset);
+export function loadConfig(o: { preset: string; config?: string }): ModelConfig {
+  if (!o.config) return modelPreset(o.preset);
   let text: string;
   try {
     text = fs.readFileSync(o.config, 'utf8');
@@ -65,7 +72,7 @@ export function loadConfig(o: { preset: string; config?: string }): TransformerC
   }
   // A config file may start from a preset and override fields: {preset: ct-cpu, layers: 6}.
   const obj = (raw ?? {}) as Record<string, unknown>;
-  const base = typeof obj.preset === 'string' ? preset(obj.preset) : {};
+  const base = typeof obj.preset === 'string' ? modelPreset(obj.preset) : {};
   const { preset: _p, ...rest } = obj;
-  return parseTransformerConfig({ ...base, ...rest }, o.config);
+  return parseModelConfig({ ...base, ...rest }, o.config);
 }

@@ -1,4 +1,5 @@
 import type { TransformerConfig } from './config.js';
+import type { WavenetConfig } from './wavenet-config.js';
 
 /**
  * Multiply-add FLOPs (2 per MAC) of one forward pass per scored sample, counting the matmuls as
@@ -21,5 +22,13 @@ export function transformerFlopsPerSample(c: TransformerConfig): { forward: numb
   perLayer += 2 * 2 * d * c.dFF; // feed-forward
   if (c.compressedMemory > 0 && (c.compression === 'conv' || c.compression === 'dilated-conv')) perLayer += 2 * d * d; // c*d x d per n/c windows
   const forward = 2 * 256 * d + c.layers * perLayer + 2 * d * 256;
+  return { forward, train: 3 * forward };
+}
+
+/** The same count for WaveNet: per layer two [R, 2D] taps, residual and skip 1x1s; then the head. */
+export function wavenetFlopsPerSample(c: WavenetConfig): { forward: number; train: number } {
+  const { residualChannels: R, dilationChannels: D, skipChannels: S, headChannels: E } = c;
+  const layers = c.stacks * c.layersPerStack;
+  const forward = 2 * 256 * R + layers * (2 * 2 * R * 2 * D + 2 * D * R + 2 * D * S) + 2 * S * E + 2 * E * 256;
   return { forward, train: 3 * forward };
 }

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
-import { parseTransformerConfig, type TransformerConfig } from './config.js';
-import { shapeSize, transformerParamSpec } from './param-spec.js';
+import { shapeSize } from './param-spec.js';
+import { type ModelConfig, paramSpecOf, parseModelConfig } from './registry.js';
 import { loadSafetensors, type NamedTensor, saveSafetensors } from './safetensors.js';
 
 export const PARAMS_FILE = 'model.safetensors';
@@ -19,11 +19,11 @@ export class ModelFileError extends Error {}
  * `config.json` beside it and inside the safetensors metadata, so either file alone identifies
  * the model. Both writes are atomic.
  */
-export function saveModel(dir: string, cfg: TransformerConfig, params: ParamArrays): void {
+export function saveModel(dir: string, cfg: ModelConfig, params: ParamArrays): void {
   checkAgainstSpec(cfg, params, dir);
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, NamedTensor>();
-  for (const s of transformerParamSpec(cfg)) {
+  for (const s of paramSpecOf(cfg)) {
     const p = params.get(s.name)!;
     tensors.set(s.name, { dtype: 'F32', shape: [...p.shape], data: p.data });
   }
@@ -33,7 +33,7 @@ export function saveModel(dir: string, cfg: TransformerConfig, params: ParamArra
 }
 
 /** Load and check a saved model: every parameter the config needs, with its shape, and nothing else. */
-export function loadModel(dir: string): { cfg: TransformerConfig; params: ParamArrays } {
+export function loadModel(dir: string): { cfg: ModelConfig; params: ParamArrays } {
   const cfgPath = path.join(dir, CONFIG_FILE);
   let raw: unknown;
   try {
@@ -41,15 +41,15 @@ export function loadModel(dir: string): { cfg: TransformerConfig; params: ParamA
   } catch (e) {
     throw new ModelFileError(`${cfgPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message}`);
   }
-  const cfg = parseTransformerConfig(raw, cfgPath);
+  const cfg = parseModelConfig(raw, cfgPath);
   const file = path.join(dir, PARAMS_FILE);
   const st = loadSafetensors(file);
   if (st.metadata.format !== PARAMS_FORMAT) throw new ModelFileError(`${file}: not a ctspeech parameter file (metadata format ${JSON.stringify(st.metadata.format)})`);
   if (st.metadata.version !== PARAMS_VERSION) throw new ModelFileError(`${file}: parameter format version ${st.metadata.version}, this ctspeech reads ${PARAMS_VERSION}`);
   if (st.metadata.config && st.metadata.config !== JSON.stringify(cfg)) {
-    let inner: TransformerConfig;
+    let inner: ModelConfig;
     try {
-      inner = parseTransformerConfig(JSON.parse(st.metadata.config), `${file} metadata`);
+      inner = parseModelConfig(JSON.parse(st.metadata.config), `${file} metadata`);
     } catch (e) {
       throw new ModelFileError(`${file}: its embedded config is unreadable: ${(e as Error).message}`);
     }
@@ -64,8 +64,8 @@ export function loadModel(dir: string): { cfg: TransformerConfig; params: ParamA
   return { cfg, params };
 }
 
-function checkAgainstSpec(cfg: TransformerConfig, params: ParamArrays, where: string): void {
-  const specs = transformerParamSpec(cfg);
+function checkAgainstSpec(cfg: ModelConfig, params: ParamArrays, where: string): void {
+  const specs = paramSpecOf(cfg);
   const problems: string[] = [];
   for (const s of specs) {
     const p = params.get(s.name);

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../data/rng.js';
 import { TfOps } from '../engine/tfjs-ops.js';
-import { ctForward, type CtState, initialState, nllLoss, stateTensors } from '../models/compressive.js';
-import type { TransformerConfig } from '../models/config.js';
+import { nllLoss } from '../models/compressive.js';
 import type { Params } from '../models/layers.js';
+import type { ModelConfig } from '../models/registry.js';
+import { type ModelState, type SequenceModel, sequenceModel } from '../models/sequence-model.js';
 
 export interface StepBatch {
   inputs: ArrayLike<number>;
@@ -23,28 +24,30 @@ export interface StepResult {
 let instances = 0;
 
 /**
- * Eager tfjs training of the transformer models: one segment per step, state carried between
+ * Eager tfjs training of any model: one segment (or crop batch) per step, state carried between
  * steps, Adam with global-norm clipping (tfjs has none: gradients are computed, clipped, then
  * applied). Gradients of NLL + aux reach every parameter; the stop-gradients inside the model keep
  * the aux loss to the compression network and the NLL away from it.
  */
-export class TransformerStep {
+export class TrainStep {
   readonly ops = new TfOps();
   readonly vars = new Map<string, tf.Variable>();
   private readonly order: string[];
   private readonly optimizer: tf.AdamOptimizer;
-  state: CtState<tf.Tensor>;
+  state: ModelState<tf.Tensor>;
+  readonly model: SequenceModel<tf.Tensor>;
 
   private readonly rng: Rng;
 
-  constructor(readonly cfg: TransformerConfig, init: Map<string, { shape: number[]; data: Float32Array }>, batch: number, opts: { lr?: number; clip?: number; seed?: number } = {}) {
+  constructor(readonly cfg: ModelConfig, init: Map<string, { shape: number[]; data: Float32Array }>, batch: number, opts: { lr?: number; clip?: number; seed?: number } = {}) {
     this.rng = new Rng(opts.seed ?? cfg.seed);
     const prefix = `ct${instances++}/`;
     this.order = [...init.keys()];
     for (const [name, t] of init) this.vars.set(name, tf.variable(tf.tensor(t.data, t.shape), true, prefix + name));
     this.optimizer = tf.train.adam(opts.lr ?? 3e-4);
     this.clip = opts.clip ?? 0.1;
-    this.state = initialState(this.ops, cfg, batch);
+    this.model = sequenceModel(cfg);
+    this.state = this.model.initialState(this.ops, batch);
   }
 
   private readonly clip: number;
@@ -54,14 +57,15 @@ export class TransformerStep {
   }
 
   step(batch: StepBatch): StepResult {
-    let next: CtState<tf.Tensor> | null = null;
+    let next: ModelState<tf.Tensor> | null = null;
     let nllT: tf.Scalar | null = null;
     let auxT: tf.Scalar | null = null;
     const varList = this.order.map((n) => this.vars.get(n)!);
     const { value, grads } = tf.variableGrads(() => {
-      const out = ctForward(this.ops, this.cfg, this.params, batch.inputs, batch.reset, this.state, { dropoutRng: this.cfg.dropout > 0 ? this.rng : undefined });
+      const dropout = this.cfg.kind === 'transformer' && this.cfg.dropout > 0;
+      const out = this.model.forward(this.ops, this.params, batch.inputs, batch.reset, this.state, { dropoutRng: dropout ? this.rng : undefined });
       next = out.state;
-      for (const t of stateTensors(out.state)) tf.keep(t);
+      for (const t of this.model.stateTensors(out.state)) tf.keep(t);
       const nll = nllLoss(this.ops, out.logits, batch.targets, batch.mask) as tf.Scalar;
       nllT = tf.keep(nll.clone());
       if (out.aux) auxT = tf.keep((out.aux as tf.Scalar).clone());
@@ -86,14 +90,15 @@ export class TransformerStep {
       );
     }
     tf.dispose([value, nllT!, ...(auxT ? [auxT] : []), ...Object.values(grads)]);
-    const prev = stateTensors(this.state);
+    const prev = this.model.stateTensors(this.state);
     this.state = next!;
-    tf.dispose(prev.filter((t) => !stateTensors(this.state).includes(t)));
+    const live = new Set(this.model.stateTensors(this.state));
+    tf.dispose(prev.filter((t) => !live.has(t)));
     return { loss, nll, aux, gradNorm, skipped };
   }
 
   dispose(): void {
-    tf.dispose([...this.vars.values(), ...stateTensors(this.state)]);
+    tf.dispose([...this.vars.values(), ...this.model.stateTensors(this.state)]);
     this.optimizer.dispose();
   }
 }

@@ -1,0 +1,93 @@
+/**
+ * The WaveNet baseline's configuration, presets and parameter list (DESIGN.md section 5): causal
+ * dilated convolutions of width 2, dilations 1, 2, ..., 2^(layersPerStack-1) repeated `stacks` times.
+ */
+import { z } from 'zod';
+import { ConfigError } from './config.js';
+import { paramCount, type ParamSpec, VOCAB } from './param-spec.js';
+
+const int = (min: number) => z.number().int().min(min);
+
+export const WavenetConfig = z.strictObject({
+  kind: z.literal('wavenet'),
+  vocab: z.literal(256),
+  stacks: int(1),
+  layersPerStack: int(1).max(16),
+  residualChannels: int(1),
+  dilationChannels: int(1),
+  skipChannels: int(1),
+  headChannels: int(1),
+  /** positions scored per training crop (after a full receptive field of context) */
+  segment: int(1),
+  initStd: z.number().positive().default(0.02),
+  seed: z.number().int().default(0),
+});
+export type WavenetConfig = z.infer<typeof WavenetConfig>;
+
+export function parseWavenetConfig(json: unknown, source = 'config'): WavenetConfig {
+  const r = WavenetConfig.safeParse(json);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')} (known: ${Object.keys(WavenetConfig.shape).join(', ')})` : i.message}`);
+  throw new ConfigError(`${source}: invalid wavenet config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`);
+}
+
+/** Dilation of every layer, in order. */
+export function dilations(c: WavenetConfig): number[] {
+  return Array.from({ length: c.stacks * c.layersPerStack }, (_, i) => 2 ** (i % c.layersPerStack));
+}
+
+/** Samples a prediction sees, the current one included: each width-2 layer adds its dilation. */
+export function receptiveField(c: WavenetConfig): number {
+  return 1 + dilations(c).reduce((a, d) => a + d, 0);
+}
+
+/**
+ * Parameters in order. A layer's two taps (x[t-d] and x[t]) map to the filter and gate halves at
+ * once: `conv.w0`/`conv.w1` are [R, 2D] with the filter in the first D columns, so a layer is two
+ * matmuls rather than four.
+ */
+export function wavenetParamSpec(c: WavenetConfig): ParamSpec[] {
+  const { residualChannels: R, dilationChannels: D, skipChannels: S, headChannels: E } = c;
+  const out: ParamSpec[] = [];
+  const p = (name: string, shape: number[], init: ParamSpec['init'] = 'normal') => out.push({ name, shape, init, compression: false });
+  p('embed.weight', [VOCAB, R]);
+  dilations(c).forEach((_, i) => {
+    p(`layers.${i}.conv.w0`, [R, 2 * D]);
+    p(`layers.${i}.conv.w1`, [R, 2 * D]);
+    p(`layers.${i}.conv.b`, [2 * D], 'zeros');
+    p(`layers.${i}.res.w`, [D, R]);
+    p(`layers.${i}.res.b`, [R], 'zeros');
+    p(`layers.${i}.skip.w`, [D, S]);
+    p(`layers.${i}.skip.b`, [S], 'zeros');
+  });
+  p('head.w1', [S, E]);
+  p('head.b1', [E], 'zeros');
+  p('head.w2', [E, VOCAB]);
+  p('head.b2', [VOCAB], 'zeros');
+  return out;
+}
+
+export function describeWavenet(c: WavenetConfig): string {
+  const n = paramCount(wavenetParamSpec(c));
+  const rf = receptiveField(c);
+  return `${c.stacks} x ${c.layersPerStack} layers (dilations 1..${2 ** (c.layersPerStack - 1)}), residual ${c.residualChannels}, dilation ${c.dilationChannels}, skip ${c.skipChannels}, head ${c.headChannels}: ${(n / 1e6).toFixed(2)}M parameters, receptive field ${rf} samples`;
+}
+
+const common = { kind: 'wavenet', vocab: 256, initStd: 0.02, seed: 0 } as const;
+const raw: Record<string, z.input<typeof WavenetConfig>> = {
+  'wavenet-tiny': { ...common, stacks: 1, layersPerStack: 4, residualChannels: 16, dilationChannels: 16, skipChannels: 32, headChannels: 32, segment: 64 },
+  // Sized to ct-cpu's ~1.2M parameters; receptive field 2,047 samples (128 ms at 16 kHz).
+  'wavenet-cpu': { ...common, stacks: 2, layersPerStack: 10, residualChannels: 88, dilationChannels: 88, skipChannels: 176, headChannels: 256, segment: 1024 },
+  // The paper's baseline: 30 layers (3 stacks of dilations 1..512), about 40M parameters.
+  'wavenet-paper': { ...common, stacks: 3, layersPerStack: 10, residualChannels: 464, dilationChannels: 464, skipChannels: 464, headChannels: 512, segment: 4096 },
+};
+
+export const WAVENET_PRESETS: Readonly<Record<string, WavenetConfig>> = Object.freeze(
+  Object.fromEntries(Object.entries(raw).map(([name, c]) => [name, Object.freeze(parseWavenetConfig(c, `preset '${name}'`))])),
+);
+
+export function wavenetPreset(name: string): WavenetConfig {
+  const c = Object.prototype.hasOwnProperty.call(WAVENET_PRESETS, name) ? WAVENET_PRESETS[name] : undefined;
+  if (!c) throw new ConfigError(`unknown wavenet preset '${name}'; known presets: ${Object.keys(WAVENET_PRESETS).join(', ')}`);
+  return { ...c };
+}

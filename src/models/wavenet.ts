@@ -1,0 +1,122 @@
+import type { Ops, Tensor } from '../engine/ops.js';
+import { linear, oneHot, param, type Params } from './layers.js';
+import { dilations, type WavenetConfig } from './wavenet-config.js';
+
+/**
+ * Segment-mode state: for each layer, the last d_i inputs of that layer [B, d_i, R] (zeros =
+ * silence before the start). Carrying it makes consecutive segments score exactly as one long pass.
+ */
+export interface WavenetState<T extends Tensor = Tensor> {
+  batch: number;
+  hist: T[];
+}
+
+export function initialWavenetState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, batch: number): WavenetState<T> {
+  const R = cfg.residualChannels;
+  return { batch, hist: dilations(cfg).map((d) => ops.constant(new Float32Array(batch * d * R), [batch, d, R])) };
+}
+
+export function wavenetStateTensors<T extends Tensor>(s: WavenetState<T>): T[] {
+  return [...s.hist];
+}
+
+/** One layer's gated unit on aligned inputs: tanh(W_f * x) ⊙ σ(W_g * x) with x = (x[t-d], x[t]). */
+function gated<T extends Tensor>(ops: Ops<T>, L: (s: string) => T, past: T, cur: T, D: number): T {
+  const z = ops.add(ops.add(linear(ops, past, L('conv.w0')), linear(ops, cur, L('conv.w1'))), L('conv.b'));
+  const lead = z.shape.slice(0, -1);
+  const begin = lead.map(() => 0);
+  const filt = ops.slice(z, [...begin, 0], [...lead, D]);
+  const gate = ops.slice(z, [...begin, D], [...lead, D]);
+  return ops.mul(ops.tanh(filt), ops.sigmoid(gate));
+}
+
+function head<T extends Tensor>(ops: Ops<T>, p: Params<T>, skip: T): T {
+  return linear(ops, ops.relu(linear(ops, ops.relu(skip), param(p, 'head.w1'), param(p, 'head.b1'))), param(p, 'head.w2'), param(p, 'head.b2'));
+}
+
+/**
+ * WaveNet over a segment of B rows x n codes: causal dilated convolutions of width 2, each written
+ * as two matmuls over time-shifted inputs (no convolution kernels: wasm lacks some of their
+ * gradients, and matmuls trace to plain ONNX MatMul). Returns logits [B * n, 256].
+ */
+export function wavenetForward<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: WavenetState<T>): { logits: T; state: WavenetState<T> } {
+  const B = state.batch;
+  const n = tokens.length / B;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
+  const { residualChannels: R, dilationChannels: D } = cfg;
+  let hist = state.hist;
+  if (reset && Array.prototype.some.call(reset, (r: number) => r)) {
+    const keep = ops.constant(Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)), [B, 1, 1]);
+    hist = hist.map((t) => ops.mul(t, keep));
+  }
+  let h = ops.reshape(ops.matMul(ops.constant(oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, R]);
+  let skip: T | null = null;
+  const next: T[] = [];
+  dilations(cfg).forEach((d, i) => {
+    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const seq = ops.concat([hist[i], ops.stopGradient(h)], 1); // [B, d + n, R]
+    // x[t-d] for the segment's positions: the first n of [history; h]. History carries no gradient;
+    // within the segment the shifted input must, so it is re-sliced from h where it lies inside.
+    const past = d >= n ? ops.slice(seq, [0, 0, 0], [B, n, R]) : ops.concat([hist[i], ops.slice(h, [0, 0, 0], [B, n - d, R])], 1);
+    const g = gated(ops, L, past, h, D);
+    const s = linear(ops, g, L('skip.w'), L('skip.b'));
+    skip = skip ? ops.add(skip, s) : s;
+    next.push(ops.slice(seq, [0, n, 0], [B, d, R]));
+    h = ops.add(h, linear(ops, g, L('res.w'), L('res.b')));
+  });
+  const logits = ops.reshape(head(ops, p, skip as unknown as T), [B * n, 256]);
+  return { logits, state: { batch: B, hist: next } };
+}
+
+/**
+ * Fast generation state (Paine et al. 2016): per layer a ring of its last d_i inputs, kept on the
+ * host. A step reads each layer's x[t-d] from its ring and writes x[t] back, so it costs O(layers)
+ * whatever the receptive field.
+ */
+export interface WavenetQueues {
+  batch: number;
+  rings: Float32Array[];
+  /** index of the oldest entry (= x[t-d]) in each ring */
+  pos: number[];
+}
+
+/** Queues holding the same history as a segment-mode state (e.g. after priming on a prompt). */
+export function queuesFromState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, s: WavenetState<T>): WavenetQueues {
+  const R = cfg.residualChannels;
+  const rings = dilations(cfg).map((d, i) => {
+    const h = ops.read(s.hist[i]); // [B, d, R] -> ring [d, B, R]
+    const ring = new Float32Array(d * s.batch * R);
+    for (let b = 0; b < s.batch; b++) for (let k = 0; k < d; k++) ring.set(h.subarray((b * d + k) * R, (b * d + k + 1) * R), (k * s.batch + b) * R);
+    return ring;
+  });
+  return { batch: s.batch, rings, pos: rings.map(() => 0) };
+}
+
+/** One sample for each of B rows: codes [B] -> logits [B, 256]; the queues advance in place. */
+export function wavenetStep<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, codes: ArrayLike<number>, q: WavenetQueues): T {
+  const B = q.batch;
+  if (codes.length !== B) throw new Error(`wavenetStep: ${codes.length} codes for batch ${B}`);
+  const { residualChannels: R, dilationChannels: D } = cfg;
+  const dil = dilations(cfg);
+  let h = ops.matMul(ops.constant(oneHot(codes, 256), [B, 256]), param(p, 'embed.weight')); // [B, R]
+  let skip: T | null = null;
+  const inputs: T[] = [];
+  dil.forEach((d, i) => {
+    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const at = q.pos[i] * B * R;
+    const past = ops.constant(q.rings[i].slice(at, at + B * R), [B, R]);
+    inputs.push(h);
+    const g = gated(ops, L, past, h, D);
+    const s = linear(ops, g, L('skip.w'), L('skip.b'));
+    skip = skip ? ops.add(skip, s) : s;
+    h = ops.add(h, linear(ops, g, L('res.w'), L('res.b')));
+  });
+  const logits = head(ops, p, skip as unknown as T);
+  // One read for all layers' new inputs, then each ring's oldest entry is overwritten.
+  const all = ops.read(ops.concat(inputs, 0)); // [layers * B, R]
+  dil.forEach((d, i) => {
+    q.rings[i].set(all.subarray(i * B * R, (i + 1) * B * R), q.pos[i] * B * R);
+    q.pos[i] = (q.pos[i] + 1) % d;
+  });
+  return logits;
+}
