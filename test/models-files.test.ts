@@ -26,7 +26,7 @@ test('a saved model loads back bit for bit and gives the same logits', async () 
   const b = ctForward(ops, cfg, constParams(back.params), seg, null, initialState(ops, cfg, 1)).logits.dataSync();
   assert.equal(maxAbsDiff(a, b), 0);
   // The file is plain safetensors with our metadata.
-  const st = decodeSafetensors(fs.readFileSync(path.join(dir, 'model.safetensors')));
+  const st = decodeSafetensors(fs.readFileSync(path.join(dir, 'weights.safetensors')));
   assert.equal(st.metadata.format, 'ctspeech-params');
   assert.deepEqual(JSON.parse(st.metadata.config), cfg);
 });
@@ -47,9 +47,9 @@ test('model files that do not fit are refused with the reason', () => {
   fs.rmSync(path.join(dir, 'config.json'));
   assert.throws(() => loadModel(dir), /config\.json: missing/);
   saveModel(dir, cfg, arrays);
-  const bytes = fs.readFileSync(path.join(dir, 'model.safetensors'));
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), bytes.subarray(0, bytes.length - 100));
-  assert.throws(() => loadModel(dir), /model\.safetensors/);
+  const bytes = fs.readFileSync(path.join(dir, 'weights.safetensors'));
+  fs.writeFileSync(path.join(dir, 'weights.safetensors'), bytes.subarray(0, bytes.length - 100));
+  assert.throws(() => loadModel(dir), /weights\.safetensors/);
 });
 
 test('dropout is active only in training, seeded, and off at rate 0', async () => {

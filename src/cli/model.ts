@@ -17,7 +17,7 @@ export function registerModel(program: Command): void {
       'Show a model config (Compressive Transformer, Transformer-XL or WaveNet) as it will run: layers,\n' +
         'widths, segment and memory lengths or receptive field, parameter count, FLOPs per sample, and the tfjs\n' +
         'backend that would train it (and why). With --save, write seeded initial weights as\n' +
-        'model.safetensors + config.json (see docs/safetensors.md).\n\n' +
+        'weights.safetensors + config.json (see docs/safetensors.md).\n\n' +
         `Presets: ${ALL_PRESETS.join(', ')}`,
     )
     .option('-p, --preset <name>', 'a named config', 'ct-cpu')

@@ -5,7 +5,7 @@ import { shapeSize } from './param-spec.js';
 import { type ModelConfig, paramSpecOf, parseModelConfig } from './registry.js';
 import { loadSafetensors, type NamedTensor, saveSafetensors } from './safetensors.js';
 
-export const PARAMS_FILE = 'model.safetensors';
+export const PARAMS_FILE = 'weights.safetensors';
 export const CONFIG_FILE = 'config.json';
 export const PARAMS_FORMAT = 'ctspeech-params';
 export const PARAMS_VERSION = '1';
@@ -15,7 +15,7 @@ export type ParamArrays = Map<string, { shape: number[]; data: Float32Array }>;
 export class ModelFileError extends Error {}
 
 /**
- * Save parameters as `model.safetensors` (F32, names of docs/safetensors.md) with the config as
+ * Save parameters as `weights.safetensors` (F32, names of docs/safetensors.md) with the config as
  * `config.json` beside it and inside the safetensors metadata, so either file alone identifies
  * the model. Both writes are atomic.
  */
