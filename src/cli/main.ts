@@ -6,13 +6,19 @@ import { BackendError } from '../engine/backend.js';
 import { ConfigError } from '../models/config.js';
 import { ModelFileError } from '../models/model-files.js';
 import { SafetensorsError } from '../models/safetensors.js';
+import { CheckpointError } from '../train/checkpoint.js';
+import { ScheduleError } from '../train/schedule.js';
+import { RunError } from '../train/trainer.js';
+import { BatchConfigError } from '../data/batches.js';
 import { InputError } from '../data/scan.js';
 import { registerBench } from './bench.js';
+import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerModel } from './model.js';
 import { UsageError } from './options.js';
 import { registerPipeline } from './pipeline.js';
 import { registerPrepare } from './prepare.js';
+import { registerTrain } from './train.js';
 
 const program = new Command();
 program
@@ -30,15 +36,17 @@ program
 
 registerPrepare(program);
 registerInfo(program);
+registerTrain(program);
 registerModel(program);
 registerPipeline(program);
 registerBench(program);
+registerEval(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
-  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError || e instanceof ConfigError || e instanceof BackendError || e instanceof ModelFileError || e instanceof SafetensorsError;
+  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError || e instanceof ConfigError || e instanceof BackendError || e instanceof ModelFileError || e instanceof SafetensorsError || e instanceof RunError || e instanceof CheckpointError || e instanceof ScheduleError || e instanceof BatchConfigError;
   console.error(`ctspeech: error: ${known ? (e as Error).message : (e as Error).stack ?? String(e)}`);
   process.exit(known ? 2 : 1);
 }

@@ -23,16 +23,17 @@ export class ScheduleError extends Error {
 
 /** Throws a ScheduleError naming the offending field; call once at start-up, before any step. */
 export function validateSchedule(s: ScheduleConfig): void {
+  const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
   const int = (field: keyof ScheduleConfig, min: number) => {
     const v = s?.[field];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-      throw new ScheduleError(`schedule.${field} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+      throw new ScheduleError(`schedule.${field} must be an integer >= ${min}, got ${show(v)}`);
     }
   };
   const rate = (field: keyof ScheduleConfig) => {
     const v = s?.[field];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw new ScheduleError(`schedule.${field} must be a positive finite number, got ${JSON.stringify(v)}`);
+      throw new ScheduleError(`schedule.${field} must be a positive finite number, got ${show(v)}`);
     }
   };
   int('warmupSteps', 0);

@@ -1,0 +1,164 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { decodeAudio } from '../audio/decode.js';
+import { muLawEncode } from '../audio/mulaw.js';
+import { CorpusError, filesOf, manifestPath, readManifest, SPLITS, type Split } from '../data/manifest.js';
+import { scanInputs } from '../data/scan.js';
+import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
+import { evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
+import { CONFIG_FILE, loadModel, PARAMS_FILE } from '../models/model-files.js';
+import { describeModel } from '../models/registry.js';
+import { formatHours, formatTable } from '../report/table.js';
+import { intArg, UsageError } from './options.js';
+import { Progress } from './progress.js';
+
+/** Models are trained on 16 kHz mu-law codes. */
+const MODEL_RATE = 16000;
+
+interface EvalFlags {
+  run: string;
+  data?: string;
+  split: string;
+  memory?: number;
+  compressedMemory?: number;
+  batch: number;
+  backend: string;
+  json?: boolean;
+  limitFiles?: number;
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .summary('NLL per sample (nats and bits) of a trained model on held-out audio')
+    .description(
+      'Score every sample of held-out files with a trained model: each file from empty memory, every\n' +
+        'sample after the first predicted from all before it. Prints the NLL per file and over the split\n' +
+        '(sample-weighted), in nats and bits per sample, beside the unigram entropy of the same codes.\n\n' +
+        'Data: by default the run\'s own corpus (<run>/corpus, split test). --data may name another\n' +
+        'corpus (a folder with manifest.json), or audio files/folders, decoded at 16 kHz.',
+    )
+    .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')
+    .option('--data <path>', 'a prepared corpus, an audio folder or an audio file (default <run>/corpus)')
+    .option('--split <name>', 'corpus split to score: test, valid or train', 'test')
+    .option('--memory <n>', 'transformer memory length at evaluation (default: as trained)', intArg(0))
+    .option('--compressed-memory <n>', 'compressed memory length at evaluation (default: as trained)', intArg(0))
+    .option('--batch <n>', 'files scored in parallel rows', intArg(1, 1024), 8)
+    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', 'auto')
+    .option('--limit-files <n>', 'score only the first n files', intArg(1))
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  ctspeech eval --run runs/ct\n  ctspeech eval --run runs/ct --memory 1024 --json\n  ctspeech eval --run runs/ct --data my-recordings/')
+    .action(async (o: EvalFlags) => {
+      await runEval(o);
+    });
+}
+
+export async function runEval(o: EvalFlags): Promise<EvalResult> {
+  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+  if (!(SPLITS as readonly string[]).includes(o.split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
+  const { cfg, params } = loadRun(o.run);
+  const { files, source, skipped } = await loadData(o);
+  const short = files.filter((f) => f.codes.length < 2);
+  const usable = files.filter((f) => f.codes.length >= 2).slice(0, o.limitFiles ?? Infinity);
+  if (usable.length === 0) throw new UsageError(`${source}: no audio to score${files.length ? ' (every file is shorter than 2 samples)' : ''}`);
+
+  const info = await initBackend(o.backend as BackendName | 'auto');
+  const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  log(backendSummary(info));
+  log(`${describeModel(cfg)}`);
+  for (const s of skipped) console.error(`skipped ${s.source}: ${s.reason}`);
+  for (const f of short) console.error(`skipped ${f.path}: shorter than 2 samples, nothing to score`);
+  const progress = new Progress('eval');
+  const r = await evaluateCodes(cfg, params, usable, {
+    batch: o.batch,
+    memory: o.memory,
+    compressedMemory: o.compressedMemory,
+    onProgress: (d, t) => progress.update(d, t),
+  });
+  progress.done();
+  if (o.json) {
+    console.log(JSON.stringify(r, null, 2));
+    return r;
+  }
+  if (r.memoryOverride) {
+    const m = r.memoryOverride;
+    console.log(`memory at evaluation: ${m.memory} + compressed ${m.compressedMemory} (trained with ${m.trainedMemory} + ${m.trainedCompressedMemory})`);
+  }
+  console.log(`Scored ${source}: ${r.files.length} file(s), ${formatHours(r.totalSamples / MODEL_RATE / 3600)}`);
+  console.log(
+    formatTable(
+      ['file', 'samples', 'NLL (nats)', 'NLL (bits)'],
+      [...r.files.map((f) => [f.path, f.samples, f.nats.toFixed(4), f.bits.toFixed(4)]), ['total', r.totalSamples, r.nats.toFixed(4), r.bits.toFixed(4)]],
+    ),
+  );
+  console.log(`unigram entropy of the same codes: ${r.unigramNats.toFixed(4)} nats, ${r.unigramBits.toFixed(4)} bits per sample (a context-free model's NLL)`);
+  console.log(`${Math.round(r.samplesPerSecond).toLocaleString('en-US')} samples/s (batch ${r.batch}, segment ${r.segment}, ${r.backend})`);
+  return r;
+}
+
+function loadRun(run: string): ReturnType<typeof loadModel> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(run);
+  } catch {
+    throw new UsageError(`run directory ${run} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`--run ${run} is not a folder`);
+  for (const f of [CONFIG_FILE, PARAMS_FILE]) {
+    if (!fs.existsSync(path.join(run, f))) throw new UsageError(`${path.join(run, f)} is missing: ${run} holds no trained model (has training saved its weights?)`);
+  }
+  return loadModel(run);
+}
+
+async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: string; skipped: { source: string; reason: string }[] }> {
+  if (o.data === undefined) {
+    const corpus = path.join(o.run, 'corpus');
+    if (!fs.existsSync(manifestPath(corpus))) {
+      throw new UsageError(`run ${o.run} has no prepared corpus at ${corpus} (the trainer prepares it there); pass --data <corpus | audio folder | file>`);
+    }
+    return { ...readCorpus(corpus, o.split as Split, o.limitFiles), skipped: [] };
+  }
+  if (!fs.existsSync(o.data)) throw new UsageError(`--data ${o.data} does not exist`);
+  if (fs.statSync(o.data).isDirectory() && fs.existsSync(manifestPath(o.data))) return { ...readCorpus(o.data, o.split as Split, o.limitFiles), skipped: [] };
+  // Plain audio: every file under the path, whatever its folder says about splits.
+  const scan = scanInputs([o.data], { validFraction: 0, testFraction: 0 });
+  const skipped = [...scan.skipped];
+  const files: EvalFile[] = [];
+  for (const f of scan.files) {
+    if (o.limitFiles !== undefined && files.length >= o.limitFiles) break;
+    try {
+      const a = await decodeAudio(f.source, MODEL_RATE);
+      files.push({ path: f.display, codes: muLawEncode(a.samples) });
+    } catch (e) {
+      skipped.push({ source: f.source, reason: (e as Error).message });
+    }
+  }
+  if (files.length === 0) throw new UsageError(`--data ${o.data}: no decodable audio${skipped.length ? ` (${skipped.length} file(s) failed: ${skipped[0].reason})` : ''}`);
+  return { files, source: o.data, skipped };
+}
+
+function readCorpus(corpus: string, split: Split, limit?: number): { files: EvalFile[]; source: string } {
+  const m = readManifest(corpus);
+  if (m.settings.sampleRate !== MODEL_RATE) console.error(`warning: corpus ${corpus} is at ${m.settings.sampleRate} Hz; models are trained on ${MODEL_RATE} Hz codes`);
+  const entries = filesOf(m, split).slice(0, limit ?? Infinity);
+  if (entries.length === 0) throw new UsageError(`split ${split} of corpus ${corpus} has no files; choose another with --split (${SPLITS.join(', ')})`);
+  const bin = path.join(corpus, m.binaries[split]);
+  let fd: number;
+  try {
+    fd = fs.openSync(bin, 'r');
+  } catch (e) {
+    throw new CorpusError(`corpus ${corpus} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`);
+  }
+  try {
+    const files = entries.map((e) => {
+      const codes = new Uint8Array(e.length);
+      const got = fs.readSync(fd, codes, 0, e.length, e.offset);
+      if (got !== e.length) throw new CorpusError(`corpus ${corpus} is damaged: ${m.binaries[split]} ends before ${e.path}; re-run prepare with --force`);
+      return { path: e.path, codes };
+    });
+    return { files, source: `${corpus} (${split})` };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * NLL evaluation (DESIGN.md section 7): every held-out file from empty memory, every sample after
+ * the first scored. This is the one entry point `ctspeech eval` calls, so the engine behind it
+ * (tfjs now, onnxruntime later) can change without touching the command.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { entropyNats } from '../data/stats.js';
+import { TfOps, type TfTensor } from '../engine/tfjs-ops.js';
+import { ConfigError, parseTransformerConfig } from '../models/config.js';
+import type { ParamArrays } from '../models/model-files.js';
+import type { ModelConfig } from '../models/registry.js';
+import { type ModelState, sequenceModel } from '../models/sequence-model.js';
+
+export interface FileNll {
+  path: string;
+  /** scored samples: the file's length minus one (the first code has no context to predict it) */
+  samples: number;
+  /** mean NLL per scored sample, in nats */
+  nats: number;
+  bits: number;
+}
+
+export interface MemoryOverride {
+  memory: number;
+  compressedMemory: number;
+  trainedMemory: number;
+  trainedCompressedMemory: number;
+}
+
+export interface EvalResult {
+  files: FileNll[];
+  totalSamples: number;
+  /** sample-weighted over files */
+  nats: number;
+  bits: number;
+  /** unigram entropy of the scored codes: the NLL of a model that ignores context */
+  unigramNats: number;
+  unigramBits: number;
+  samplesPerSecond: number;
+  backend: string;
+  /** segment length the rows advanced by */
+  segment: number;
+  batch: number;
+  memoryOverride?: MemoryOverride;
+}
+
+export interface EvalOptions {
+  /** files evaluated in parallel rows (default 8) */
+  batch?: number;
+  /** transformer only: memory lengths at evaluation (may exceed training's; parameters do not depend on them) */
+  memory?: number;
+  compressedMemory?: number;
+  /** WaveNet only: positions per forward pass (carried state makes any length exact); default 4096 */
+  wavenetSegment?: number;
+  onProgress?(done: number, total: number): void;
+}
+
+export interface EvalFile {
+  path: string;
+  codes: Uint8Array;
+}
+
+/** Code fed to padded positions after a file's end; they are never scored. */
+export const PAD_CODE = 128;
+const LN2 = Math.log(2);
+
+/**
+ * The config evaluation runs: memory overrides applied to a copy (checked as any config is), and
+ * no auxiliary loss, which only trains f_c and would cost time at every segment.
+ */
+export function evalConfig(cfg: ModelConfig, opts: Pick<EvalOptions, 'memory' | 'compressedMemory'> = {}): { cfg: ModelConfig; override?: MemoryOverride } {
+  const asked = opts.memory !== undefined || opts.compressedMemory !== undefined;
+  if (cfg.kind === 'wavenet') {
+    if (asked) throw new ConfigError('memory overrides apply to transformer models only; a WaveNet carries exactly its receptive field');
+    return { cfg };
+  }
+  const memory = opts.memory ?? cfg.memory;
+  const compressedMemory = opts.compressedMemory ?? cfg.compressedMemory;
+  if (cfg.compressedMemory === 0 && compressedMemory > 0) {
+    throw new ConfigError(`compressed memory ${compressedMemory} asked for a Transformer-XL (trained with compressedMemory 0): it has no trained compression network`);
+  }
+  const out = parseTransformerConfig({ ...cfg, memory, compressedMemory, auxLoss: 'none' }, 'evaluation config (after --memory/--compressed-memory)');
+  return {
+    cfg: out,
+    override: asked ? { memory, compressedMemory, trainedMemory: cfg.memory, trainedCompressedMemory: cfg.compressedMemory } : undefined,
+  };
+}
+
+/** A row of the batch: which file it is scoring and how many of its inputs it has fed. */
+interface Row {
+  file: number;
+  pos: number;
+}
+
+export async function evaluateCodes(cfg: ModelConfig, params: ParamArrays, files: EvalFile[], opts: EvalOptions = {}): Promise<EvalResult> {
+  if (files.length === 0) throw new RangeError('nothing to evaluate: no files');
+  for (const f of files) if (f.codes.length < 2) throw new RangeError(`${f.path}: ${f.codes.length} code(s); at least 2 are needed to score one prediction`);
+  const batch = Math.max(1, Math.min(opts.batch ?? 8, files.length));
+  const { cfg: run, override } = evalConfig(cfg, opts);
+  // Inputs are codes[0 .. L-2]; position t predicts codes[t + 1].
+  const lengths = files.map((f) => f.codes.length - 1);
+  const longest = Math.max(...lengths);
+  const n = run.kind === 'wavenet' ? Math.min(opts.wavenetSegment ?? 4096, longest) : run.segment;
+  const totalSamples = lengths.reduce((a, l) => a + l, 0);
+
+  // Longest first, so the last rows to finish are short files and idle rows waste little.
+  const order = files.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
+  let nextFile = 0;
+  const sums = new Float64Array(files.length);
+  const hist = new Float64Array(256);
+  for (const f of files) for (let t = 1; t < f.codes.length; t++) hist[f.codes[t]]++;
+
+  const ops = new TfOps();
+  const model = sequenceModel<TfTensor>(run);
+  const p = new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape, 'float32')]));
+  let state: ModelState<TfTensor> = model.initialState(ops, batch);
+  const rows: (Row | null)[] = Array.from({ length: batch }, () => null);
+  const tokens = new Int32Array(batch * n);
+  const reset = new Uint8Array(batch);
+  const index = new Int32Array(batch * n);
+  const start = performance.now();
+  let done = 0;
+  try {
+    for (;;) {
+      reset.fill(0);
+      for (let b = 0; b < batch; b++) {
+        const r = rows[b];
+        if (r && r.pos < lengths[r.file]) continue;
+        rows[b] = nextFile < order.length ? { file: order[nextFile++], pos: 0 } : null;
+        reset[b] = rows[b] ? 1 : 0;
+      }
+      if (rows.every((r) => r === null)) break;
+      // Gather indices into the flat [B * n * 256] log-probabilities; -1 marks an unscored slot.
+      const scored: { b: number; file: number; count: number }[] = [];
+      let k = 0;
+      for (let b = 0; b < batch; b++) {
+        const r = rows[b];
+        tokens.fill(PAD_CODE, b * n, (b + 1) * n);
+        if (!r) continue;
+        const codes = files[r.file].codes;
+        const count = Math.min(n, lengths[r.file] - r.pos);
+        for (let j = 0; j < count; j++) {
+          tokens[b * n + j] = codes[r.pos + j];
+          index[k++] = (b * n + j) * 256 + codes[r.pos + j + 1];
+        }
+        scored.push({ b, file: r.file, count });
+        r.pos += count;
+      }
+      let next!: ModelState<TfTensor>;
+      const picked = tf.tidy(() => {
+        const out = model.forward(ops, p, tokens, reset, state);
+        next = out.state;
+        for (const t of model.stateTensors(next)) tf.keep(t);
+        const logp = ops.logSoftmax(out.logits);
+        return tf.gather(tf.reshape(logp, [-1]), tf.tensor1d(index.subarray(0, k), 'int32'));
+      });
+      const values = (await picked.data()) as Float32Array;
+      picked.dispose();
+      // Tensors carried unchanged (e.g. a Transformer-XL's empty compressed memory) stay alive.
+      const live = new Set(model.stateTensors(next));
+      for (const t of model.stateTensors(state)) if (!live.has(t)) t.dispose();
+      state = next;
+      let at = 0;
+      for (const s of scored) {
+        let sum = 0;
+        for (let j = 0; j < s.count; j++) sum -= values[at + j];
+        sums[s.file] += sum;
+        at += s.count;
+      }
+      done += k;
+      opts.onProgress?.(done, totalSamples);
+    }
+  } finally {
+    for (const t of model.stateTensors(state)) t.dispose();
+    for (const t of p.values()) t.dispose();
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const out: FileNll[] = files.map((f, i) => {
+    const nats = sums[i] / lengths[i];
+    return { path: f.path, samples: lengths[i], nats, bits: nats / LN2 };
+  });
+  let weighted = 0;
+  for (let i = 0; i < files.length; i++) weighted += sums[i];
+  const nats = weighted / totalSamples;
+  const unigramNats = entropyNats(hist);
+  return {
+    files: out,
+    totalSamples,
+    nats,
+    bits: nats / LN2,
+    unigramNats,
+    unigramBits: unigramNats / LN2,
+    samplesPerSecond: totalSamples / Math.max(seconds, 1e-9),
+    backend: ops.name,
+    segment: n,
+    batch,
+    ...(override ? { memoryOverride: override } : {}),
+  };
+}
