@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import YAML from 'yaml';
 import { CLI, REPO, SAMPLES, tempDir } from './helpers.js';
 
 function run(args: string[], cwd = REPO) {
@@ -41,16 +42,32 @@ test('bad flags and paths exit non-zero and name the culprit', () => {
   const info = run(['info', root]);
   assert.equal(info.code, 2);
   assert.match(info.err, /not a prepared corpus/);
-  fs.writeFileSync(path.join(root, 'bad.yaml'), 'name: x\nworkdir: w\nsteps:\n  - train: {}\n');
+  fs.writeFileSync(path.join(root, 'bad.yaml'), 'name: x\nworkdir: w\nsteps:\n  - fit: {}\n');
   const pipe = run(['pipeline', path.join(root, 'bad.yaml')]);
   assert.equal(pipe.code, 2);
-  assert.match(pipe.err, /steps\.0: each step must be one of prepare, info/);
+  assert.match(pipe.err, /steps\.0: each step must be one of prepare, info, train, eval, report/);
 });
 
-test('the quickstart pipeline prepares the bundled samples end to end', () => {
+test('the quickstart pipeline runs end to end (shortened training)', () => {
   const work = tempDir();
-  const r = run(['pipeline', 'pipelines/quickstart.yaml', '--workdir', work]);
-  assert.equal(r.code, 0, r.err);
+  // The real quickstart file, with training cut to seconds and evaluation to one file.
+  const doc = YAML.parse(fs.readFileSync(path.join(REPO, 'pipelines', 'quickstart.yaml'), 'utf8'));
+  const shortClip = path.join(work, 'short', 'clip.wav');
+  fs.mkdirSync(path.dirname(shortClip));
+  fs.copyFileSync(path.join(SAMPLES, 'test', 'vm-forwardoptions.wav'), shortClip);
+  fs.truncateSync(shortClip, 44 + 2 * 8000); // half a second of its 16-bit PCM
+  const hdr = fs.readFileSync(shortClip);
+  hdr.writeUInt32LE(hdr.length - 8, 4);
+  hdr.writeUInt32LE(2 * 8000, 40);
+  fs.writeFileSync(shortClip, hdr);
+  for (const step of doc.steps) {
+    if (step.train) Object.assign(step.train, { model: 'ct-tiny', steps: 12, validEvery: 6, validSamples: 2000 });
+    if (step.eval) step.eval.data = path.dirname(shortClip);
+  }
+  const file = path.join(work, 'quick.yaml');
+  fs.writeFileSync(file, YAML.stringify(doc));
+  const r = run(['pipeline', file, '--workdir', work]);
+  assert.equal(r.code, 0, r.err + r.out);
   assert.match(r.out, /decoded \d+ file\(s\)/);
   assert.match(r.out, /entropy \(bits\)/);
   const m = JSON.parse(fs.readFileSync(path.join(work, 'corpus', 'manifest.json'), 'utf8'));
@@ -60,10 +77,14 @@ test('the quickstart pipeline prepares the bundled samples end to end', () => {
   assert.ok(m.files.some((f: { decoder: string }) => f.decoder === 'ffmpeg'));
   const png = fs.readFileSync(path.join(work, 'code-histogram.png'));
   assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
-  // A second run reuses every file.
-  const again = run(['pipeline', 'pipelines/quickstart.yaml', '--workdir', work]);
+  for (const f of ['ct-small/weights.safetensors', 'ct-small/checkpoint.safetensors', 'ct-small/curves.png', 'ct-small/eval-test.json', 'report.md', 'nll-comparison.png']) assert.ok(fs.existsSync(path.join(work, f)), f);
+  const report = fs.readFileSync(path.join(work, 'report.md'), 'utf8');
+  assert.match(report, /\| Compressive Transformer \| `ct-small` \| 0\.04M \| 12 \|/);
+  // A second run reuses every prepared file and every trained step.
+  const again = run(['pipeline', file, '--workdir', work]);
   assert.equal(again.code, 0, again.err);
   assert.match(again.out, /decoded 0 file\(s\), reused \d+ unchanged/);
+  assert.match(again.out, /finished at step 12/);
   const info = run(['info', path.join(work, 'corpus'), '--json']);
   assert.equal(info.code, 0, info.err);
   const j = JSON.parse(info.out);

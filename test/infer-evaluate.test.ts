@@ -168,9 +168,9 @@ function cli(args: string[]) {
 /** Short WAVs cut from the bundled speech, so each command stays near a second. */
 async function shortAudio(dir: string): Promise<string> {
   const cuts: [string, string, number][] = [
-    ['test', 'demo-moreinfo.wav', 0.5],
-    ['test', 'vm-forwardoptions.wav', 0.3],
-    ['valid', 'demo-abouttotry.wav', 0.2],
+    ['test', 'demo-moreinfo.wav', 0.25],
+    ['test', 'vm-forwardoptions.wav', 0.15],
+    ['valid', 'demo-abouttotry.wav', 0.1],
   ];
   for (const [split, name, seconds] of cuts) {
     const a = await decodeAudio(path.join(SAMPLES, split, name), 16000);
@@ -184,7 +184,7 @@ test('ctspeech eval: run corpus, --data audio, table output, errors', async () =
   const root = tempDir();
   const run = path.join(root, 'run');
   // ct-tiny's widths with long segments: tfjs's per-op cost is paid per segment, so this scores a
-  // file of half a second in a fraction of a second, where segment 16 would take seconds.
+  // quarter-second file in a fraction of a second, where segment 16 would take seconds.
   const cfg = parseTransformerConfig({ ...modelPreset('ct-tiny'), segment: 128, memory: 128, compressedMemory: 32 });
   const w = weights(cfg);
   saveModel(run, cfg, w);

@@ -6,7 +6,7 @@ import { muLawEncode } from '../audio/mulaw.js';
 import { CorpusError, filesOf, manifestPath, readManifest, SPLITS, type Split } from '../data/manifest.js';
 import { scanInputs } from '../data/scan.js';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
-import { evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
+import { evalConfig, evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
 import { CONFIG_FILE, loadModel, PARAMS_FILE } from '../models/model-files.js';
 import { describeModel } from '../models/registry.js';
 import { formatHours, formatTable } from '../report/table.js';
@@ -58,6 +58,8 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
   if (!(SPLITS as readonly string[]).includes(o.split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
   const { cfg, params } = loadRun(o.run);
+  // Bad memory overrides fail now, before any audio is decoded.
+  evalConfig(cfg, { memory: o.memory, compressedMemory: o.compressedMemory });
   const { files, source, skipped } = await loadData(o);
   const short = files.filter((f) => f.codes.length < 2);
   const usable = files.filter((f) => f.codes.length >= 2).slice(0, o.limitFiles ?? Infinity);

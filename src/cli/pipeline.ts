@@ -6,6 +6,11 @@ import { z } from 'zod';
 import { runInfo } from './info.js';
 import { UsageError } from './options.js';
 import { runPrepare } from './prepare.js';
+import { runEval } from './eval.js';
+import { runTrain, TRAIN_DEFAULTS } from './train.js';
+import { describeModel, parseModelConfig } from '../models/registry.js';
+import { summarizeRun, writeReport } from '../report/run-report.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 const PrepareStep = z.strictObject({
   inputs: z.array(z.string()).min(1),
@@ -17,7 +22,34 @@ const PrepareStep = z.strictObject({
   workers: z.number().int().positive().optional(),
 });
 const InfoStep = z.strictObject({ corpus: z.string(), plot: z.string().nullable().optional() });
-const Step = z.union([z.strictObject({ prepare: PrepareStep }), z.strictObject({ info: InfoStep })]);
+const TrainStepSpec = z.strictObject({
+  /** corpus or audio, relative to workdir when it names a step output, else to the current folder */
+  data: z.union([z.string(), z.array(z.string())]),
+  run: z.string(),
+  model: z.string().optional(),
+  config: z.string().optional(),
+  steps: z.number().int().positive().optional(),
+  minutes: z.number().positive().optional(),
+  batch: z.number().int().positive().optional(),
+  lr: z.number().positive().optional(),
+  minLr: z.number().positive().optional(),
+  warmup: z.number().int().nonnegative().optional(),
+  clip: z.number().nonnegative().optional(),
+  accumulate: z.number().int().positive().optional(),
+  validEvery: z.number().int().positive().optional(),
+  validSamples: z.number().int().positive().optional(),
+  checkpointEvery: z.number().int().positive().optional(),
+  seed: z.number().int().nonnegative().optional(),
+});
+const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional() });
+const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional() });
+const Step = z.union([
+  z.strictObject({ prepare: PrepareStep }),
+  z.strictObject({ info: InfoStep }),
+  z.strictObject({ train: TrainStepSpec }),
+  z.strictObject({ eval: EvalStep }),
+  z.strictObject({ report: ReportStep }),
+]);
 export const PipelineFile = z.strictObject({
   name: z.string(),
   description: z.string().optional(),
@@ -27,7 +59,7 @@ export const PipelineFile = z.strictObject({
 });
 export type PipelineFile = z.infer<typeof PipelineFile>;
 
-const STEP_KINDS = ['prepare', 'info'];
+const STEP_KINDS = ['prepare', 'info', 'train', 'eval', 'report'];
 
 export function loadPipeline(file: string): PipelineFile {
   let text: string;
@@ -79,10 +111,38 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const s = step.prepare;
       console.log(`\n== step ${i + 1}/${p.steps.length}: prepare ${s.inputs.join(' ')} -> ${inWork(s.out)}`);
       await runPrepare({ inputs: s.inputs, out: inWork(s.out), sampleRate: s.sampleRate, validFraction: s.validFraction, testFraction: s.testFraction, trimDb: s.trimDb ?? null, workers: s.workers });
-    } else {
+    } else if ('info' in step) {
       const s = step.info;
       console.log(`\n== step ${i + 1}/${p.steps.length}: info ${inWork(s.corpus)}`);
       runInfo(inWork(s.corpus), { plot: s.plot === null ? null : s.plot ? inWork(s.plot) : undefined });
+    } else if ('train' in step) {
+      const s = step.train;
+      // A data path that a previous step wrote lives in workdir; anything else is the user's audio.
+      const data = (Array.isArray(s.data) ? s.data : [s.data]).map((d) => (fs.existsSync(inWork(d)) ? inWork(d) : d));
+      console.log(`\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(s.run)}`);
+      const d = TRAIN_DEFAULTS;
+      await runTrain(data, {
+        model: s.model ?? 'ct-cpu', config: s.config, run: inWork(s.run), steps: s.steps ?? d.steps, minutes: s.minutes, batch: s.batch ?? d.batch, lr: s.lr ?? d.lr, minLr: s.minLr ?? d.minLr,
+        warmup: s.warmup ?? d.warmup, clip: s.clip ?? d.clip, accumulate: s.accumulate ?? d.accumulate, validEvery: s.validEvery ?? d.validEvery, validSamples: s.validSamples ?? d.validSamples,
+        checkpointEvery: s.checkpointEvery ?? d.checkpointEvery, seed: s.seed ?? d.seed, backend: 'auto',
+      });
+    } else if ('eval' in step) {
+      const s = step.eval;
+      const split = s.split ?? 'test';
+      console.log(`\n== step ${i + 1}/${p.steps.length}: eval ${inWork(s.run)} on ${s.data ?? 'its corpus'} (${split})`);
+      const r = await runEval({ run: inWork(s.run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', limitFiles: s.limitFiles });
+      writeFileAtomic(path.join(inWork(s.run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
+    } else {
+      const s = step.report;
+      const out = inWork(s.out);
+      console.log(`\n== step ${i + 1}/${p.steps.length}: report -> ${out}`);
+      const summaries = s.runs.map((r) => summarizeRun(r, inWork(r), (cfg) => {
+        const c = parseModelConfig(cfg);
+        const text = describeModel(c);
+        return { model: text.split(': ')[0], params: (/([\d.]+M) parameters/.exec(text) ?? ['', '?'])[1] };
+      }));
+      writeReport(out, s.title ?? `ctspeech: ${p.name}`, summaries);
+      console.log(`report written: ${out}`);
     }
   }
 }

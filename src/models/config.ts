@@ -114,6 +114,8 @@ export function isTransformerXL(c: TransformerConfig): boolean {
 const common = { kind: 'transformer', vocab: 256, dropout: 0, initStd: 0.02, seed: 0 } as const;
 
 const ctTiny = { ...common, layers: 2, dModel: 32, heads: 2, dHead: 16, dFF: 64, segment: 16, memory: 16, compressedMemory: 8, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
+/** The quick start's model: minutes on two CPU cores. */
+const ctSmall = { ...common, layers: 2, dModel: 64, heads: 2, dHead: 32, dFF: 256, segment: 64, memory: 64, compressedMemory: 32, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
 const ctCpu = { ...common, layers: 4, dModel: 128, heads: 4, dHead: 32, dFF: 512, segment: 256, memory: 256, compressedMemory: 256, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
 /**
  * The paper's speech scale (Rae et al. 2020, speech experiments): 20 layers, c = 4, window 768, memory 768 +
@@ -129,6 +131,8 @@ const ctPaper = { ...common, layers: 20, dModel: 344, heads: 8, dHead: 43, dFF: 
 const raw: Record<string, TransformerConfigInput> = {
   'ct-tiny': ctTiny,
   'txl-tiny': { ...ctTiny, compressedMemory: 0, auxLoss: 'none' },
+  'ct-small': ctSmall,
+  'txl-small': { ...ctSmall, compressedMemory: 0, memory: ctSmall.memory + ctSmall.compressedMemory, auxLoss: 'none' },
   'ct-cpu': ctCpu,
   'txl-cpu': { ...ctCpu, compressedMemory: 0, memory: ctCpu.memory + ctCpu.compressedMemory, auxLoss: 'none' },
   'ct-paper': ctPaper,
