@@ -115,7 +115,17 @@ function loadRun(run: string): ReturnType<typeof loadModel> {
 
 async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: string; skipped: { source: string; reason: string }[] }> {
   if (o.data === undefined) {
-    const corpus = path.join(o.run, 'corpus');
+    // The corpus the run trained on: <run>/corpus when training prepared audio, else the one train.json names.
+    let corpus = path.join(o.run, 'corpus');
+    const trainJson = path.join(o.run, 'train.json');
+    if (!fs.existsSync(manifestPath(corpus)) && fs.existsSync(trainJson)) {
+      try {
+        const named = JSON.parse(fs.readFileSync(trainJson, 'utf8')).corpus;
+        if (typeof named === 'string') corpus = named;
+      } catch {
+        // an unreadable train.json: fall through to the clear error below
+      }
+    }
     if (!fs.existsSync(manifestPath(corpus))) {
       throw new UsageError(`run ${o.run} has no prepared corpus at ${corpus} (the trainer prepares it there); pass --data <corpus | audio folder | file>`);
     }

@@ -143,7 +143,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   } else {
     saveModel(o.run, cfg, trainer.exportParams());
   }
-  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus }, null, 2) + '\n');
+  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus: path.resolve(corpus) }, null, 2) + '\n');
 
   const metricsFile = path.join(o.run, 'metrics.jsonl');
   // Lines written after the checkpoint we resume from (a kill between checkpoints) are replayed: drop them.
