@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { ConfigError, isTransformerXL, parseTransformerConfig, preset, PRESETS, type TransformerConfig } from '../src/models/config.js';
 import { describeParams, initParams, paramCount, transformerParamSpec } from '../src/models/param-spec.js';
 
-const NAMES = ['ct-tiny', 'txl-tiny', 'ct-cpu', 'txl-cpu', 'ct-paper', 'txl-paper'];
+const NAMES = ['ct-tiny', 'txl-tiny', 'ct-small', 'txl-small', 'ct-cpu', 'txl-cpu', 'ct-paper', 'txl-paper'];
 
 /** The parameter count written from the list in the brief, independently of param-spec.ts. */
 function handCount(c: TransformerConfig): number {
@@ -48,7 +48,7 @@ test('every preset parses and has the documented memory layout', () => {
     assert.equal(isTransformerXL(c), name.startsWith('txl'), name);
   }
   // TXL baselines get the CT's whole span, n_m + n_cm, as plain memory.
-  for (const size of ['tiny', 'cpu', 'paper']) {
+  for (const size of ['tiny', 'small', 'cpu', 'paper']) {
     const ct = PRESETS[`ct-${size}`];
     const txl = PRESETS[`txl-${size}`];
     assert.equal(txl.auxLoss, 'none');

@@ -11,6 +11,7 @@ export interface TrainCliOptions {
   config?: string;
   run: string;
   steps: number;
+  samples?: number;
   minutes?: number;
   stopAfter?: number;
   batch: number;
@@ -46,6 +47,7 @@ export function registerTrain(program: Command): void {
     .option('-m, --model <preset>', 'model preset (see `ctspeech model --help`)', 'ct-cpu')
     .option('-c, --config <file>', 'model config JSON/YAML (overrides --model)')
     .option('--steps <n>', 'total optimizer steps of the run', intArg(1), TRAIN_DEFAULTS.steps)
+    .option('--samples <n>', 'budget in training samples instead of steps (sets --steps to samples / (batch x segment x accumulate))', intArg(1))
     .option('--minutes <m>', 'stop this invocation after m minutes (checkpointed)', floatArg(0.01, 1e6))
     .option('--stop-after <n>', 'stop this invocation after n steps (checkpointed; rerun to continue)', intArg(1))
     .option('-b, --batch <n>', 'parallel streams (transformers) or crops (WaveNet) per step', intArg(1, 4096), TRAIN_DEFAULTS.batch)
@@ -69,6 +71,8 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
+  // A sample budget is a step budget in disguise: every step scores batch x segment samples.
+  const steps = o.samples !== undefined ? Math.max(1, Math.ceil(o.samples / (o.batch * cfg.segment * o.accumulate))) : o.steps;
   const info = await initBackend(o.backend as BackendName | 'auto');
   console.log(`ctspeech train: ${describeModel(cfg)}`);
   console.log(`  ${backendSummary(info)}`);
@@ -85,7 +89,7 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
   const bar = new Progress('train');
   try {
     const s = await train({
-      data, run: o.run, model: cfg, batch: o.batch, steps: o.steps, minutes: o.minutes, stopAfter: o.stopAfter, peakLr: o.lr, minLr: o.minLr, warmup: o.warmup, clip: o.clip,
+      data, run: o.run, model: cfg, batch: o.batch, steps, minutes: o.minutes, stopAfter: o.stopAfter, peakLr: o.lr, minLr: o.minLr, warmup: o.warmup, clip: o.clip,
       accumulate: o.accumulate, validEvery: o.validEvery, validSamples: o.validSamples, checkpointEvery: o.checkpointEvery, seed: o.seed, stopSignal: stop,
       onStep: (p) => bar.update(p.step, p.steps, `${Math.round(p.samplesPerSecond)} samples/s  loss ${p.loss.toFixed(4)}  nll ${p.nll.toFixed(4)}  lr ${p.lr.toExponential(2)}`),
       onLog: (line) => {
