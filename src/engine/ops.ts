@@ -14,6 +14,11 @@ export interface Tensor {
 export interface Ops<T extends Tensor = Tensor> {
   readonly name: string;
   constant(data: Float32Array, shape: readonly number[]): T;
+  /**
+   * A per-call input (codes as one-hot rows, attention masks, carried state): a constant when
+   * computing, a named graph input when tracing, so one traced graph serves every call.
+   */
+  input(name: string, data: Float32Array, shape: readonly number[]): T;
   /** Values of a small tensor, for data-dependent decisions (most-used selection, tests). */
   read(x: T): Float32Array;
 
@@ -38,6 +43,11 @@ export interface Ops<T extends Tensor = Tensor> {
   concat(xs: readonly T[], axis: number): T;
   slice(x: T, begin: readonly number[], size: readonly number[]): T;
   pad(x: T, paddings: readonly [number, number][]): T;
+  /**
+   * `size` entries along `axis` starting at the value of the scalar `start` [1] (a step's position
+   * in its segment): a slice whose offset is data, so a traced step graph serves every position.
+   */
+  sliceAt(x: T, axis: number, start: T, size: number): T;
 
   sum(x: T, axes: readonly number[], keepDims?: boolean): T;
   mean(x: T, axes: readonly number[], keepDims?: boolean): T;

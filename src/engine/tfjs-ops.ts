@@ -130,6 +130,19 @@ export class TfOps implements Ops<TfTensor> {
   constant(data: Float32Array, shape: readonly number[]): TfTensor {
     return tf.tensor(data, [...shape], 'float32');
   }
+  input(_name: string, data: Float32Array, shape: readonly number[]): TfTensor {
+    return this.constant(data, shape);
+  }
+
+  sliceAt(x: TfTensor, axis: number, start: TfTensor, size: number): TfTensor {
+    const at = Math.round(start.dataSync()[0]);
+    const ax = axis < 0 ? x.rank + axis : axis;
+    if (!(at >= 0 && at + size <= x.shape[ax])) throw new RangeError(`sliceAt: ${at} + ${size} outside axis ${ax} of length ${x.shape[ax]}`);
+    const begin = x.shape.map((_, i) => (i === ax ? at : 0));
+    const len = x.shape.map((v, i) => (i === ax ? size : v));
+    return tf.slice(x, begin, len);
+  }
+
   read(x: TfTensor): Float32Array {
     // dataSync may hand back the backend's own storage (cpu): copy so callers cannot alias it.
     return Float32Array.from(x.dataSync() as Float32Array);

@@ -1,15 +1,17 @@
 /**
  * NLL evaluation (DESIGN.md section 7): every held-out file from empty memory, every sample after
- * the first scored. This is the one entry point `ctspeech eval` calls, so the engine behind it
- * (tfjs now, onnxruntime later) can change without touching the command.
+ * the first scored. This is the one entry point `ctspeech eval` calls; the engine behind it
+ * (onnxruntime or tfjs) comes in as a graph opener, so the scoring loop is the same for both.
  */
 import * as tf from '@tensorflow/tfjs';
 import { entropyNats } from '../data/stats.js';
-import { TfOps, type TfTensor } from '../engine/tfjs-ops.js';
 import { ConfigError, parseTransformerConfig } from '../models/config.js';
 import type { ParamArrays } from '../models/model-files.js';
 import type { ModelConfig } from '../models/registry.js';
-import { type ModelState, sequenceModel } from '../models/sequence-model.js';
+import type { EngineInfo, GraphExecutor } from './executor.js';
+import { graphBuilder, type GraphSpec } from './graphs.js';
+import { SegmentScorer } from './segment-scorer.js';
+import { TfExecutor } from './tf-executor.js';
 
 export interface FileNll {
   path: string;
@@ -37,7 +39,9 @@ export interface EvalResult {
   unigramNats: number;
   unigramBits: number;
   samplesPerSecond: number;
+  /** the engine in words, e.g. "onnxruntime 1.30 (cpu, 2 threads)" */
   backend: string;
+  engine: EngineInfo;
   /** segment length the rows advanced by */
   segment: number;
   batch: number;
@@ -53,7 +57,17 @@ export interface EvalOptions {
   /** WaveNet only: positions per forward pass (carried state makes any length exact); default 4096 */
   wavenetSegment?: number;
   onProgress?(done: number, total: number): void;
+  /** builds the segment graph's executor; default tfjs on the active backend */
+  open?: GraphOpener;
 }
+
+export type GraphOpener = (cfg: ModelConfig, spec: GraphSpec, params: ParamArrays) => Promise<{ exec: GraphExecutor; info: EngineInfo }>;
+
+/** The tfjs engine: the graph builder run eagerly on the active backend. */
+export const openTfjs: GraphOpener = async (cfg, spec, params) => {
+  const backend = tf.getBackend();
+  return { exec: new TfExecutor(graphBuilder(cfg, spec), params), info: { engine: 'tfjs', device: backend, summary: `tfjs (${backend})` } };
+};
 
 export interface EvalFile {
   path: string;
@@ -110,14 +124,12 @@ export async function evaluateCodes(cfg: ModelConfig, params: ParamArrays, files
   const hist = new Float64Array(256);
   for (const f of files) for (let t = 1; t < f.codes.length; t++) hist[f.codes[t]]++;
 
-  const ops = new TfOps();
-  const model = sequenceModel<TfTensor>(run);
-  const p = new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape, 'float32')]));
-  let state: ModelState<TfTensor> = model.initialState(ops, batch);
+  const opener = opts.open ?? openTfjs;
+  const { exec, info } = await opener(run, { kind: 'segment', batch, length: n }, params);
+  const scorer = new SegmentScorer(run, batch, n, exec);
   const rows: (Row | null)[] = Array.from({ length: batch }, () => null);
   const tokens = new Int32Array(batch * n);
   const reset = new Uint8Array(batch);
-  const index = new Int32Array(batch * n);
   const start = performance.now();
   let done = 0;
   try {
@@ -130,49 +142,28 @@ export async function evaluateCodes(cfg: ModelConfig, params: ParamArrays, files
         reset[b] = rows[b] ? 1 : 0;
       }
       if (rows.every((r) => r === null)) break;
-      // Gather indices into the flat [B * n * 256] log-probabilities; -1 marks an unscored slot.
-      const scored: { b: number; file: number; count: number }[] = [];
-      let k = 0;
+      const scored: { b: number; file: number; from: number; count: number }[] = [];
       for (let b = 0; b < batch; b++) {
         const r = rows[b];
         tokens.fill(PAD_CODE, b * n, (b + 1) * n);
         if (!r) continue;
-        const codes = files[r.file].codes;
         const count = Math.min(n, lengths[r.file] - r.pos);
-        for (let j = 0; j < count; j++) {
-          tokens[b * n + j] = codes[r.pos + j];
-          index[k++] = (b * n + j) * 256 + codes[r.pos + j + 1];
-        }
-        scored.push({ b, file: r.file, count });
+        tokens.set(files[r.file].codes.subarray(r.pos, r.pos + count), b * n);
+        scored.push({ b, file: r.file, from: r.pos, count });
         r.pos += count;
       }
-      let next!: ModelState<TfTensor>;
-      const picked = tf.tidy(() => {
-        const out = model.forward(ops, p, tokens, reset, state);
-        next = out.state;
-        for (const t of model.stateTensors(next)) tf.keep(t);
-        const logp = ops.logSoftmax(out.logits);
-        return tf.gather(tf.reshape(logp, [-1]), tf.tensor1d(index.subarray(0, k), 'int32'));
-      });
-      const values = (await picked.data()) as Float32Array;
-      picked.dispose();
-      // Tensors carried unchanged (e.g. a Transformer-XL's empty compressed memory) stay alive.
-      const live = new Set(model.stateTensors(next));
-      for (const t of model.stateTensors(state)) if (!live.has(t)) t.dispose();
-      state = next;
-      let at = 0;
+      const logp = await scorer.run(tokens, reset);
       for (const s of scored) {
+        const codes = files[s.file].codes;
         let sum = 0;
-        for (let j = 0; j < s.count; j++) sum -= values[at + j];
+        for (let j = 0; j < s.count; j++) sum -= logp[(s.b * n + j) * 256 + codes[s.from + j + 1]];
         sums[s.file] += sum;
-        at += s.count;
+        done += s.count;
       }
-      done += k;
       opts.onProgress?.(done, totalSamples);
     }
   } finally {
-    for (const t of model.stateTensors(state)) t.dispose();
-    for (const t of p.values()) t.dispose();
+    await exec.dispose();
   }
   const seconds = (performance.now() - start) / 1000;
   const out: FileNll[] = files.map((f, i) => {
@@ -191,7 +182,8 @@ export async function evaluateCodes(cfg: ModelConfig, params: ParamArrays, files
     unigramNats,
     unigramBits: unigramNats / LN2,
     samplesPerSecond: totalSamples / Math.max(seconds, 1e-9),
-    backend: ops.name,
+    backend: info.summary,
+    engine: info,
     segment: n,
     batch,
     ...(override ? { memoryOverride: override } : {}),

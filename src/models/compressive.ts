@@ -78,10 +78,7 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     mem = mem.map((m) => ops.mul(m, k));
     cmem = cmem.map((m) => ops.mul(m, k));
   }
-  const mask = ops.constant(
-    attentionMask(B, n, K, (b, j) => (j < ncm ? j >= ncm - cmemValid[b] : j < ncm + nm ? j - ncm >= nm - memValid[b] : true)),
-    [B, 1, n, K],
-  );
+  const mask = ops.input('mask', segmentMask(cfg, B, n, memValid, cmemValid), [B, 1, n, K]);
 
   const rate = opts.dropoutRng ? cfg.dropout : 0;
   // Masks are data (constants), drawn from the caller's seeded generator: a resumed run redraws them identically.
@@ -91,7 +88,7 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
     return ops.mul(t, ops.constant(m, [B, n, d]));
   };
-  let x = ops.reshape(ops.matMul(ops.constant(oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, d]);
+  let x = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, d]);
   const newMem: T[] = [];
   const newCmem: T[] = [];
   const auxTerms: T[] = [];
@@ -112,18 +109,13 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     const ff = linear(ops, ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))), L('ff.w2'), L('ff.b2'));
     x = ops.add(x, drop(ff));
 
-    // Memory update (Algorithm 1): the n oldest of [mem; h] leave memory and are compressed.
-    const seq = nm > 0 ? ops.concat([mem[i], hMem], 1) : hMem;
-    newMem.push(nm > 0 ? ops.slice(seq, [0, n, 0], [B, nm, d]) : ops.constant(new Float32Array(0), [B, 0, d]));
-    if (ncm === 0) {
-      newCmem.push(cmem[i]);
-      continue;
-    }
-    const old = ops.slice(seq, [0, 0, 0], [B, n, d]);
+    const usage = cfg.compression === 'most-used' && ncm > 0 ? oldUsage(ops, attn.probs, B, H, n, K, ncm) : undefined;
+    const upd = updateMemory(ops, cfg, p, i, mem[i], cmem[i], hMem, usage);
+    newMem.push(upd.mem);
+    newCmem.push(upd.cmem);
+    if (!upd.old || !upd.compressed) continue;
+    const { old, compressed } = upd;
     const cp = compressionParams(p, i);
-    const usage = cfg.compression === 'most-used' ? oldUsage(ops, attn.probs, B, H, n, K, ncm) : undefined;
-    const compressed = compress(ops, cfg.compression, old, c, cp, usage);
-    newCmem.push(ops.stopGradient(ops.slice(ops.concat([cmem[i], compressed], 1), [0, n / c, 0], [B, ncm, d])));
 
     const rows = oldValid.map((v) => (v === n ? 1 : 0));
     const nRows = rows.reduce((a: number, r) => a + r, 0);
@@ -147,12 +139,51 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
   }
 
   const logits = ops.reshape(linear(ops, layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')), param(p, 'head.weight'), param(p, 'head.bias')), [B * n, 256]);
-  for (let b = 0; b < B; b++) {
-    if (ncm > 0) cmemValid[b] = Math.min(ncm, cmemValid[b] + Math.floor(oldValid[b] / c));
-    memValid[b] = Math.min(nm, memValid[b] + n);
-  }
+  advanceValidity(cfg, n, memValid, cmemValid);
   const aux = auxTerms.length ? ops.scale(auxTerms.length === 1 ? auxTerms[0] : auxTerms.reduce((a, t) => ops.add(a, t)), 1 / auxTerms.length) : null;
   return { logits, state: { batch: B, mem: newMem, cmem: newCmem, memValid, cmemValid }, aux, probs: opts.keepProbs ? probsOut : undefined };
+}
+
+/**
+ * Algorithm 1's memory update for layer i after a segment whose layer inputs were `hMem` [B, n, d]
+ * (already without gradient): the n oldest of [mem; h] leave memory and are compressed into the
+ * compressed-memory FIFO. Shared by segment mode and by generation's memory roll.
+ */
+export function updateMemory<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, i: number, mem: T, cmem: T, hMem: T, usage?: Float32Array): { mem: T; cmem: T; old?: T; compressed?: T } {
+  const [B, n, d] = hMem.shape;
+  const { memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
+  const seq = nm > 0 ? ops.concat([mem, hMem], 1) : hMem;
+  const nextMem = nm > 0 ? ops.slice(seq, [0, n, 0], [B, nm, d]) : ops.constant(new Float32Array(0), [B, 0, d]);
+  if (ncm === 0) return { mem: nextMem, cmem };
+  const old = ops.slice(seq, [0, 0, 0], [B, n, d]);
+  const compressed = compress(ops, cfg.compression, old, c, compressionParams(p, i), usage);
+  const nextCmem = ops.stopGradient(ops.slice(ops.concat([cmem, compressed], 1), [0, n / c, 0], [B, ncm, d]));
+  return { mem: nextMem, cmem: nextCmem, old, compressed };
+}
+
+/**
+ * Which keys of [compressed memory; memory] hold real history for row b: validity is a suffix of
+ * each (memory fills from its newest end after a reset).
+ */
+export function memoryKeyValid(cfg: TransformerConfig, j: number, memValid: number, cmemValid: number): boolean {
+  const { memory: nm, compressedMemory: ncm } = cfg;
+  return j < ncm ? j >= ncm - cmemValid : j - ncm >= nm - memValid;
+}
+
+/** Additive mask [B, 1, n, K] of a segment: causal within it, empty memory slots hidden. */
+export function segmentMask(cfg: TransformerConfig, B: number, n: number, memValid: Int32Array, cmemValid: Int32Array): Float32Array {
+  const M = cfg.memory + cfg.compressedMemory;
+  return attentionMask(B, n, M + n, (b, j) => j >= M || memoryKeyValid(cfg, j, memValid[b], cmemValid[b]));
+}
+
+/** Validity counters after a segment of n positions (in place): what Algorithm 1's update keeps. */
+export function advanceValidity(cfg: TransformerConfig, n: number, memValid: Int32Array, cmemValid: Int32Array): void {
+  const { memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
+  for (let b = 0; b < memValid.length; b++) {
+    const oldValid = Math.max(0, Math.min(n, n + memValid[b] - nm));
+    if (ncm > 0) cmemValid[b] = Math.min(ncm, cmemValid[b] + Math.floor(oldValid / c));
+    memValid[b] = Math.min(nm, memValid[b] + n);
+  }
 }
 
 /** Attention received by each old memory (keys ncm .. ncm+n-1), averaged over heads and queries. */

@@ -32,10 +32,15 @@ export function linear<T extends Tensor>(ops: Ops<T>, x: T, w: T, b?: T): T {
  * K-1-r): the order the rel-shift trick expects.
  */
 export function relativeEncodings(K: number, d: number): Float32Array {
-  const out = new Float32Array(K * d);
+  return relativeEncodingsFrom(K - 1, K, d);
+}
+
+/** `rows` encodings for distances maxDistance, maxDistance-1, ... (negative ones included). */
+export function relativeEncodingsFrom(maxDistance: number, rows: number, d: number): Float32Array {
+  const out = new Float32Array(rows * d);
   const half = Math.floor(d / 2);
-  for (let r = 0; r < K; r++) {
-    const pos = K - 1 - r;
+  for (let r = 0; r < rows; r++) {
+    const pos = maxDistance - r;
     for (let i = 0; i < half; i++) {
       const freq = 1 / Math.pow(10000, (2 * i) / d);
       out[r * d + i] = Math.sin(pos * freq);

@@ -49,7 +49,7 @@ export function wavenetForward<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig
     const keep = ops.constant(Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)), [B, 1, 1]);
     hist = hist.map((t) => ops.mul(t, keep));
   }
-  let h = ops.reshape(ops.matMul(ops.constant(oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, R]);
+  let h = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, R]);
   let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
@@ -92,31 +92,51 @@ export function queuesFromState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfi
   return { batch: s.batch, rings, pos: rings.map(() => 0) };
 }
 
-/** One sample for each of B rows: codes [B] -> logits [B, 256]; the queues advance in place. */
-export function wavenetStep<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, codes: ArrayLike<number>, q: WavenetQueues): T {
-  const B = q.batch;
-  if (codes.length !== B) throw new Error(`wavenetStep: ${codes.length} codes for batch ${B}`);
-  const { residualChannels: R, dilationChannels: D } = cfg;
-  const dil = dilations(cfg);
-  let h = ops.matMul(ops.constant(oneHot(codes, 256), [B, 256]), param(p, 'embed.weight')); // [B, R]
+/**
+ * The arithmetic of one sample for B rows, given each layer's x[t-d] as `past[i]` [B, R]: returns
+ * the logits [B, 256] and each layer's input x[t] [B, R] for the caller's queues. Traced as the
+ * ONNX step graph; the host-side queues below drive it under tfjs.
+ */
+export function wavenetStepCore<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, tokens: T, past: readonly T[]): { logits: T; inputs: T[] } {
+  const D = cfg.dilationChannels;
+  let h = ops.matMul(tokens, param(p, 'embed.weight')); // [B, R]
   let skip: T | null = null;
   const inputs: T[] = [];
-  dil.forEach((d, i) => {
+  dilations(cfg).forEach((_, i) => {
     const L = (s: string) => param(p, `layers.${i}.${s}`);
-    const at = q.pos[i] * B * R;
-    const past = ops.constant(q.rings[i].slice(at, at + B * R), [B, R]);
     inputs.push(h);
-    const g = gated(ops, L, past, h, D);
+    const g = gated(ops, L, past[i], h, D);
     const s = linear(ops, g, L('skip.w'), L('skip.b'));
     skip = skip ? ops.add(skip, s) : s;
     h = ops.add(h, linear(ops, g, L('res.w'), L('res.b')));
   });
-  const logits = head(ops, p, skip as unknown as T);
+  return { logits: head(ops, p, skip as unknown as T), inputs };
+}
+
+/** One sample for each of B rows: codes [B] -> logits [B, 256]; the queues advance in place. */
+export function wavenetStep<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, codes: ArrayLike<number>, q: WavenetQueues): T {
+  const B = q.batch;
+  if (codes.length !== B) throw new Error(`wavenetStep: ${codes.length} codes for batch ${B}`);
+  const R = cfg.residualChannels;
+  const dil = dilations(cfg);
+  const past = dil.map((_, i) => ops.constant(pastOf(q, i, R).slice(), [B, R]));
+  const { logits, inputs } = wavenetStepCore(ops, cfg, p, ops.constant(oneHot(codes, 256), [B, 256]), past);
   // One read for all layers' new inputs, then each ring's oldest entry is overwritten.
-  const all = ops.read(ops.concat(inputs, 0)); // [layers * B, R]
-  dil.forEach((d, i) => {
-    q.rings[i].set(all.subarray(i * B * R, (i + 1) * B * R), q.pos[i] * B * R);
-    q.pos[i] = (q.pos[i] + 1) % d;
-  });
+  pushQueues(q, ops.read(ops.concat(inputs, 0)), R);
   return logits;
+}
+
+/** x[t-d] of layer i for every row [B * R]: the oldest entry of its ring. */
+export function pastOf(q: WavenetQueues, i: number, R: number): Float32Array {
+  const at = q.pos[i] * q.batch * R;
+  return q.rings[i].subarray(at, at + q.batch * R);
+}
+
+/** Writes each layer's newest input ([layers * B * R]) over its ring's oldest entry. */
+export function pushQueues(q: WavenetQueues, all: Float32Array, R: number): void {
+  const BR = q.batch * R;
+  q.rings.forEach((ring, i) => {
+    ring.set(all.subarray(i * BR, (i + 1) * BR), q.pos[i] * BR);
+    q.pos[i] = (q.pos[i] + 1) % (ring.length / BR);
+  });
 }
