@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { initBackend } from '../src/engine/backend.js';
+import type { GraphExecutor } from '../src/infer/executor.js';
+import { graphBuilder, type GraphKind } from '../src/infer/graphs.js';
+import { ensureGraph, ONNX_DIR } from '../src/infer/onnx-export.js';
+import { OrtExecutor } from '../src/infer/ort-executor.js';
+import { SegmentScorer } from '../src/infer/segment-scorer.js';
+import type { GenerationGraphs } from '../src/infer/step-generator.js';
+import { TfExecutor } from '../src/infer/tf-executor.js';
+import type { TransformerConfig } from '../src/models/config.js';
+import { type ParamArrays, saveModel } from '../src/models/model-files.js';
+import { type ModelConfig, modelPreset } from '../src/models/registry.js';
+import { anyParams, checkStepsMatchSegments } from './infer-helpers.js';
+import { codes, maxAbsDiff, tinyConfig } from './model-helpers.js';
+
+await initBackend('cpu');
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+function runDir(cfg: ModelConfig, params: ParamArrays): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctspeech-onnx-'));
+  saveModel(dir, cfg, params);
+  return dir;
+}
+
+async function ortGraphs(dir: string, cfg: ModelConfig, params: ParamArrays, B: number, segmentLength: number): Promise<GenerationGraphs> {
+  const open = async (kind: GraphKind, length: number): Promise<GraphExecutor> => (await OrtExecutor.open(ensureGraph(dir, cfg, params, { kind, batch: B, length }).file, { threads: 1, device: 'cpu' })).exec;
+  const g: GenerationGraphs = { segment: await open('segment', segmentLength), segmentLength, step: await open('step', 1) };
+  if (cfg.kind === 'transformer') {
+    g.roll = await open('roll', 1);
+    g.keys = await open('keys', 1);
+  }
+  return g;
+}
+
+const models: [string, ModelConfig][] = [
+  ['ct-tiny', tinyConfig()],
+  ['ct-tiny dilated-conv', tinyConfig({ compression: 'dilated-conv' })],
+  ['txl-tiny', modelPreset('txl-tiny')],
+  ['wavenet-tiny', modelPreset('wavenet-tiny')],
+];
+
+for (const [name, cfg] of models) {
+  test(`onnxruntime segment graph of ${name} equals tfjs on the same weights and audio, resets included`, async () => {
+    const params = anyParams(cfg);
+    const dir = runDir(cfg, params);
+    const n = cfg.kind === 'wavenet' ? 48 : cfg.segment;
+    const spec = { kind: 'segment' as const, batch: 2, length: n };
+    const ort = new SegmentScorer(cfg, 2, n, (await OrtExecutor.open(ensureGraph(dir, cfg, params, spec).file, { threads: 1, device: 'cpu' })).exec);
+    const tf = new SegmentScorer(cfg, 2, n, new TfExecutor(graphBuilder(cfg, spec), params));
+    let worst = 0;
+    for (let s = 0; s < 5; s++) {
+      const tokens = codes(2 * n, 40 + s);
+      const reset = s === 3 ? [0, 1] : null; // row 1 starts a new file mid-stream
+      const a = await ort.run(tokens, reset);
+      const b = await tf.run(tokens, reset);
+      worst = Math.max(worst, maxAbsDiff(a, b));
+    }
+    assert.ok(worst <= 1e-4, `max |onnxruntime - tfjs| = ${worst}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+for (const [name, cfg] of models) {
+  test(`onnxruntime step graph of ${name} reproduces segment-mode logits over 2,000 steps`, async () => {
+    const params = anyParams(cfg);
+    const dir = runDir(cfg, params);
+    const n = cfg.kind === 'wavenet' ? 64 : cfg.segment;
+    // 2,048 positions: 128 memory rolls (with compression) for the transformers.
+    const worst = await checkStepsMatchSegments(cfg, await ortGraphs(dir, cfg, params, 2, n), params, 2, 2048, n + 3, n, 2e-4);
+    assert.ok(worst <= 2e-4);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+test('exported graphs load in a fresh onnxruntime session with no project code', async () => {
+  const cfg = tinyConfig();
+  const params = anyParams(cfg);
+  const dir = runDir(cfg, params);
+  for (const kind of ['segment', 'step', 'roll', 'keys'] as const) ensureGraph(dir, cfg, params, { kind, batch: 1, length: kind === 'segment' ? cfg.segment : 1 });
+  const script = `
+    import * as ort from 'onnxruntime-node';
+    import fs from 'node:fs';
+    const dir = process.argv[1];
+    const out = [];
+    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.onnx')).sort()) {
+      const s = await ort.InferenceSession.create(dir + '/' + f);
+      const feeds = {};
+      for (const name of s.inputNames) {
+        const meta = s.inputMetadata.find((m) => m.name === name);
+        const shape = meta.shape;
+        feeds[name] = new ort.Tensor('float32', new Float32Array(shape.reduce((a, v) => a * v, 1)), shape);
+      }
+      const r = await s.run(feeds);
+      out.push(f.split('-')[0] + ':' + Object.keys(r).length);
+    }
+    console.log(out.join(' '));`;
+  const printed = execFileSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, ONNX_DIR)], { cwd: ROOT, encoding: 'utf8' });
+  assert.deepEqual(printed.trim().split(' ').sort(), ['keys:4', 'roll:8', 'segment:5', 'step:4']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('graphs are reused while the weights are unchanged and rebuilt when they change', () => {
+  const cfg = modelPreset('txl-tiny') as TransformerConfig;
+  const params = anyParams(cfg);
+  const dir = runDir(cfg, params);
+  const spec = { kind: 'segment' as const, batch: 1, length: cfg.segment };
+  const first = ensureGraph(dir, cfg, params, spec);
+  assert.equal(first.exported, true);
+  assert.equal(ensureGraph(dir, cfg, params, spec).exported, false);
+  const other = ensureGraph(dir, { ...cfg, memory: 2 * cfg.memory }, params, spec);
+  assert.notEqual(other.file, first.file, 'a memory override is a different graph');
+  saveModel(dir, cfg, anyParams(cfg, 9));
+  const again = ensureGraph(dir, cfg, anyParams(cfg, 9), spec);
+  assert.equal(again.exported, true, 'new weights: stale graphs are rebuilt');
+  assert.equal(fs.existsSync(other.file), false, 'stale graphs are removed');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('most-used compression cannot be exported: a clear error', () => {
+  const cfg = tinyConfig({ compression: 'most-used' });
+  assert.throws(() => graphBuilder(cfg, { kind: 'segment', batch: 1, length: cfg.segment }), /most-used.*--engine tfjs/);
+});
