@@ -12,6 +12,8 @@ import { describeModel } from '../models/registry.js';
 import { formatHours, formatTable } from '../report/table.js';
 import { intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import { ENGINES, type EngineName, opener } from '../infer/engines.js';
+import { type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
 
 /** Models are trained on 16 kHz mu-law codes. */
 const MODEL_RATE = 16000;
@@ -24,6 +26,9 @@ interface EvalFlags {
   compressedMemory?: number;
   batch: number;
   backend: string;
+  engine: string;
+  threads?: number;
+  device: string;
   json?: boolean;
   limitFiles?: number;
 }
@@ -45,16 +50,20 @@ export function registerEval(program: Command): void {
     .option('--memory <n>', 'transformer memory length at evaluation (default: as trained)', intArg(0))
     .option('--compressed-memory <n>', 'compressed memory length at evaluation (default: as trained)', intArg(0))
     .option('--batch <n>', 'files scored in parallel rows', intArg(1, 1024), 8)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', 'auto')
+    .option('--engine <name>', 'onnxruntime (graphs exported into <run>/onnx on first use) or tfjs', 'onnxruntime')
+    .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
+    .option('--device <name>', 'onnxruntime: auto, cpu or cuda (auto takes cuda when its provider is installed)', 'auto')
+    .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', 'auto')
     .option('--limit-files <n>', 'score only the first n files', intArg(1))
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  ctspeech eval --run runs/ct\n  ctspeech eval --run runs/ct --memory 1024 --json\n  ctspeech eval --run runs/ct --data my-recordings/')
+    .addHelpText('after', '\nExamples:\n  ctspeech eval --run runs/ct\n  ctspeech eval --run runs/ct --memory 1024 --json\n  ctspeech eval --run runs/ct --data my-recordings/\n  ctspeech eval --run runs/ct --engine tfjs --backend wasm')
     .action(async (o: EvalFlags) => {
       await runEval(o);
     });
 }
 
 export async function runEval(o: EvalFlags): Promise<EvalResult> {
+  checkEngineFlags(o);
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
   if (!(SPLITS as readonly string[]).includes(o.split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
   const { cfg, params } = loadRun(o.run);
@@ -65,9 +74,8 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
   const usable = files.filter((f) => f.codes.length >= 2).slice(0, o.limitFiles ?? Infinity);
   if (usable.length === 0) throw new UsageError(`${source}: no audio to score${files.length ? ' (every file is shorter than 2 samples)' : ''}`);
 
-  const info = await initBackend(o.backend as BackendName | 'auto');
   const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
-  log(backendSummary(info));
+  if (o.engine === 'tfjs') log(backendSummary(await initBackend(o.backend as BackendName | 'auto')));
   log(`${describeModel(cfg)}`);
   for (const s of skipped) console.error(`skipped ${s.source}: ${s.reason}`);
   for (const f of short) console.error(`skipped ${f.path}: shorter than 2 samples, nothing to score`);
@@ -77,6 +85,7 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
     memory: o.memory,
     compressedMemory: o.compressedMemory,
     onProgress: (d, t) => progress.update(d, t),
+    open: opener(o.run, { engine: o.engine as EngineName, threads: o.threads, device: o.device as OrtDevice, onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`) }),
   });
   progress.done();
   if (o.json) {
@@ -99,7 +108,14 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
   return r;
 }
 
-function loadRun(run: string): ReturnType<typeof loadModel> {
+/** --engine / --device checked before any work, naming the flag. */
+export function checkEngineFlags(o: { engine: string; device: string }): void {
+  if (!(ENGINES as readonly string[]).includes(o.engine)) throw new UsageError(`--engine must be ${ENGINES.join(' or ')}, got ${o.engine}`);
+  if (!['auto', 'cpu', 'cuda'].includes(o.device)) throw new UsageError(`--device must be auto, cpu or cuda, got ${o.device}`);
+  if (o.engine === 'onnxruntime') resolveDevice(o.device as OrtDevice);
+}
+
+export function loadRun(run: string): ReturnType<typeof loadModel> {
   let st: fs.Stats;
   try {
     st = fs.statSync(run);

@@ -11,8 +11,10 @@ import { ScheduleError } from '../train/schedule.js';
 import { RunError } from '../train/trainer.js';
 import { BatchConfigError } from '../data/batches.js';
 import { InputError } from '../data/scan.js';
+import { EngineError } from '../infer/ort-executor.js';
 import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerInfo } from './info.js';
 import { registerModel } from './model.js';
 import { UsageError } from './options.js';
@@ -41,12 +43,13 @@ registerModel(program);
 registerPipeline(program);
 registerBench(program);
 registerEval(program);
+registerExport(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
-  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError || e instanceof ConfigError || e instanceof BackendError || e instanceof ModelFileError || e instanceof SafetensorsError || e instanceof RunError || e instanceof CheckpointError || e instanceof ScheduleError || e instanceof BatchConfigError;
+  const known = e instanceof UsageError || e instanceof InputError || e instanceof CorpusError || e instanceof AudioDecodeError || e instanceof ConfigError || e instanceof BackendError || e instanceof ModelFileError || e instanceof SafetensorsError || e instanceof RunError || e instanceof CheckpointError || e instanceof ScheduleError || e instanceof BatchConfigError || e instanceof EngineError || e instanceof RangeError;
   console.error(`ctspeech: error: ${known ? (e as Error).message : (e as Error).stack ?? String(e)}`);
   process.exit(known ? 2 : 1);
 }

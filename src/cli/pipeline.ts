@@ -41,7 +41,7 @@ const TrainStepSpec = z.strictObject({
   checkpointEvery: z.number().int().positive().optional(),
   seed: z.number().int().nonnegative().optional(),
 });
-const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional() });
+const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional(), engine: z.enum(['onnxruntime', 'tfjs']).optional() });
 const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional() });
 const Step = z.union([
   z.strictObject({ prepare: PrepareStep }),
@@ -130,7 +130,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const s = step.eval;
       const split = s.split ?? 'test';
       console.log(`\n== step ${i + 1}/${p.steps.length}: eval ${inWork(s.run)} on ${s.data ?? 'its corpus'} (${split})`);
-      const r = await runEval({ run: inWork(s.run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', limitFiles: s.limitFiles });
+      const r = await runEval({ run: inWork(s.run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', engine: s.engine ?? 'onnxruntime', device: 'auto', limitFiles: s.limitFiles });
       writeFileAtomic(path.join(inWork(s.run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
     } else {
       const s = step.report;

@@ -74,6 +74,8 @@ export interface EvalFile {
   codes: Uint8Array;
 }
 
+export const WAVENET_EVAL_SEGMENT = 4096;
+
 /** Code fed to padded positions after a file's end; they are never scored. */
 export const PAD_CODE = 128;
 const LN2 = Math.log(2);
@@ -114,7 +116,8 @@ export async function evaluateCodes(cfg: ModelConfig, params: ParamArrays, files
   // Inputs are codes[0 .. L-2]; position t predicts codes[t + 1].
   const lengths = files.map((f) => f.codes.length - 1);
   const longest = Math.max(...lengths);
-  const n = run.kind === 'wavenet' ? Math.min(opts.wavenetSegment ?? 4096, longest) : run.segment;
+  // WaveNet: any length is exact; a power of two (>= 256) keeps the number of distinct exported graphs small.
+  const n = run.kind === 'wavenet' ? Math.min(opts.wavenetSegment ?? WAVENET_EVAL_SEGMENT, Math.max(256, 2 ** Math.ceil(Math.log2(longest)))) : run.segment;
   const totalSamples = lengths.reduce((a, l) => a + l, 0);
 
   // Longest first, so the last rows to finish are short files and idle rows waste little.
