@@ -15,6 +15,7 @@ import { EngineError } from '../infer/ort-executor.js';
 import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
+import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerModel } from './model.js';
 import { UsageError } from './options.js';
@@ -44,6 +45,7 @@ registerPipeline(program);
 registerBench(program);
 registerEval(program);
 registerExport(program);
+registerGenerate(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,95 @@
+/**
+ * The generation loop (DESIGN.md section 7), written against the Generator interface only, so the
+ * same loop drives onnxruntime and the small table models of the tests.
+ */
+import { muLawDecode, NUM_CODES, SILENCE_CODE } from '../audio/mulaw.js';
+import { writeWav } from '../audio/wav.js';
+import { Rng } from '../data/rng.js';
+import type { Generator } from './generator-api.js';
+import { Sampler, type SamplingOptions } from './sampling.js';
+
+export interface GenerateOptions {
+  seconds: number;
+  sampleRate: number;
+  /** codes fed to every row before sampling; without one, rows start from a single silence code */
+  prompt?: Uint8Array;
+  seed: number;
+  sampling: SamplingOptions;
+  /** samplesPerSecond is per row, like the result's */
+  onProgress?(done: number, total: number, samplesPerSecond: number): void;
+}
+
+export interface GenerateResult {
+  /** per row: the prompt, then the continuation */
+  codes: Uint8Array[];
+  promptLength: number;
+  /** samples generated per row: round(seconds * sampleRate) */
+  continuationSamples: number;
+  /** audio seconds generated per row (continuationSamples / sampleRate) */
+  seconds: number;
+  /** continuation samples per row per wall second of the sampling loop */
+  samplesPerSecond: number;
+  /** wall seconds of the sampling loop / audio seconds generated per row; below 1 is faster than real time */
+  realTimeFactor: number;
+  /** wall seconds spent priming (the prompt, or the single silence code); not in the figures above */
+  primeSeconds: number;
+}
+
+/** How often onProgress may fire: often enough for a progress bar, rarely enough to cost nothing. */
+const PROGRESS_EVERY_MS = 100;
+
+export async function generateCodes(gen: Generator, opts: GenerateOptions): Promise<GenerateResult> {
+  const { seconds, sampleRate, seed } = opts;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) throw new RangeError(`--seconds must be a finite number > 0, got ${seconds}`);
+  if (!Number.isInteger(sampleRate) || sampleRate < 1) throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
+  const total = Math.round(seconds * sampleRate);
+  if (total < 1) throw new RangeError(`--seconds ${seconds} is less than one sample at ${sampleRate} Hz`);
+  const sampler = new Sampler(opts.sampling);
+  const rng = new Rng(seed); // validates the seed before any model work
+  const batch = gen.batch;
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`generator batch must be a positive integer, got ${batch}`);
+
+  // An empty prompt is no prompt: the model still needs one code of context to predict from.
+  const prompt = opts.prompt && opts.prompt.length > 0 ? opts.prompt : undefined;
+  const promptLength = prompt?.length ?? 0;
+  const rows = Array.from({ length: batch }, () => new Uint8Array(promptLength + total));
+  if (prompt) for (const row of rows) row.set(prompt);
+
+  const t0 = performance.now();
+  let logits = await gen.prime(prompt ?? Uint8Array.of(SILENCE_CODE));
+  const t1 = performance.now();
+  const step = new Int32Array(batch);
+  let lastReport = t1;
+  for (let i = 0; i < total; i++) {
+    if (logits.length !== batch * NUM_CODES) throw new Error(`${gen.engine}: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
+    sampler.sampleRows(logits, batch, rng, step);
+    for (let r = 0; r < batch; r++) rows[r][promptLength + i] = step[r];
+    // The last code needs no prediction after it: skip the model call.
+    if (i + 1 < total) logits = await gen.step(step);
+    if (opts.onProgress) {
+      const now = performance.now();
+      if (now - lastReport >= PROGRESS_EVERY_MS || i + 1 === total) {
+        lastReport = now;
+        opts.onProgress(i + 1, total, ((i + 1) * 1000) / Math.max(now - t1, 1e-3));
+      }
+    }
+  }
+  // Clamp to a microsecond so a trivially fast generator still gives finite figures.
+  const loopSeconds = Math.max((performance.now() - t1) / 1000, 1e-6);
+  const audioSeconds = total / sampleRate;
+  return {
+    codes: rows,
+    promptLength,
+    continuationSamples: total,
+    seconds: audioSeconds,
+    samplesPerSecond: total / loopSeconds,
+    realTimeFactor: loopSeconds / audioSeconds,
+    primeSeconds: (t1 - t0) / 1000,
+  };
+}
+
+/** Decode one row of codes and write it as 16-bit mono WAV; writeWav is atomic (temp, fsync, rename). */
+export function codesToWav(path: string, codes: Uint8Array, sampleRate: number): void {
+  if (!Number.isInteger(sampleRate) || sampleRate < 1) throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
+  writeWav(path, muLawDecode(codes), sampleRate);
+}
