@@ -125,9 +125,9 @@ test('wavenet-tiny: batched NLL with short segments equals reference runs with o
     assert.ok(Math.abs(r.files[i].nats - ref) < 1e-4, `${fl[i].path}: ${r.files[i].nats} vs reference ${ref}`);
   }
   checkTotals(r, fl);
-  // The default segment (4096, capped at the longest file) scores the same.
+  // The default segment (4096, capped at the longest file rounded up to a power of two >= 256) scores the same.
   const whole = await evaluateCodes(cfg, w, fl);
-  assert.equal(whole.segment, 150);
+  assert.equal(whole.segment, 256);
   for (let i = 0; i < fl.length; i++) assert.ok(Math.abs(whole.files[i].nats - r.files[i].nats) < 1e-4);
 });
 
@@ -191,7 +191,7 @@ test('ctspeech eval: run corpus, --data audio, table output, errors', async () =
   const audio = await shortAudio(path.join(root, 'audio'));
   await prepareCorpus({ inputs: [audio], out: path.join(run, 'corpus'), workers: 1 });
 
-  const r = cli(['eval', '--run', run, '--json', '--split', 'test', '--backend', 'wasm']);
+  const r = cli(['eval', '--run', run, '--json', '--split', 'test', '--engine', 'tfjs', '--backend', 'wasm']);
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
   const m = readManifest(path.join(run, 'corpus'));
@@ -207,7 +207,7 @@ test('ctspeech eval: run corpus, --data audio, table output, errors', async () =
 
   const table = cli(['eval', '--run', run, '--split', 'valid', '--memory', '256', '--backend', 'wasm']);
   assert.equal(table.code, 0, table.err);
-  for (const s of [/backend: wasm/, /NLL \(bits\)/, /^total\s+\d+/m, /unigram entropy/, /samples\/s/, /memory at evaluation: 256/]) assert.match(table.out, s);
+  for (const s of [/onnxruntime .*\(cpu, \d threads?\)/, /exported .*segment-b1-n128-.*\.onnx/, /NLL \(bits\)/, /^total\s+\d+/m, /unigram entropy/, /samples\/s/, /memory at evaluation: 256/]) assert.match(table.out, s);
 
   fs.writeFileSync(path.join(audio, 'test', 'broken.wav'), 'not audio at all');
   const data = cli(['eval', '--run', run, '--data', path.join(audio, 'test'), '--json', '--backend', 'wasm']);
@@ -215,6 +215,12 @@ test('ctspeech eval: run corpus, --data audio, table output, errors', async () =
   const dj = JSON.parse(data.out);
   assert.equal(dj.files.length, 2);
   assert.match(data.err, /skipped .*broken\.wav/);
+  // The two engines score the same files alike.
+  const viaTf = JSON.parse(cli(['eval', '--run', run, '--data', path.join(audio, 'test'), '--json', '--engine', 'tfjs', '--backend', 'wasm']).out);
+  assert.match(viaTf.backend, /tfjs \(wasm\)/);
+  assert.match(dj.backend, /onnxruntime/);
+  assert.ok(Math.abs(viaTf.nats - dj.nats) < 1e-4, `tfjs ${viaTf.nats} vs onnxruntime ${dj.nats}`);
+  assert.equal(cli(['eval', '--run', run, '--engine', 'torch']).code, 2);
 
   const missing = cli(['eval', '--run', path.join(root, 'nowhere')]);
   assert.equal(missing.code, 2);

@@ -9,12 +9,12 @@ import { receptiveField, type WavenetConfig } from '../models/wavenet-config.js'
 import { TrainStep } from '../train/tf-step.js';
 import type { BenchRow } from './prepare-bench.js';
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
 
-function seededInit(cfg: ModelConfig) {
+export function seededInit(cfg: ModelConfig) {
   const specs = paramSpecOf(cfg);
   const values = initParams(specs, cfg.seed, cfg.initStd);
   return { count: paramCount(specs), init: new Map(specs.map((s) => [s.name, { shape: s.shape, data: values.get(s.name)! }])) };

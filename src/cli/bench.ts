@@ -2,17 +2,18 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { benchPrepare, type BenchRow } from '../bench/prepare-bench.js';
 import { benchTrain } from '../bench/train-bench.js';
+import { benchInfer } from '../bench/infer-bench.js';
 import type { BackendName } from '../engine/backend.js';
 import { formatTable } from '../report/table.js';
 
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .summary('measure the performance figures (prepare; training and inference as they land)')
+    .summary('measure the performance figures: prepare, training, evaluation and generation')
     .description('Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\nMedians of repeated runs; nothing here is a pass/fail test.')
-    .option('--only <parts>', 'comma-separated: prepare, train', 'prepare,train')
+    .option('--only <parts>', 'comma-separated: prepare, train, infer (onnxruntime evaluation and generation)', 'prepare,train,infer')
     .option('--samples <dir>', 'audio to benchmark decoding on', 'samples/speech')
-    .option('--presets <names>', 'model presets for the training figures', 'ct-cpu,txl-cpu,wavenet-cpu')
+    .option('--presets <names>', 'model presets for the training and inference figures', 'ct-cpu,txl-cpu,wavenet-cpu')
     .option('--backends <names>', 'tfjs backends for the training figures (wasm, cpu, tensorflow)', 'wasm,cpu')
     .option('--json', 'print JSON instead of a table')
     .action(async (o: { only: string; samples: string; presets: string; backends: string; json?: boolean }) => {
@@ -21,6 +22,7 @@ export function registerBench(program: Command): void {
       const rows: BenchRow[] = [];
       if (parts.includes('prepare')) rows.push(...(await benchPrepare(o.samples, log)));
       if (parts.includes('train')) rows.push(...(await benchTrain(o.presets.split(','), o.backends.split(',') as BackendName[], { log })));
+      if (parts.includes('infer')) rows.push(...(await benchInfer(o.presets.split(','), { log })));
       const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
       if (o.json) {
         console.log(JSON.stringify({ machine, rows }, null, 2));

@@ -6,7 +6,7 @@ const D = P.TensorProto.DataType;
 
 /** The ai.onnx ops the tracer emits: anything else in an exported graph is a bug or a foreign graph. */
 export const ALLOWED_OPS: ReadonlySet<string> = new Set([
-  'MatMul', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Exp', 'Log', 'Sqrt', 'Tanh', 'Sigmoid',
+  'MatMul', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Neg', 'Exp', 'Log', 'Sqrt', 'Tanh', 'Sigmoid',
   'Relu', 'Reshape', 'Concat', 'Slice', 'Pad', 'ReduceSum', 'ReduceMean', 'ReduceMax', 'Softmax',
   'LogSoftmax', 'Identity', 'Cast', 'Round',
 ]);

@@ -204,7 +204,8 @@ export class OnnxTracer implements Ops<TraceTensor> {
   tanh(x: TraceTensor): TraceTensor { return this.unary('Tanh', x, 'tanh'); }
   sigmoid(x: TraceTensor): TraceTensor { return this.unary('Sigmoid', x, 'sigmoid'); }
   relu(x: TraceTensor): TraceTensor { return this.unary('Relu', x, 'relu'); }
-  square(x: TraceTensor): TraceTensor { return this.binary('Mul', x, x, 'square'); }
+  // Pow(x, 2), not Mul(x, x): onnxruntime fuses a layer norm written with Pow into one kernel.
+  square(x: TraceTensor): TraceTensor { return this.binary('Pow', x, this.constant(new Float32Array([2]), []), 'square'); }
 
   // ---- shapes
 
@@ -216,6 +217,8 @@ export class OnnxTracer implements Ops<TraceTensor> {
     if (free > 1 || !dims.every((d) => Number.isInteger(d) && d >= 0) || numel(dims) !== numel(x.shape)) {
       throw new Error(`reshape: [${x.shape}] cannot become [${shape}]`);
     }
+    // A reshape to the same shape is no node at all: each one is a kernel launch (and a copy of a graph input).
+    if (dims.length === x.shape.length && dims.every((d, i) => d === x.shape[i])) return x;
     // ONNX Reshape reads a 0 as "copy that input dim" unless allowzero is set (opset 14+).
     const attrs: Record<string, TraceAttr> = dims.includes(0) ? { allowzero: 1 } : {};
     return this.node('Reshape', [x, this.int64s(dims)], dims, 'reshape', attrs);

@@ -66,12 +66,12 @@ function transformerBuilder(cfg: TransformerConfig, spec: GraphSpec): GraphBuild
     case 'step':
       return <T extends Tensor>(ops: Ops<T>, p: Params<T>) => {
         const cache = {
-          memK: Array.from({ length: Lc }, (_, i) => inp(ops, `memK.${i}`, [B, H, M, dh])),
-          memV: Array.from({ length: Lc }, (_, i) => inp(ops, `memV.${i}`, [B, H, M, dh])),
-          segK: Array.from({ length: Lc }, (_, i) => inp(ops, `segK.${i}`, [B, H, n, dh])),
-          segV: Array.from({ length: Lc }, (_, i) => inp(ops, `segV.${i}`, [B, H, n, dh])),
+          memK: Array.from({ length: Lc }, (_, i) => inp(ops, `memK.${i}`, [B * H, M, dh])),
+          memV: Array.from({ length: Lc }, (_, i) => inp(ops, `memV.${i}`, [B * H, M, dh])),
+          segK: Array.from({ length: Lc }, (_, i) => inp(ops, `segK.${i}`, [B * H, n, dh])),
+          segV: Array.from({ length: Lc }, (_, i) => inp(ops, `segV.${i}`, [B * H, n, dh])),
         };
-        const r = ctStepCore(ops, cfg, p, inp(ops, 'tokens', [B, 256]), inp(ops, 'slot', [1, 1, n, 1]), inp(ops, 'start', [1]), inp(ops, 'mask', [B, 1, 1, M + n]), cache);
+        const r = ctStepCore(ops, cfg, p, inp(ops, 'tokens', [B, 256]), inp(ops, 'start', [1]), inp(ops, 'mask', [B, 1, 1, M + n + 1]), cache);
         return { logprobs: ops.logSoftmax(r.logits), h: stack(ops, r.h), k: stack(ops, r.k), v: stack(ops, r.v) };
       };
     case 'roll':

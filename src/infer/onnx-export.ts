@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { graphBuilder, type GraphSpec } from './graphs.js';
 
 /** Bumped whenever the graphs' contract (names, shapes, semantics) changes: older exports are rebuilt. */
-export const EXPORT_VERSION = 1;
+export const EXPORT_VERSION = 3;
 export const ONNX_DIR = 'onnx';
 const INDEX = 'export.json';
 

@@ -57,8 +57,8 @@ class TransformerGenerator implements Generator {
   private clearSegment(): void {
     const { layers, heads: H, dHead: dh, segment: n, dModel: d } = this.cfg;
     const B = this.batch;
-    this.segK = Array.from({ length: layers }, () => zeroFed([B, H, n, dh]));
-    this.segV = Array.from({ length: layers }, () => zeroFed([B, H, n, dh]));
+    this.segK = Array.from({ length: layers }, () => zeroFed([B * H, n, dh]));
+    this.segV = Array.from({ length: layers }, () => zeroFed([B * H, n, dh]));
     this.segH = Array.from({ length: layers }, () => zeroFed([B, n, d]));
     this.pos = 0;
   }
@@ -74,7 +74,7 @@ class TransformerGenerator implements Generator {
 
   private takeKeys(out: Record<string, Float32Array>): void {
     const { layers, heads: H, dHead: dh, memory, compressedMemory } = this.cfg;
-    const shape = [this.batch, H, memory + compressedMemory, dh];
+    const shape = [this.batch * H, memory + compressedMemory, dh];
     this.memK = Array.from({ length: layers }, (_, i) => ({ data: out[`memK.${i}`], shape }));
     this.memV = Array.from({ length: layers }, (_, i) => ({ data: out[`memV.${i}`], shape }));
   }
@@ -102,7 +102,7 @@ class TransformerGenerator implements Generator {
     const i = this.pos;
     const f = stepFeeds(this.cfg, B, i, st.memValid, st.cmemValid, (j, mv, cv) => memoryKeyValid(this.cfg, j, mv, cv));
     const K = this.cfg.memory + this.cfg.compressedMemory + n;
-    const feeds: Feeds = { tokens: { data: oneHot(codes, 256), shape: [B, 256] }, slot: { data: f.slot, shape: [1, 1, n, 1] }, start: { data: f.start, shape: [1] }, mask: { data: f.mask, shape: [B, 1, 1, K] } };
+    const feeds: Feeds = { tokens: { data: oneHot(codes, 256), shape: [B, 256] }, start: { data: f.start, shape: [1] }, mask: { data: f.mask, shape: [B, 1, 1, K + 1] } };
     for (let l = 0; l < layers; l++) {
       feeds[`memK.${l}`] = this.memK[l];
       feeds[`memV.${l}`] = this.memV[l];

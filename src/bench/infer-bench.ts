@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openGenerator } from '../infer/engines.js';
+import { ensureGraph } from '../infer/onnx-export.js';
+import { OrtExecutor } from '../infer/ort-executor.js';
+import { SegmentScorer } from '../infer/segment-scorer.js';
+import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
+import { saveModel } from '../models/model-files.js';
+import { modelPreset } from '../models/registry.js';
+import type { BenchRow } from './prepare-bench.js';
+import { median, seededInit } from './train-bench.js';
+
+const RATE = 16000;
+
+/**
+ * onnxruntime figures of DESIGN.md section 8: evaluation throughput of the segment graph (batch 8,
+ * 1 and all threads) and generation samples/s with the real-time factor at 16 kHz, batch 1 and 8.
+ * Weights are the seeded initialisation: speed does not depend on training.
+ */
+export async function benchInfer(presets: string[], opts: { log?: (s: string) => void; genSteps?: number } = {}): Promise<BenchRow[]> {
+  const log = opts.log ?? (() => {});
+  const rows: BenchRow[] = [];
+  const cores = os.availableParallelism();
+  for (const name of presets) {
+    const cfg = modelPreset(name);
+    const { init } = seededInit(cfg);
+    const run = fs.mkdtempSync(path.join(os.tmpdir(), 'ctspeech-bench-'));
+    try {
+      saveModel(run, cfg, init);
+      const flops = cfg.kind === 'wavenet' ? wavenetFlopsPerSample(cfg) : transformerFlopsPerSample(cfg);
+      const n = cfg.kind === 'wavenet' ? 4096 : cfg.segment;
+      const B = 8;
+      const file = ensureGraph(run, cfg, init, { kind: 'segment', batch: B, length: n }).file;
+      for (const threads of [...new Set([1, cores])]) {
+        const { exec, info } = await OrtExecutor.open(file, { threads, device: 'cpu' });
+        const scorer = new SegmentScorer(cfg, B, n, exec);
+        const tokens = Int32Array.from({ length: B * n }, (_, i) => (i * 37 + 11) % 256);
+        const times: number[] = [];
+        for (let s = 0; s < 6; s++) {
+          const t0 = performance.now();
+          await scorer.run(tokens, null);
+          if (s > 0) times.push((performance.now() - t0) / 1000);
+        }
+        await exec.dispose();
+        const rate = (B * n) / median(times);
+        rows.push({ name: `onnxruntime: ${name} evaluation, ${threads} thread${threads > 1 ? 's' : ''}`, value: rate, unit: 'samples/s', note: `B ${B} x ${n}, ${(flops.forward / 1e6).toFixed(1)} MFLOP/sample -> ${((rate * flops.forward) / 1e9).toFixed(1)} GFLOP/s; ${info.summary}` });
+        log(rows[rows.length - 1].name);
+      }
+      // Enough steps to cross several memory rolls (every n_s samples) for the transformers.
+      const steps = opts.genSteps ?? (cfg.kind === 'wavenet' ? 2000 : 3 * cfg.segment + 17);
+      for (const batch of [1, 8]) {
+        const { gen, info } = await openGenerator(run, cfg, init, batch, { engine: 'onnxruntime', device: 'cpu' });
+        await gen.prime(Uint8Array.of(128));
+        const codes = new Int32Array(batch).fill(128);
+        for (let s = 0; s < 20; s++) await gen.step(codes);
+        const t0 = performance.now();
+        for (let s = 0; s < steps; s++) await gen.step(codes);
+        const secs = (performance.now() - t0) / 1000;
+        await gen.dispose();
+        const perRow = steps / secs;
+        rows.push({ name: `onnxruntime: ${name} generation, batch ${batch}`, value: perRow * batch, unit: 'samples/s', note: `${perRow.toFixed(0)} steps/s, real-time factor ${(RATE / perRow).toFixed(2)} per stream at 16 kHz (${steps} steps); ${info.summary}` });
+        log(rows[rows.length - 1].name);
+      }
+    } finally {
+      fs.rmSync(run, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
