@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadPipeline } from '../src/cli/pipeline.js';
+import { loadPipeline } from '../src/cli/pipeline-file.js';
 import { modelPreset } from '../src/models/registry.js';
 import { REPO } from './helpers.js';
 

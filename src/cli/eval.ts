@@ -166,7 +166,7 @@ async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: stri
   return { files, source: o.data, skipped };
 }
 
-function readCorpus(corpus: string, split: Split, limit?: number): { files: EvalFile[]; source: string } {
+export function readCorpus(corpus: string, split: Split, limit?: number): { files: EvalFile[]; source: string } {
   const m = readManifest(corpus);
   if (m.settings.sampleRate !== MODEL_RATE) console.error(`warning: corpus ${corpus} is at ${m.settings.sampleRate} Hz; models are trained on ${MODEL_RATE} Hz codes`);
   const entries = filesOf(m, split).slice(0, limit ?? Infinity);

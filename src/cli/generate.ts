@@ -18,6 +18,8 @@ const MODEL_RATE = 16000;
 export interface GenerateFlags {
   run: string;
   prompt?: string;
+  /** library callers (pipelines): prompt codes already at 16 kHz mu-law; `prompt` then only names them */
+  promptCodes?: Uint8Array;
   promptSeconds?: number;
   continuationOnly?: boolean;
   seconds: number;
@@ -95,8 +97,8 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
   }
   const files = outputPaths(o);
   const { cfg, params } = loadRun(o.run);
-  let prompt: Uint8Array | undefined;
-  if (o.prompt !== undefined) {
+  let prompt: Uint8Array | undefined = o.promptCodes ? o.promptCodes.subarray(0, o.promptSeconds !== undefined ? Math.round(o.promptSeconds * MODEL_RATE) : undefined) : undefined;
+  if (o.prompt !== undefined && !prompt) {
     if (!fs.existsSync(o.prompt)) throw new UsageError(`--prompt ${o.prompt} does not exist`);
     const audio = await decodeAudio(o.prompt, MODEL_RATE);
     const keep = o.promptSeconds !== undefined ? Math.min(audio.samples.length, Math.round(o.promptSeconds * MODEL_RATE)) : audio.samples.length;

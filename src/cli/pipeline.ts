@@ -1,89 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import YAML from 'yaml';
-import { z } from 'zod';
 import { runInfo } from './info.js';
 import { UsageError } from './options.js';
+import { loadPipeline, type PipelineFile, STEP_KINDS } from './pipeline-file.js';
 import { runPrepare } from './prepare.js';
 import { runEval } from './eval.js';
 import { runTrain, TRAIN_DEFAULTS } from './train.js';
+import { runGenerate } from './generate.js';
+import { firstFileCodes, runAttentionStep } from './pipeline-steps.js';
+import type { Split } from '../data/manifest.js';
 import { describeModel, parseModelConfig } from '../models/registry.js';
 import { summarizeRun, writeReport } from '../report/run-report.js';
 import { writeFileAtomic } from '../util/atomic.js';
-
-const PrepareStep = z.strictObject({
-  inputs: z.array(z.string()).min(1),
-  out: z.string(),
-  sampleRate: z.number().int().positive().optional(),
-  validFraction: z.number().min(0).lt(1).optional(),
-  testFraction: z.number().min(0).lt(1).optional(),
-  trimDb: z.number().lt(0).nullable().optional(),
-  workers: z.number().int().positive().optional(),
-});
-const InfoStep = z.strictObject({ corpus: z.string(), plot: z.string().nullable().optional() });
-const TrainStepSpec = z.strictObject({
-  /** corpus or audio, relative to workdir when it names a step output, else to the current folder */
-  data: z.union([z.string(), z.array(z.string())]),
-  run: z.string(),
-  model: z.string().optional(),
-  config: z.string().optional(),
-  steps: z.number().int().positive().optional(),
-  minutes: z.number().positive().optional(),
-  batch: z.number().int().positive().optional(),
-  lr: z.number().positive().optional(),
-  minLr: z.number().positive().optional(),
-  warmup: z.number().int().nonnegative().optional(),
-  clip: z.number().nonnegative().optional(),
-  accumulate: z.number().int().positive().optional(),
-  validEvery: z.number().int().positive().optional(),
-  validSamples: z.number().int().positive().optional(),
-  checkpointEvery: z.number().int().positive().optional(),
-  seed: z.number().int().nonnegative().optional(),
-});
-const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional(), engine: z.enum(['onnxruntime', 'tfjs']).optional() });
-const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional() });
-const Step = z.union([
-  z.strictObject({ prepare: PrepareStep }),
-  z.strictObject({ info: InfoStep }),
-  z.strictObject({ train: TrainStepSpec }),
-  z.strictObject({ eval: EvalStep }),
-  z.strictObject({ report: ReportStep }),
-]);
-export const PipelineFile = z.strictObject({
-  name: z.string(),
-  description: z.string().optional(),
-  /** outputs (corpus, runs, plots) are written relative to this folder */
-  workdir: z.string(),
-  steps: z.array(Step).min(1),
-});
-export type PipelineFile = z.infer<typeof PipelineFile>;
-
-const STEP_KINDS = ['prepare', 'info', 'train', 'eval', 'report'];
-
-export function loadPipeline(file: string): PipelineFile {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new UsageError(`pipeline file ${file} cannot be read`);
-  }
-  let doc: unknown;
-  try {
-    doc = YAML.parse(text);
-  } catch (e) {
-    throw new UsageError(`${file} is not valid YAML: ${(e as Error).message}`);
-  }
-  const parsed = PipelineFile.safeParse(doc);
-  if (!parsed.success) {
-    const msgs = parsed.error.issues.map((i) => {
-      const where = i.path.join('.') || '(top level)';
-      return i.code === 'invalid_union' ? `${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields` : `${where}: ${i.message}`;
-    });
-    throw new UsageError(`${file}: ${msgs.join('; ')}`);
-  }
-  return parsed.data;
-}
 
 export function registerPipeline(program: Command): void {
   program
@@ -96,8 +25,21 @@ export function registerPipeline(program: Command): void {
     )
     .argument('<file>', 'a pipeline YAML, e.g. pipelines/quickstart.yaml')
     .option('--workdir <dir>', 'write outputs here instead of the file\'s workdir')
-    .action(async (file: string, o: { workdir?: string }) => {
-      await runPipeline(loadPipeline(file), o.workdir);
+    .option('--data <folder>', 'audio to run on: sets the pipeline variable ${data}')
+    .option('--set <name=value...>', 'set other pipeline variables (${name} in the file)')
+    .addHelpText('after', '\nExamples:\n  ctspeech pipeline pipelines/quickstart.yaml\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data corpora/asterisk-en\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine --set minutes=30')
+    .action(async (file: string, o: { workdir?: string; data?: string; set?: string[] }) => {
+      const vars: Record<string, string> = {};
+      for (const kv of o.set ?? []) {
+        const eq = kv.indexOf('=');
+        if (eq < 1) throw new UsageError(`--set takes name=value, got ${kv}`);
+        vars[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      if (o.data !== undefined) {
+        if (!fs.existsSync(o.data)) throw new UsageError(`--data ${o.data} does not exist`);
+        vars.data = o.data;
+      }
+      await runPipeline(loadPipeline(file, vars), o.workdir);
     });
 }
 
@@ -122,7 +64,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       console.log(`\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(s.run)}`);
       const d = TRAIN_DEFAULTS;
       await runTrain(data, {
-        model: s.model ?? 'ct-cpu', config: s.config, run: inWork(s.run), steps: s.steps ?? d.steps, minutes: s.minutes, batch: s.batch ?? d.batch, lr: s.lr ?? d.lr, minLr: s.minLr ?? d.minLr,
+        model: s.model ?? 'ct-cpu', config: s.config, run: inWork(s.run), steps: s.steps ?? d.steps, samples: s.samples, minutes: s.minutes, batch: s.batch ?? d.batch, lr: s.lr ?? d.lr, minLr: s.minLr ?? d.minLr,
         warmup: s.warmup ?? d.warmup, clip: s.clip ?? d.clip, accumulate: s.accumulate ?? d.accumulate, validEvery: s.validEvery ?? d.validEvery, validSamples: s.validSamples ?? d.validSamples,
         checkpointEvery: s.checkpointEvery ?? d.checkpointEvery, seed: s.seed ?? d.seed, backend: 'auto',
       });
@@ -132,6 +74,32 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       console.log(`\n== step ${i + 1}/${p.steps.length}: eval ${inWork(s.run)} on ${s.data ?? 'its corpus'} (${split})`);
       const r = await runEval({ run: inWork(s.run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', engine: s.engine ?? 'onnxruntime', device: 'auto', limitFiles: s.limitFiles });
       writeFileAtomic(path.join(inWork(s.run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
+    } else if ('generate' in step) {
+      const s = step.generate;
+      const run = inWork(s.run);
+      let promptCodes: Uint8Array | undefined;
+      let prompt = s.prompt;
+      const fromCorpus = s.prompt ? /^corpus:(train|valid|test)$/.exec(s.prompt) : null;
+      if (fromCorpus) {
+        if (!s.corpus) throw new UsageError(`generate step ${i + 1}: prompt ${s.prompt} needs corpus: <dir>`);
+        const first = firstFileCodes(inWork(s.corpus), fromCorpus[1] as Split);
+        promptCodes = first.codes;
+        prompt = first.path;
+      } else if (prompt && !fs.existsSync(prompt) && fs.existsSync(inWork(prompt))) {
+        prompt = inWork(prompt);
+      }
+      console.log(`\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? 2} s with ${run}${prompt ? ` from ${prompt}` : ''}`);
+      const summary = await runGenerate({
+        run, prompt, promptCodes, promptSeconds: s.promptSeconds, seconds: s.seconds ?? 2, temperature: s.temperature ?? 1, topK: s.topK, topP: s.topP,
+        seed: s.seed ?? 0, count: 1, out: s.out ? inWork(s.out) : path.join(run, 'generated', 'continuation.wav'), engine: 'onnxruntime', device: 'auto',
+      });
+      writeFileAtomic(path.join(run, 'generate.json'), JSON.stringify({ ...summary, prompt: prompt ?? null }, null, 2) + '\n');
+    } else if ('attention' in step) {
+      const s = step.attention;
+      const run = inWork(s.run);
+      const split = s.split ?? 'test';
+      console.log(`\n== step ${i + 1}/${p.steps.length}: attention by memory age of ${run} on ${inWork(s.corpus)} (${split})`);
+      await runAttentionStep(run, inWork(s.corpus), split, s.segments ?? 64);
     } else {
       const s = step.report;
       const out = inWork(s.out);
@@ -141,7 +109,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
         const text = describeModel(c);
         return { model: text.split(': ')[0], params: (/([\d.]+M) parameters/.exec(text) ?? ['', '?'])[1] };
       }));
-      writeReport(out, s.title ?? `ctspeech: ${p.name}`, summaries);
+      writeReport(out, s.title ?? `ctspeech: ${p.name}`, summaries, s.intro);
       console.log(`report written: ${out}`);
     }
   }

@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -72,6 +73,8 @@ export interface TrainSummary {
 export class RunError extends Error {}
 
 interface TrainState {
+  /** training wall time over every session of this run, for reports (absent in older checkpoints) */
+  elapsedSeconds?: number;
   step: number;
   samplesSeen: number;
   skippedSteps: number;
@@ -143,7 +146,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   } else {
     saveModel(o.run, cfg, trainer.exportParams());
   }
-  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus: path.resolve(corpus) }, null, 2) + '\n');
+  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus: path.resolve(corpus), backend: tf.getBackend() }, null, 2) + '\n');
 
   const metricsFile = path.join(o.run, 'metrics.jsonl');
   // Lines written after the checkpoint we resume from (a kill between checkpoints) are replayed: drop them.
@@ -158,6 +161,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   let validNats: number | null = null;
   let lastNll: number | null = null;
   const t0 = Date.now();
+  const elapsed = () => Math.round(((prior?.elapsedSeconds ?? 0) + (Date.now() - t0) / 1000) * 10) / 10;
   let tokensThisRun = 0;
   let interrupted = false;
 
@@ -166,7 +170,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     const params = trainer.exportParams();
     const all = new Map(params);
     exported.model.tensors.forEach((t, i) => all.set(`state/${String(i).padStart(4, '0')}`, t));
-    const state: TrainState = { step, samplesSeen, skippedSteps, stream: stream.state(), rng: exported.rng, modelState: { batch: exported.model.batch, counters: exported.model.counters }, train: trainOptionsOf(o) };
+    const state: TrainState = { step, samplesSeen, skippedSteps, elapsedSeconds: elapsed(), stream: stream.state(), rng: exported.rng, modelState: { batch: exported.model.batch, counters: exported.model.counters }, train: trainOptionsOf(o) };
     saveCheckpoint(ckptFile, { model: cfg.kind, config: cfg, params: all, optimizer: await exportAdam(trainer.optimizer), state });
     saveModel(o.run, cfg, params);
   };
@@ -174,7 +178,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     if (!validFiles.length) return;
     const r = await evaluateCodes(cfg, trainer.exportParams(), validFiles, { batch: Math.min(8, validFiles.length) });
     validNats = r.nats;
-    fs.appendFileSync(metricsFile, JSON.stringify({ step, valid_nll: r.nats, valid_bits: r.bits, valid_samples: r.totalSamples }) + '\n');
+    fs.appendFileSync(metricsFile, JSON.stringify({ step, samples: samplesSeen, elapsed_s: elapsed(), valid_nll: r.nats, valid_bits: r.bits, valid_samples: r.totalSamples }) + '\n');
     log(`step ${step}: validation NLL ${r.nats.toFixed(4)} nats (${r.bits.toFixed(4)} bits) over ${r.totalSamples} samples; unigram ${unigram.toFixed(4)}`);
     writeCurves(o.run, metricsFile, unigram);
   };
@@ -206,7 +210,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       lastNll = r.nll;
       const lr = learningRate(step, schedule);
       const rate = tokensThisRun / Math.max(1e-3, (Date.now() - t0) / 1000);
-      fs.appendFileSync(metricsFile, JSON.stringify({ step, samples: samplesSeen, lr, loss: r.loss, nll: r.nll, aux: r.aux, grad_norm: r.gradNorm, skipped: r.skipped, samples_per_s: Math.round(rate) }) + '\n');
+      fs.appendFileSync(metricsFile, JSON.stringify({ step, samples: samplesSeen, lr, loss: r.loss, nll: r.nll, aux: r.aux, grad_norm: r.gradNorm, skipped: r.skipped, samples_per_s: Math.round(rate), elapsed_s: elapsed() }) + '\n');
       o.onStep?.({ step, steps: o.steps, samplesPerSecond: rate, loss: r.loss, nll: r.nll, lr });
       if (step % o.validEvery === 0 || step === o.steps) await validate();
       if (step % o.checkpointEvery === 0 || step === o.steps) await checkpoint();

@@ -1,0 +1,120 @@
+/** The pipeline file: its schema, variables and loading, with errors that name the file and field. */
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { UsageError } from './options.js';
+
+export const PrepareStep = z.strictObject({
+  inputs: z.array(z.string()).min(1),
+  out: z.string(),
+  sampleRate: z.number().int().positive().optional(),
+  validFraction: z.number().min(0).lt(1).optional(),
+  testFraction: z.number().min(0).lt(1).optional(),
+  trimDb: z.number().lt(0).nullable().optional(),
+  workers: z.number().int().positive().optional(),
+});
+const InfoStep = z.strictObject({ corpus: z.string(), plot: z.string().nullable().optional() });
+const TrainStepSpec = z.strictObject({
+  /** corpus or audio, relative to workdir when it names a step output, else to the current folder */
+  data: z.union([z.string(), z.array(z.string())]),
+  run: z.string(),
+  model: z.string().optional(),
+  config: z.string().optional(),
+  steps: z.number().int().positive().optional(),
+  /** budget in training samples (scored positions), the same for every model of a comparison */
+  samples: z.number().int().positive().optional(),
+  minutes: z.number().positive().optional(),
+  batch: z.number().int().positive().optional(),
+  lr: z.number().positive().optional(),
+  minLr: z.number().positive().optional(),
+  warmup: z.number().int().nonnegative().optional(),
+  clip: z.number().nonnegative().optional(),
+  accumulate: z.number().int().positive().optional(),
+  validEvery: z.number().int().positive().optional(),
+  validSamples: z.number().int().positive().optional(),
+  checkpointEvery: z.number().int().positive().optional(),
+  seed: z.number().int().nonnegative().optional(),
+});
+const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional(), engine: z.enum(['onnxruntime', 'tfjs']).optional() });
+const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional(), intro: z.string().optional() });
+const GenerateStep = z.strictObject({
+  run: z.string(),
+  seconds: z.number().positive().optional(),
+  /** an audio file to continue, or `corpus:<split>` for the first file of that split of `corpus` */
+  prompt: z.string().optional(),
+  corpus: z.string().optional(),
+  promptSeconds: z.number().positive().optional(),
+  seed: z.number().int().nonnegative().optional(),
+  temperature: z.number().nonnegative().optional(),
+  topK: z.number().int().min(1).max(256).optional(),
+  topP: z.number().gt(0).max(1).optional(),
+  out: z.string().optional(),
+});
+const AttentionStep = z.strictObject({ run: z.string(), corpus: z.string(), split: z.enum(['train', 'valid', 'test']).optional(), segments: z.number().int().positive().optional() });
+const Step = z.union([
+  z.strictObject({ prepare: PrepareStep }),
+  z.strictObject({ info: InfoStep }),
+  z.strictObject({ train: TrainStepSpec }),
+  z.strictObject({ eval: EvalStep }),
+  z.strictObject({ generate: GenerateStep }),
+  z.strictObject({ attention: AttentionStep }),
+  z.strictObject({ report: ReportStep }),
+]);
+export const PipelineFile = z.strictObject({
+  name: z.string(),
+  description: z.string().optional(),
+  /** outputs (corpus, runs, plots) are written relative to this folder */
+  workdir: z.string(),
+  /** `${name}` in any string of the file is replaced by vars[name]; `--data` / `--set` override */
+  vars: z.record(z.string(), z.string()).optional(),
+  steps: z.array(Step).min(1),
+});
+export type PipelineFile = z.infer<typeof PipelineFile>;
+
+export const STEP_KINDS = ['prepare', 'info', 'train', 'eval', 'generate', 'attention', 'report'];
+
+/** Replaces `${name}` in every string below `doc` (vars itself excluded); an unknown name is an error. */
+function substitute(doc: unknown, vars: Record<string, string>, file: string): unknown {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      // A value that is one variable holding a number stays a number (budgets, seconds).
+      const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(v);
+      if (whole && whole[1] in vars && /^-?\d+(\.\d+)?$/.test(vars[whole[1]])) return Number(vars[whole[1]]);
+      return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+        if (!(name in vars)) throw new UsageError(`${file}: \${${name}} is used but not defined (add it under vars: or pass --set ${name}=...)`);
+        return vars[name];
+      });
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'vars' ? x : walk(x)]));
+    return v;
+  };
+  return walk(doc);
+}
+
+export function loadPipeline(file: string, overrides: Record<string, string> = {}): PipelineFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`pipeline file ${file} cannot be read`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file} is not valid YAML: ${(e as Error).message}`);
+  }
+  const declared = (doc as { vars?: unknown } | null)?.vars;
+  const vars = { ...(declared && typeof declared === 'object' ? (declared as Record<string, string>) : {}), ...overrides };
+  const parsed = PipelineFile.safeParse(substitute(doc, vars, file));
+  if (!parsed.success) {
+    const msgs = parsed.error.issues.map((i) => {
+      const where = i.path.join('.') || '(top level)';
+      return i.code === 'invalid_union' ? `${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields` : `${where}: ${i.message}`;
+    });
+    throw new UsageError(`${file}: ${msgs.join('; ')}`);
+  }
+  return parsed.data;
+}
+

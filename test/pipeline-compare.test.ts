@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { CLI, REPO, tempDir } from './helpers.js';
+
+const LN2 = Math.log(2);
+
+function readJsonl(file: string): Record<string, number>[] {
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
+
+/** The report's main table as objects keyed by column header. */
+function reportTable(md: string): Record<string, string>[] {
+  const lines = md.split('\n').filter((l) => l.startsWith('| '));
+  const head = lines[0].split('|').slice(1, -1).map((s) => s.trim());
+  return lines.slice(1).filter((l) => l.includes('`')).map((l) => Object.fromEntries(l.split('|').slice(1, -1).map((c, i) => [head[i], c.trim()])));
+}
+
+test('speech-compare-cpu.yaml at tiny scale: runs end to end, resumes, and its report matches the runs', () => {
+  const work = tempDir('ctspeech-compare-');
+  const args = [
+    CLI, 'pipeline', path.join(REPO, 'pipelines', 'speech-compare-cpu.yaml'), '--data', path.join(REPO, 'samples', 'speech'), '--workdir', work,
+    '--set', 'ct_model=ct-tiny', '--set', 'txl_model=txl-tiny', '--set', 'wavenet_model=wavenet-tiny',
+    // 4 steps of 128 samples for every model: ct/txl-tiny 8 x 16, wavenet-tiny 2 x 64.
+    '--set', 'budget=512', '--set', 'warmup=1', '--set', 'valid_every=2', '--set', 'seconds=0.05', '--set', 'test_files=2',
+  ];
+  const first = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' }, cwd: REPO });
+  assert.equal(first.status, 0, first.stderr + first.stdout);
+
+  const md = fs.readFileSync(path.join(work, 'report.md'), 'utf8');
+  const rows = reportTable(md);
+  assert.deepEqual(rows.map((r) => r.run.replace(/`/g, '')), ['ct', 'txl', 'wavenet']);
+  for (const row of rows) {
+    const run = path.join(work, row.run.replace(/`/g, ''));
+    const metrics = readJsonl(path.join(run, 'metrics.jsonl'));
+    const steps = metrics.filter((m) => m.nll !== undefined);
+    const valid = metrics.filter((m) => m.valid_nll !== undefined);
+    assert.equal(steps.length, 4, `${row.run}: 4 steps of the 512-sample budget`);
+    assert.equal(Number(row['samples trained'].replace(/,/g, '')), steps[steps.length - 1].samples);
+    assert.equal(steps[steps.length - 1].samples, 512, 'the same training samples for every model');
+    assert.equal(row['valid NLL (nats)'], valid[valid.length - 1].valid_nll.toFixed(4));
+    assert.equal(row['valid NLL (bits)'], (valid[valid.length - 1].valid_nll / LN2).toFixed(4));
+    const ev = JSON.parse(fs.readFileSync(path.join(run, 'eval-test.json'), 'utf8'));
+    assert.equal(ev.files.length, 2, 'the same two test files for every model');
+    assert.equal(row['test NLL (nats)'], ev.nats.toFixed(4));
+    assert.equal(row['test NLL (bits)'], ev.bits.toFixed(4));
+    assert.equal(row['unigram (bits)'], ev.unigramBits.toFixed(3));
+    const gen = JSON.parse(fs.readFileSync(path.join(run, 'generate.json'), 'utf8'));
+    assert.equal(row['generation RTF'], gen.realTimeFactor.toFixed(1));
+    assert.ok(fs.existsSync(gen.files[0]), `${row.run}: generated WAV written`);
+    assert.match(md, new RegExp(`\\]\\(${row.run.replace(/`/g, '')}/generated/continuation\\.wav\\)`));
+  }
+  // The same test files, in the same order, for all three models.
+  const fileLists = rows.map((r) => JSON.parse(fs.readFileSync(path.join(work, r.run.replace(/`/g, ''), 'eval-test.json'), 'utf8')).files.map((f: { path: string }) => f.path));
+  assert.deepEqual(fileLists[1], fileLists[0]);
+  assert.deepEqual(fileLists[2], fileLists[0]);
+
+  const att = JSON.parse(fs.readFileSync(path.join(work, 'ct', 'attention.json'), 'utf8'));
+  const mass = att.regions.reduce((a: number, r: { mass: number }) => a + r.mass, 0);
+  assert.ok(Math.abs(mass - 1) < 1e-4, `attention masses sum to ${mass}`);
+  for (const r of att.regions) assert.match(md, new RegExp(`\\| ${r.name} \\| ${r.slots} \\| ${(100 * r.mass).toFixed(1)}% \\|`));
+  for (const png of ['valid-nll.png', 'nll-comparison.png', 'ct/attention.png']) assert.ok(fs.statSync(path.join(work, png)).size > 1000, png);
+  assert.match(md, /Lowest test NLL: (ct|txl|wavenet)/);
+
+  // Rerun: the finished models are not retrained (their metrics are untouched), the report is rewritten.
+  const before = fs.readFileSync(path.join(work, 'ct', 'metrics.jsonl'), 'utf8');
+  const again = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' }, cwd: REPO });
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(fs.readFileSync(path.join(work, 'ct', 'metrics.jsonl'), 'utf8'), before);
+  assert.doesNotMatch(again.stdout + again.stderr, /train: \d+% 1\//, 'no training step was run again');
+  fs.rmSync(work, { recursive: true, force: true });
+});
