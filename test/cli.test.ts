@@ -45,7 +45,7 @@ test('bad flags and paths exit non-zero and name the culprit', () => {
   fs.writeFileSync(path.join(root, 'bad.yaml'), 'name: x\nworkdir: w\nsteps:\n  - fit: {}\n');
   const pipe = run(['pipeline', path.join(root, 'bad.yaml')]);
   assert.equal(pipe.code, 2);
-  assert.match(pipe.err, /steps\.0: each step must be one of prepare, info, train, eval, report/);
+  assert.match(pipe.err, /steps\.0: each step must be one of prepare, info, train, eval, generate, attention, report/);
 });
 
 test('the quickstart pipeline runs end to end (shortened training)', () => {
@@ -63,6 +63,7 @@ test('the quickstart pipeline runs end to end (shortened training)', () => {
   for (const step of doc.steps) {
     if (step.train) Object.assign(step.train, { model: 'ct-tiny', steps: 12, validEvery: 6, validSamples: 2000 });
     if (step.eval) step.eval.data = path.dirname(shortClip);
+    if (step.generate) step.generate.seconds = 0.05;
   }
   const file = path.join(work, 'quick.yaml');
   fs.writeFileSync(file, YAML.stringify(doc));
@@ -79,7 +80,10 @@ test('the quickstart pipeline runs end to end (shortened training)', () => {
   assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   for (const f of ['ct-small/weights.safetensors', 'ct-small/checkpoint.safetensors', 'ct-small/curves.png', 'ct-small/eval-test.json', 'report.md', 'nll-comparison.png']) assert.ok(fs.existsSync(path.join(work, f)), f);
   const report = fs.readFileSync(path.join(work, 'report.md'), 'utf8');
-  assert.match(report, /\| Compressive Transformer \| `ct-small` \| 0\.04M \| 12 \|/);
+  // 12 steps of 8 rows x 16 positions (ct-tiny's segment) = 1,536 training samples.
+  assert.match(report, /\| Compressive Transformer \| `ct-small` \| 0\.04M \| 1,536 \|/);
+  assert.match(report, /\[continuation\.wav\]\(ct-small\/generated\/continuation\.wav\)/);
+  assert.ok(fs.statSync(path.join(work, 'ct-small', 'generated', 'continuation.wav')).size > 44 + 2 * 16000, 'prompt (1 s) + continuation');
   // A second run reuses every prepared file and every trained step.
   const again = run(['pipeline', file, '--workdir', work]);
   assert.equal(again.code, 0, again.err);

@@ -176,7 +176,9 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   };
   const validate = async () => {
     if (!validFiles.length) return;
-    const r = await evaluateCodes(cfg, trainer.exportParams(), validFiles, { batch: Math.min(8, validFiles.length) });
+    // WaveNet scores any segment length exactly; the training segment keeps validation's tensors
+    // small beside the trainer's own (4,096-long rows next to training aborted wasm's 4 GB heap).
+    const r = await evaluateCodes(cfg, trainer.exportParams(), validFiles, { batch: Math.min(8, validFiles.length), wavenetSegment: cfg.kind === 'wavenet' ? cfg.segment : undefined });
     validNats = r.nats;
     fs.appendFileSync(metricsFile, JSON.stringify({ step, samples: samplesSeen, elapsed_s: elapsed(), valid_nll: r.nats, valid_bits: r.bits, valid_samples: r.totalSamples }) + '\n');
     log(`step ${step}: validation NLL ${r.nats.toFixed(4)} nats (${r.bits.toFixed(4)} bits) over ${r.totalSamples} samples; unigram ${unigram.toFixed(4)}`);
