@@ -16,7 +16,7 @@ import { ENGINES, type EngineName, opener } from '../infer/engines.js';
 import { type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
 
 /** Models are trained on 16 kHz mu-law codes. */
-const MODEL_RATE = 16000;
+export const MODEL_RATE = 16000;
 
 interface EvalFlags {
   run: string;

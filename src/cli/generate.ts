@@ -8,12 +8,10 @@ import { codesToWav, generateCodes, type GenerateResult } from '../infer/generat
 import type { OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../infer/sampling.js';
 import { describeModel } from '../models/registry.js';
-import { checkEngineFlags, loadRun } from './eval.js';
+import { checkEngineFlags, loadRun, MODEL_RATE } from './eval.js';
 import { floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 
-/** Models are trained on 16 kHz mu-law codes. */
-const MODEL_RATE = 16000;
 
 export interface GenerateFlags {
   run: string;

@@ -46,8 +46,22 @@ export function graphFileName(cfg: ModelConfig, spec: GraphSpec): string {
   return `${spec.kind}-b${spec.batch}${spec.kind === 'segment' ? `-n${spec.length}` : ''}-${hash}.onnx`;
 }
 
+const hashes = new Map<string, { stamp: string; hash: string }>();
+
+/**
+ * sha256 of the run's weights, read once per file version: generation opens four graphs, and a
+ * paper-scale weights file is 160 MB. Weights are written atomically (a new inode), so inode, size
+ * and mtime say when the file was rewritten.
+ */
 function weightsHash(runDir: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(path.join(runDir, PARAMS_FILE))).digest('hex');
+  const file = path.resolve(runDir, PARAMS_FILE);
+  const st = fs.statSync(file);
+  const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  const known = hashes.get(file);
+  if (known?.stamp === stamp) return known.hash;
+  const hash = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  hashes.set(file, { stamp, hash });
+  return hash;
 }
 
 function readIndex(dir: string): ExportIndex | null {

@@ -5,7 +5,7 @@ import { dilations } from '../models/wavenet-config.js';
 import type { Fed, Feeds, GraphExecutor } from './executor.js';
 
 /** A float32 state tensor held on the host between graph calls. */
-function zeroFed(shape: number[]): Fed {
+export function zeroFed(shape: number[]): Fed {
   return { data: new Float32Array(shape.reduce((a, v) => a * v, 1)), shape };
 }
 

@@ -3,11 +3,11 @@ import { stepFeeds } from '../models/compressive-step.js';
 import type { TransformerConfig } from '../models/config.js';
 import { oneHot } from '../models/layers.js';
 import type { ModelConfig } from '../models/registry.js';
-import { pastOf, pushQueues, type WavenetQueues } from '../models/wavenet.js';
+import { pastOf, pushQueues, queuesFromHistories, type WavenetQueues } from '../models/wavenet.js';
 import { dilations, type WavenetConfig } from '../models/wavenet-config.js';
 import type { Fed, Feeds, GraphExecutor } from './executor.js';
 import type { Generator } from './generator-api.js';
-import { SegmentScorer } from './segment-scorer.js';
+import { SegmentScorer, zeroFed } from './segment-scorer.js';
 
 /** The graphs a generator drives: segment (priming), step, and for transformers roll and keys. */
 export interface GenerationGraphs {
@@ -19,7 +19,6 @@ export interface GenerationGraphs {
   keys?: GraphExecutor;
 }
 
-const zeroFed = (shape: number[]): Fed => ({ data: new Float32Array(shape.reduce((a, v) => a * v, 1)), shape });
 
 /** The last position's log-probabilities of every row from a segment call's [B * n * 256]. */
 function lastPosition(logprobs: Float32Array, B: number, n: number): Float32Array {
@@ -32,6 +31,23 @@ function repeatRows(codes: Uint8Array, B: number): Int32Array {
   const out = new Int32Array(B * codes.length);
   for (let b = 0; b < B; b++) out.set(codes, b * codes.length);
   return out;
+}
+
+/**
+ * Priming shared by both model families: whole segments of the prompt through the segment graph
+ * from empty state, `afterSegments` turns that state into step state, the rest goes sample by
+ * sample. Returns the log-probabilities after the last code.
+ */
+async function primeRows(scorer: SegmentScorer, codes: Uint8Array, afterSegments: () => Promise<void>, step: (codes: Int32Array) => Promise<Float32Array>): Promise<Float32Array> {
+  if (codes.length === 0) throw new RangeError('priming needs at least one code');
+  const { batch: B, length: n } = scorer;
+  scorer.state.resetAll();
+  const whole = Math.floor(codes.length / n);
+  let last: Float32Array | null = null;
+  for (let s = 0; s < whole; s++) last = lastPosition(await scorer.run(repeatRows(codes.subarray(s * n, (s + 1) * n), B), null), B, n);
+  await afterSegments();
+  for (let t = whole * n; t < codes.length; t++) last = await step(new Int32Array(B).fill(codes[t]));
+  return last!;
 }
 
 /**
@@ -79,18 +95,11 @@ class TransformerGenerator implements Generator {
     this.memV = Array.from({ length: layers }, (_, i) => ({ data: out[`memV.${i}`], shape }));
   }
 
-  async prime(codes: Uint8Array): Promise<Float32Array> {
-    if (codes.length === 0) throw new RangeError('priming needs at least one code');
-    const n = this.cfg.segment;
-    const B = this.batch;
-    this.scorer.state.resetAll();
-    const whole = Math.floor(codes.length / n);
-    let last: Float32Array | null = null;
-    for (let s = 0; s < whole; s++) last = lastPosition(await this.scorer.run(repeatRows(codes.subarray(s * n, (s + 1) * n), B), null), B, n);
-    this.takeKeys(await this.g.keys!.run(this.memoryFeeds()));
-    this.clearSegment();
-    for (let t = whole * n; t < codes.length; t++) last = await this.step(new Int32Array(B).fill(codes[t]));
-    return last!;
+  prime(codes: Uint8Array): Promise<Float32Array> {
+    return primeRows(this.scorer, codes, async () => {
+      this.takeKeys(await this.g.keys!.run(this.memoryFeeds()));
+      this.clearSegment();
+    }, (c) => this.step(c));
   }
 
   async step(codes: Int32Array): Promise<Float32Array> {
@@ -153,30 +162,14 @@ class WavenetGenerator implements Generator {
     this.q = this.queues();
   }
 
-  /** Rings [d, B, R] per layer from the segment state's histories [B, d, R]; oldest entry first. */
   private queues(): WavenetQueues {
-    const R = this.cfg.residualChannels;
-    const B = this.batch;
-    const rings = dilations(this.cfg).map((d, i) => {
-      const h = this.scorer.state.tensors[`hist.${i}`].data;
-      const ring = new Float32Array(d * B * R);
-      for (let b = 0; b < B; b++) for (let k = 0; k < d; k++) ring.set(h.subarray((b * d + k) * R, (b * d + k + 1) * R), (k * B + b) * R);
-      return ring;
-    });
-    return { batch: B, rings, pos: rings.map(() => 0) };
+    return queuesFromHistories(this.cfg, this.batch, dilations(this.cfg).map((_, i) => this.scorer.state.tensors[`hist.${i}`].data));
   }
 
-  async prime(codes: Uint8Array): Promise<Float32Array> {
-    if (codes.length === 0) throw new RangeError('priming needs at least one code');
-    const n = this.g.segmentLength;
-    const B = this.batch;
-    this.scorer.state.resetAll();
-    const whole = Math.floor(codes.length / n);
-    let last: Float32Array | null = null;
-    for (let s = 0; s < whole; s++) last = lastPosition(await this.scorer.run(repeatRows(codes.subarray(s * n, (s + 1) * n), B), null), B, n);
-    this.q = this.queues();
-    for (let t = whole * n; t < codes.length; t++) last = await this.step(new Int32Array(B).fill(codes[t]));
-    return last!;
+  prime(codes: Uint8Array): Promise<Float32Array> {
+    return primeRows(this.scorer, codes, async () => {
+      this.q = this.queues();
+    }, (c) => this.step(c));
   }
 
   async step(codes: Int32Array): Promise<Float32Array> {

@@ -82,14 +82,19 @@ export interface WavenetQueues {
 
 /** Queues holding the same history as a segment-mode state (e.g. after priming on a prompt). */
 export function queuesFromState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, s: WavenetState<T>): WavenetQueues {
+  return queuesFromHistories(cfg, s.batch, s.hist.map((h) => ops.read(h)));
+}
+
+/** Rings [d, B, R] per layer from histories [B, d, R] held on the host; the oldest entry first. */
+export function queuesFromHistories(cfg: WavenetConfig, batch: number, hist: readonly Float32Array[]): WavenetQueues {
   const R = cfg.residualChannels;
   const rings = dilations(cfg).map((d, i) => {
-    const h = ops.read(s.hist[i]); // [B, d, R] -> ring [d, B, R]
-    const ring = new Float32Array(d * s.batch * R);
-    for (let b = 0; b < s.batch; b++) for (let k = 0; k < d; k++) ring.set(h.subarray((b * d + k) * R, (b * d + k + 1) * R), (k * s.batch + b) * R);
+    const h = hist[i];
+    const ring = new Float32Array(d * batch * R);
+    for (let b = 0; b < batch; b++) for (let k = 0; k < d; k++) ring.set(h.subarray((b * d + k) * R, (b * d + k + 1) * R), (k * batch + b) * R);
     return ring;
   });
-  return { batch: s.batch, rings, pos: rings.map(() => 0) };
+  return { batch, rings, pos: rings.map(() => 0) };
 }
 
 /**
