@@ -137,7 +137,8 @@ async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: stri
     if (!fs.existsSync(manifestPath(corpus)) && fs.existsSync(trainJson)) {
       try {
         const named = JSON.parse(fs.readFileSync(trainJson, 'utf8')).corpus;
-        if (typeof named === 'string') corpus = named;
+        // Relative to the run folder (older runs stored an absolute path, which resolve keeps).
+        if (typeof named === 'string') corpus = path.resolve(o.run, named);
       } catch {
         // an unreadable train.json: fall through to the clear error below
       }

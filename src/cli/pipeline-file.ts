@@ -13,6 +13,28 @@ export const PrepareStep = z.strictObject({
   trimDb: z.number().lt(0).nullable().optional(),
   workers: z.number().int().positive().optional(),
 });
+/**
+ * `seeds: "0,1,2"` on a train, eval, generate, attention or report step runs it once per seed, on
+ * the run folder `<run>-seed<s>` (a train step also trains with that seed); the report then gives
+ * each model's mean and spread over its seeds.
+ */
+const Seeds = z
+  .union([z.number().int().nonnegative(), z.string()])
+  .transform((v, ctx) => {
+    const list = String(v).split(',').map((x) => x.trim()).filter((x) => x !== '');
+    if (!list.length || list.some((x) => !/^\d+$/.test(x))) {
+      ctx.addIssue({ code: 'custom', message: `seeds must be a comma-separated list of non-negative integers, got "${v}"` });
+      return z.NEVER;
+    }
+    const seeds = list.map(Number);
+    if (new Set(seeds).size !== seeds.length) {
+      ctx.addIssue({ code: 'custom', message: `seeds "${v}" names a seed twice` });
+      return z.NEVER;
+    }
+    return seeds;
+  })
+  .optional();
+
 const InfoStep = z.strictObject({ corpus: z.string(), plot: z.string().nullable().optional() });
 const TrainStepSpec = z.strictObject({
   /** corpus or audio, relative to workdir when it names a step output, else to the current folder */
@@ -34,9 +56,10 @@ const TrainStepSpec = z.strictObject({
   validSamples: z.number().int().positive().optional(),
   checkpointEvery: z.number().int().positive().optional(),
   seed: z.number().int().nonnegative().optional(),
+  seeds: Seeds,
 });
-const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional(), engine: z.enum(['onnxruntime', 'tfjs']).optional() });
-const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional(), intro: z.string().optional() });
+const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional(), engine: z.enum(['onnxruntime', 'tfjs']).optional(), seeds: Seeds });
+const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional(), intro: z.string().optional(), seeds: Seeds });
 const GenerateStep = z.strictObject({
   run: z.string(),
   seconds: z.number().positive().optional(),
@@ -49,8 +72,9 @@ const GenerateStep = z.strictObject({
   topK: z.number().int().min(1).max(256).optional(),
   topP: z.number().gt(0).max(1).optional(),
   out: z.string().optional(),
+  seeds: Seeds,
 });
-const AttentionStep = z.strictObject({ run: z.string(), corpus: z.string(), split: z.enum(['train', 'valid', 'test']).optional(), segments: z.number().int().positive().optional() });
+const AttentionStep = z.strictObject({ run: z.string(), corpus: z.string(), split: z.enum(['train', 'valid', 'test']).optional(), segments: z.number().int().positive().optional(), seeds: Seeds });
 const Step = z.union([
   z.strictObject({ prepare: PrepareStep }),
   z.strictObject({ info: InfoStep }),
@@ -70,6 +94,11 @@ export const PipelineFile = z.strictObject({
   steps: z.array(Step).min(1),
 });
 export type PipelineFile = z.infer<typeof PipelineFile>;
+
+/** The run folders a step with `seeds` stands for: `<run>-seed<s>` for each seed, else the run itself. */
+export function seededRuns(run: string, seeds: readonly number[] | undefined): { run: string; seed: number | undefined }[] {
+  return seeds ? seeds.map((seed) => ({ run: `${run}-seed${seed}`, seed })) : [{ run, seed: undefined }];
+}
 
 export const STEP_KINDS = ['prepare', 'info', 'train', 'eval', 'generate', 'attention', 'report'];
 

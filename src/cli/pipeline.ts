@@ -3,14 +3,15 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { runInfo } from './info.js';
 import { UsageError } from './options.js';
-import { loadPipeline, type PipelineFile, STEP_KINDS } from './pipeline-file.js';
+import { loadPipeline, type PipelineFile, seededRuns, STEP_KINDS } from './pipeline-file.js';
 import { runPrepare } from './prepare.js';
 import { runEval } from './eval.js';
 import { runTrain, TRAIN_DEFAULTS } from './train.js';
 import { runGenerate } from './generate.js';
 import { firstFileCodes, runAttentionStep } from './pipeline-steps.js';
 import type { Split } from '../data/manifest.js';
-import { describeModel, parseModelConfig } from '../models/registry.js';
+import { modelName, paramSpecOf, parseModelConfig } from '../models/registry.js';
+import { paramCount } from '../models/param-spec.js';
 import { summarizeRun, writeReport } from '../report/run-report.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
@@ -61,22 +62,26 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const s = step.train;
       // A data path that a previous step wrote lives in workdir; anything else is the user's audio.
       const data = (Array.isArray(s.data) ? s.data : [s.data]).map((d) => (fs.existsSync(inWork(d)) ? inWork(d) : d));
-      console.log(`\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(s.run)}`);
       const d = TRAIN_DEFAULTS;
-      await runTrain(data, {
-        model: s.model ?? 'ct-cpu', config: s.config, run: inWork(s.run), steps: s.steps ?? d.steps, samples: s.samples, minutes: s.minutes, batch: s.batch ?? d.batch, lr: s.lr ?? d.lr, minLr: s.minLr ?? d.minLr,
-        warmup: s.warmup ?? d.warmup, clip: s.clip ?? d.clip, accumulate: s.accumulate ?? d.accumulate, validEvery: s.validEvery ?? d.validEvery, validSamples: s.validSamples ?? d.validSamples,
-        checkpointEvery: s.checkpointEvery ?? d.checkpointEvery, seed: s.seed ?? d.seed, backend: 'auto',
-      });
+      for (const { run, seed } of seededRuns(s.run, s.seeds)) {
+        console.log(`\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(run)}`);
+        await runTrain(data, {
+          model: s.model ?? 'ct-cpu', config: s.config, run: inWork(run), steps: s.steps ?? d.steps, samples: s.samples, minutes: s.minutes, batch: s.batch ?? d.batch, lr: s.lr ?? d.lr, minLr: s.minLr ?? d.minLr,
+          warmup: s.warmup ?? d.warmup, clip: s.clip ?? d.clip, accumulate: s.accumulate ?? d.accumulate, validEvery: s.validEvery ?? d.validEvery, validSamples: s.validSamples ?? d.validSamples,
+          checkpointEvery: s.checkpointEvery ?? d.checkpointEvery, seed: seed ?? s.seed ?? d.seed, backend: 'auto',
+        });
+      }
     } else if ('eval' in step) {
       const s = step.eval;
       const split = s.split ?? 'test';
-      console.log(`\n== step ${i + 1}/${p.steps.length}: eval ${inWork(s.run)} on ${s.data ?? 'its corpus'} (${split})`);
-      const r = await runEval({ run: inWork(s.run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', engine: s.engine ?? 'onnxruntime', device: 'auto', limitFiles: s.limitFiles });
-      writeFileAtomic(path.join(inWork(s.run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
+      for (const { run } of seededRuns(s.run, s.seeds)) {
+        console.log(`\n== step ${i + 1}/${p.steps.length}: eval ${inWork(run)} on ${s.data ?? 'its corpus'} (${split})`);
+        const r = await runEval({ run: inWork(run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', engine: s.engine ?? 'onnxruntime', device: 'auto', limitFiles: s.limitFiles });
+        writeFileAtomic(path.join(inWork(run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
+      }
     } else if ('generate' in step) {
       const s = step.generate;
-      const run = inWork(s.run);
+      if (s.out && s.seeds && s.seeds.length > 1) throw new UsageError(`generate step ${i + 1}: out cannot be combined with several seeds (each seed's run writes generated/continuation.wav)`);
       let promptCodes: Uint8Array | undefined;
       let prompt = s.prompt;
       const fromCorpus = s.prompt ? /^corpus:(train|valid|test)$/.exec(s.prompt) : null;
@@ -88,27 +93,34 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       } else if (prompt && !fs.existsSync(prompt) && fs.existsSync(inWork(prompt))) {
         prompt = inWork(prompt);
       }
-      console.log(`\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? 2} s with ${run}${prompt ? ` from ${prompt}` : ''}`);
-      const summary = await runGenerate({
-        run, prompt, promptCodes, promptSeconds: s.promptSeconds, seconds: s.seconds ?? 2, temperature: s.temperature ?? 1, topK: s.topK, topP: s.topP,
-        seed: s.seed ?? 0, count: 1, out: s.out ? inWork(s.out) : path.join(run, 'generated', 'continuation.wav'), engine: 'onnxruntime', device: 'auto',
-      });
-      writeFileAtomic(path.join(run, 'generate.json'), JSON.stringify({ ...summary, prompt: prompt ?? null }, null, 2) + '\n');
+      for (const seeded of seededRuns(s.run, s.seeds)) {
+        const run = inWork(seeded.run);
+        console.log(`\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? 2} s with ${run}${prompt ? ` from ${prompt}` : ''}`);
+        const summary = await runGenerate({
+          run, prompt, promptCodes, promptSeconds: s.promptSeconds, seconds: s.seconds ?? 2, temperature: s.temperature ?? 1, topK: s.topK, topP: s.topP,
+          seed: s.seed ?? 0, count: 1, out: s.out ? inWork(s.out) : path.join(run, 'generated', 'continuation.wav'), engine: 'onnxruntime', device: 'auto',
+        });
+        // Paths relative to the run folder, so the run reads the same wherever it is moved or committed.
+        const files = summary.files.map((f) => path.relative(path.resolve(run), path.resolve(f)).split(path.sep).join('/'));
+        writeFileAtomic(path.join(run, 'generate.json'), JSON.stringify({ ...summary, files, prompt: prompt ?? null }, null, 2) + '\n');
+      }
     } else if ('attention' in step) {
       const s = step.attention;
-      const run = inWork(s.run);
       const split = s.split ?? 'test';
-      console.log(`\n== step ${i + 1}/${p.steps.length}: attention by memory age of ${run} on ${inWork(s.corpus)} (${split})`);
-      await runAttentionStep(run, inWork(s.corpus), split, s.segments ?? 64);
+      for (const seeded of seededRuns(s.run, s.seeds)) {
+        const run = inWork(seeded.run);
+        console.log(`\n== step ${i + 1}/${p.steps.length}: attention by memory age of ${run} on ${inWork(s.corpus)} (${split})`);
+        await runAttentionStep(run, inWork(s.corpus), split, s.segments ?? 64);
+      }
     } else {
       const s = step.report;
       const out = inWork(s.out);
       console.log(`\n== step ${i + 1}/${p.steps.length}: report -> ${out}`);
-      const summaries = s.runs.map((r) => summarizeRun(r, inWork(r), (cfg) => {
-        const c = parseModelConfig(cfg);
-        const text = describeModel(c);
-        return { model: text.split(': ')[0], params: (/([\d.]+M) parameters/.exec(text) ?? ['', '?'])[1] };
-      }));
+      const describe = (json: unknown) => {
+        const c = parseModelConfig(json);
+        return { model: modelName(c), params: `${(paramCount(paramSpecOf(c)) / 1e6).toFixed(2)}M` };
+      };
+      const summaries = s.runs.flatMap((group) => seededRuns(group, s.seeds).map(({ run, seed }) => summarizeRun(run, inWork(run), describe, { group, seed: seed ?? null })));
       writeReport(out, s.title ?? `ctspeech: ${p.name}`, summaries, s.intro);
       console.log(`report written: ${out}`);
     }

@@ -285,6 +285,8 @@ export interface CropBatch {
   inputs: Int32Array;
   targets: Int32Array;
   mask: Float32Array;
+  /** all ones: every crop starts from empty model state (see next()) */
+  reset: Uint8Array;
   tokens: number;
 }
 
@@ -318,6 +320,14 @@ export class CropStream {
     this.reader = reader;
   }
 
+  /**
+   * Each row scores n_t consecutive targets, their first index u uniform over the file (a file is
+   * drawn in proportion to its length). Inputs reach back R-1 samples before u, or to the file's
+   * first sample when u lies closer to it: such a row starts at the file start and the model meets
+   * it with empty state, exactly as evaluation scores a file from empty state. So every sample of a
+   * file is trained with the context it is scored with. A file shorter than the crop is padded with
+   * silence after its end (masked; causality keeps it from touching earlier positions).
+   */
   next(): CropBatch {
     const { B, R, nt, reader, rng, crop } = this;
     const C = R + nt;
@@ -327,30 +337,24 @@ export class CropStream {
     const mask = new Float32Array(B * w);
     let tokens = 0;
     for (let b = 0; b < B; b++) {
-      // A uniform sample index picks its file with probability proportional to the file's length.
       const f = reader.fileAt(rng.nextInt(reader.total));
       const L = reader.lengths[f];
-      let pad = 0;
-      if (L >= C) {
-        reader.read(f, rng.nextInt(L - C + 1), crop, 0, C);
-      } else {
-        pad = C - L;
-        crop.fill(SILENCE, 0, pad);
-        reader.read(f, 0, crop, pad, L);
-      }
-      // Valid: full receptive field inside the crop, and both the input and its target are real
-      // samples (a file's first sample is never a target, as in SegmentStream).
-      const first = Math.max(R - 1, pad);
+      // Targets u .. last, file indices; a file's first sample is never a target.
+      const u = 1 + rng.nextInt(Math.max(1, L - nt));
+      const last = Math.min(u + nt - 1, L - 1);
+      const a = Math.max(0, u - R);
+      const n = Math.min(C, L - a);
+      reader.read(f, a, crop, 0, n);
+      crop.fill(SILENCE, n, C);
       const o = b * w;
       for (let i = 0; i < w; i++) {
         inputs[o + i] = crop[i];
         targets[o + i] = crop[i + 1];
       }
-      for (let i = first; i < w; i++) mask[o + i] = 1;
-      // Padded targets carry silence, not 0: they are masked out and never scored.
-      tokens += w - first;
+      for (let t = u; t <= last; t++) mask[o + t - 1 - a] = 1;
+      tokens += last - u + 1;
     }
-    return { inputs, targets, mask, tokens };
+    return { inputs, targets, mask, reset: new Uint8Array(B).fill(1), tokens };
   }
 
   state(): CropStreamState {

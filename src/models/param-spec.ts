@@ -6,10 +6,17 @@
 import { Rng } from '../data/rng.js';
 import { TRAINABLE_COMPRESSIONS, type TransformerConfig } from './config.js';
 
+/**
+ * How a parameter starts: 'normal' is N(0, std^2) with the std the caller passes (the config's
+ * initStd); `{ normal }` and `{ uniform }` carry their own scale (N(0, normal^2), U(-uniform, uniform)),
+ * for families whose initialisation depends on each layer's fan-in.
+ */
+export type ParamInit = 'normal' | 'zeros' | 'ones' | { normal: number } | { uniform: number };
+
 export interface ParamSpec {
   name: string;
   shape: number[];
-  init: 'normal' | 'zeros' | 'ones';
+  init: ParamInit;
   /** Trained by the auxiliary loss only (the compression network f_c and its decoder g). */
   compression: boolean;
 }
@@ -102,7 +109,11 @@ function fillNormal(out: Float32Array, rng: Rng, std: number): void {
   }
 }
 
-/** Fresh parameters: N(0, std^2) for 'normal', exact 0 and 1 otherwise; reproducible from seed. */
+function fillUniform(out: Float32Array, rng: Rng, bound: number): void {
+  for (let i = 0; i < out.length; i++) out[i] = (2 * rng.nextFloat() - 1) * bound;
+}
+
+/** Fresh parameters as each spec's `init` says (`std` is the scale of plain 'normal'); reproducible from seed. */
 export function initParams(specs: readonly ParamSpec[], seed: number, std: number): Map<string, Float32Array> {
   if (!Number.isSafeInteger(seed)) throw new Error(`initParams: seed must be a safe integer, got ${seed}`);
   if (!(std > 0) || !Number.isFinite(std)) throw new Error(`initParams: std must be a positive number, got ${std}`);
@@ -110,8 +121,11 @@ export function initParams(specs: readonly ParamSpec[], seed: number, std: numbe
   for (const s of specs) {
     if (params.has(s.name)) throw new Error(`initParams: duplicate parameter name '${s.name}'`);
     const a = new Float32Array(shapeSize(s.shape));
+    const rng = () => new Rng(paramSeed(seed, s.name));
     if (s.init === 'ones') a.fill(1);
-    else if (s.init === 'normal') fillNormal(a, new Rng(paramSeed(seed, s.name)), std);
+    else if (s.init === 'normal') fillNormal(a, rng(), std);
+    else if (typeof s.init === 'object' && 'normal' in s.init) fillNormal(a, rng(), s.init.normal);
+    else if (typeof s.init === 'object') fillUniform(a, rng(), s.init.uniform);
     params.set(s.name, a);
   }
   return params;

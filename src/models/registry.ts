@@ -24,7 +24,12 @@ export function paramSpecOf(c: ModelConfig): ParamSpec[] {
   return c.kind === 'wavenet' ? wavenetParamSpec(c) : transformerParamSpec(c);
 }
 
+/** The model's name as the paper's comparison uses it. */
+export function modelName(c: ModelConfig): string {
+  if (c.kind === 'wavenet') return 'WaveNet';
+  return c.compressedMemory > 0 ? 'Compressive Transformer' : 'Transformer-XL';
+}
+
 export function describeModel(c: ModelConfig): string {
-  if (c.kind === 'wavenet') return `WaveNet: ${describeWavenet(c)}`;
-  return `${c.compressedMemory > 0 ? 'Compressive Transformer' : 'Transformer-XL'}: ${describeParams(c)}`;
+  return `${modelName(c)}: ${c.kind === 'wavenet' ? describeWavenet(c) : describeParams(c)}`;
 }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './config.js';
-import { paramCount, type ParamSpec, VOCAB } from './param-spec.js';
+import { type ParamInit, paramCount, type ParamSpec, VOCAB } from './param-spec.js';
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -19,6 +19,12 @@ export const WavenetConfig = z.strictObject({
   headChannels: int(1),
   /** positions scored per training crop (after a full receptive field of context) */
   segment: int(1),
+  /**
+   * 'fan-in' (default): embedding N(0, 1), every matrix and bias U(±1/sqrt(fan_in)), as standard
+   * WaveNet implementations start (PyTorch's layer defaults). 'normal': everything N(0, initStd^2),
+   * biases 0 — what the transformers use; kept to reproduce older runs and as a learning-test control.
+   */
+  init: z.enum(['fan-in', 'normal']).default('fan-in'),
   initStd: z.number().positive().default(0.02),
   seed: z.number().int().default(0),
 });
@@ -49,21 +55,29 @@ export function receptiveField(c: WavenetConfig): number {
 export function wavenetParamSpec(c: WavenetConfig): ParamSpec[] {
   const { residualChannels: R, dilationChannels: D, skipChannels: S, headChannels: E } = c;
   const out: ParamSpec[] = [];
-  const p = (name: string, shape: number[], init: ParamSpec['init'] = 'normal') => out.push({ name, shape, init, compression: false });
-  p('embed.weight', [VOCAB, R]);
+  // A deep gated residual stack needs activations of order one from the first step: with N(0, 0.02)
+  // everywhere a 20-layer stack starts near zero and spends its first hundreds of steps at the
+  // unigram loss (measured: 1.6 bits/sample worse after 200 steps). Fan-in scaling keeps each
+  // layer's pre-activations at unit scale. A layer's two taps are the halves of one [2R, 2D] map,
+  // so their fan-in is 2R.
+  const fanIn = c.init === 'fan-in';
+  const weight = (n: number): ParamInit => (fanIn ? { uniform: 1 / Math.sqrt(n) } : 'normal');
+  const bias = (n: number): ParamInit => (fanIn ? { uniform: 1 / Math.sqrt(n) } : 'zeros');
+  const p = (name: string, shape: number[], init: ParamInit) => out.push({ name, shape, init, compression: false });
+  p('embed.weight', [VOCAB, R], fanIn ? { normal: 1 } : 'normal');
   dilations(c).forEach((_, i) => {
-    p(`layers.${i}.conv.w0`, [R, 2 * D]);
-    p(`layers.${i}.conv.w1`, [R, 2 * D]);
-    p(`layers.${i}.conv.b`, [2 * D], 'zeros');
-    p(`layers.${i}.res.w`, [D, R]);
-    p(`layers.${i}.res.b`, [R], 'zeros');
-    p(`layers.${i}.skip.w`, [D, S]);
-    p(`layers.${i}.skip.b`, [S], 'zeros');
+    p(`layers.${i}.conv.w0`, [R, 2 * D], weight(2 * R));
+    p(`layers.${i}.conv.w1`, [R, 2 * D], weight(2 * R));
+    p(`layers.${i}.conv.b`, [2 * D], bias(2 * R));
+    p(`layers.${i}.res.w`, [D, R], weight(D));
+    p(`layers.${i}.res.b`, [R], bias(D));
+    p(`layers.${i}.skip.w`, [D, S], weight(D));
+    p(`layers.${i}.skip.b`, [S], bias(D));
   });
-  p('head.w1', [S, E]);
-  p('head.b1', [E], 'zeros');
-  p('head.w2', [E, VOCAB]);
-  p('head.b2', [VOCAB], 'zeros');
+  p('head.w1', [S, E], weight(S));
+  p('head.b1', [E], bias(S));
+  p('head.w2', [E, VOCAB], weight(E));
+  p('head.b2', [VOCAB], bias(E));
   return out;
 }
 
@@ -73,7 +87,7 @@ export function describeWavenet(c: WavenetConfig): string {
   return `${c.stacks} x ${c.layersPerStack} layers (dilations 1..${2 ** (c.layersPerStack - 1)}), residual ${c.residualChannels}, dilation ${c.dilationChannels}, skip ${c.skipChannels}, head ${c.headChannels}: ${(n / 1e6).toFixed(2)}M parameters, receptive field ${rf} samples`;
 }
 
-const common = { kind: 'wavenet', vocab: 256, initStd: 0.02, seed: 0 } as const;
+const common = { kind: 'wavenet', vocab: 256, init: 'fan-in', initStd: 0.02, seed: 0 } as const;
 const raw: Record<string, z.input<typeof WavenetConfig>> = {
   'wavenet-tiny': { ...common, stacks: 1, layersPerStack: 4, residualChannels: 16, dilationChannels: 16, skipChannels: 32, headChannels: 32, segment: 64 },
   // Sized to ct-cpu's ~1.2M parameters; receptive field 2,047 samples (128 ms at 16 kHz).

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { chartPng, type LineChart } from './chart.js';
+import { formatSpread, rankByMean, rankingSentence, type Spread, spread } from './seed-stats.js';
 
 export interface EvalFigures {
   nats: number;
@@ -13,6 +14,9 @@ export interface EvalFigures {
 
 export interface RunSummary {
   name: string;
+  /** the model this run is one seed of (the run's own name when the report has no seeds) */
+  group: string;
+  seed: number | null;
   run: string;
   model: string;
   params: string;
@@ -48,7 +52,7 @@ function evalFigures(file: string): EvalFigures | null {
 }
 
 /** What a run directory says about itself: config, metrics, saved evaluations, generation and attention analysis. */
-export function summarizeRun(name: string, run: string, describe: (cfg: unknown) => { model: string; params: string }): RunSummary {
+export function summarizeRun(name: string, run: string, describe: (cfg: unknown) => { model: string; params: string }, of: { group: string; seed: number | null } = { group: name, seed: null }): RunSummary {
   const cfg = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
   const metrics = fs.existsSync(path.join(run, 'metrics.jsonl'))
     ? fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } })
@@ -63,6 +67,8 @@ export function summarizeRun(name: string, run: string, describe: (cfg: unknown)
   const d = describe(cfg);
   return {
     name,
+    group: of.group,
+    seed: of.seed,
     run,
     model: d.model,
     params: d.params,
@@ -78,9 +84,16 @@ export function summarizeRun(name: string, run: string, describe: (cfg: unknown)
     }),
     test: evalFigures(path.join(run, 'eval-test.json')),
     valid: evalFigures(path.join(run, 'eval-valid.json')),
-    generation: gen && gen.files?.length ? { realTimeFactor: gen.realTimeFactor, samplesPerSecond: gen.samplesPerSecond, file: gen.files[0], engine: gen.engine } : null,
+    generation: gen && gen.files?.length ? { realTimeFactor: gen.realTimeFactor, samplesPerSecond: gen.samplesPerSecond, file: generatedFile(run, gen.files[0]), engine: gen.engine } : null,
     attention: att ? { regions: att.regions, counted: att.counted, plot: fs.existsSync(path.join(run, 'attention.png')) ? path.join(run, 'attention.png') : null } : null,
   };
+}
+
+/** generate.json names its files relative to the run folder (older ones: to the folder it ran in). */
+function generatedFile(run: string, file: string): string {
+  if (path.isAbsolute(file)) return file;
+  const inRun = path.join(run, file);
+  return fs.existsSync(inRun) || !fs.existsSync(file) ? inRun : file;
 }
 
 function duration(s: number | null): string {
@@ -89,18 +102,61 @@ function duration(s: number | null): string {
   return s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(2)} h`;
 }
 
+interface Group {
+  name: string;
+  runs: RunSummary[];
+  test: Spread | null;
+  valid: Spread | null;
+}
+
+function groupRuns(runs: RunSummary[]): Group[] {
+  const names = [...new Set(runs.map((r) => r.group))];
+  return names.map((name) => {
+    const members = runs.filter((r) => r.group === name);
+    const validBits = members.flatMap((r) => {
+      const nats = r.valid?.nats ?? r.validNats;
+      return nats === null ? [] : [nats / LN2];
+    });
+    return { name, runs: members, test: spread(members.flatMap((r) => (r.test ? [r.test.bits] : []))), valid: spread(validBits) };
+  });
+}
+
+/** The mean validation curve of a group's seeds, where they were validated at the same points. */
+function meanCurve(runs: RunSummary[]): [number, number][] {
+  const curves = runs.map((r) => r.validCurve).filter((c) => c.length);
+  if (!curves.length) return [];
+  const xs = curves[0].map((p) => p[0]);
+  if (curves.some((c) => c.length !== xs.length || c.some((p, i) => p[0] !== xs[i]))) return curves[0];
+  return xs.map((x, i) => [x, curves.reduce((a, c) => a + c[i][1], 0) / curves.length]);
+}
+
 /**
  * A Markdown report of an experiment, written next to the runs so relative links work: the table,
  * validation NLL against training samples (the paper's Figure 4 analogue), test NLL bars, the
- * Compressive Transformer's attention by memory age, generated audio and each run's curves.
+ * Compressive Transformer's attention by memory age, generated audio and each run's curves. Runs
+ * that are seeds of one model are summarised as a mean and spread, and ranked only where the gap
+ * exceeds the seed noise.
  */
 export function writeReport(out: string, title: string, runs: RunSummary[], intro?: string): void {
   const dir = path.dirname(path.resolve(out));
   fs.mkdirSync(dir, { recursive: true });
   const rel = (p: string) => path.relative(dir, path.resolve(p)).split(path.sep).join('/');
   const f = (x: number | null | undefined, d = 4) => (x === null || x === undefined ? '–' : x.toFixed(d));
+  const groups = groupRuns(runs);
+  const seeded = groups.some((g) => g.runs.length > 1);
   const lines: string[] = [`# ${title}`, '', `Generated ${new Date().toISOString()} by ctspeech.`, ''];
   if (intro) lines.push(intro.trim(), '');
+  if (seeded) {
+    lines.push('## Test NLL over seeds', '');
+    lines.push('| model | runs | seeds | parameters | test NLL (bits), mean ± sd (n, min–max) | valid NLL (bits), mean ± sd | unigram (bits) |');
+    lines.push('|---|---|---|---|---:|---:|---:|');
+    for (const g of groups) {
+      const r0 = g.runs[0];
+      const seeds = g.runs.map((r) => (r.seed === null ? '–' : String(r.seed))).join(', ');
+      lines.push(`| ${r0.model} | \`${g.name}\` | ${seeds} | ${r0.params} | ${formatSpread(g.test)} | ${formatSpread(g.valid)} | ${f(r0.test?.unigramBits ?? r0.valid?.unigramBits, 3)} |`);
+    }
+    lines.push('', '## Every run', '');
+  }
   lines.push('| model | run | parameters | samples trained | wall time | backend | valid NLL (nats) | valid NLL (bits) | test NLL (nats) | test NLL (bits) | unigram (bits) | generation RTF |');
   lines.push('|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
@@ -114,23 +170,20 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     'NLL is per 16 kHz mu-law sample, each file scored from empty memory; valid NLL is from the valid split evaluated after training when the pipeline did so, else the last in-training validation (middle windows of valid files). The unigram entropy is the NLL of a model that ignores context. Generation RTF = wall time / audio time at batch 1 (below 1 is faster than real time).',
     '',
   );
-  const tested = runs.filter((r) => r.test).sort((a, b) => a.test!.bits - b.test!.bits);
-  if (tested.length > 1) {
-    const best = tested[0];
-    const others = tested.slice(1).map((r) => `${r.name} +${(r.test!.bits - best.test!.bits).toFixed(3)} bits`).join(', ');
-    lines.push(`**Lowest test NLL: ${best.name}** at ${best.test!.bits.toFixed(3)} bits per sample; ${others}.`, '');
-  }
-  const curved = runs.filter((r) => r.validCurve.length);
+  const tested = groups.filter((g) => g.test);
+  const ranking = rankByMean(tested.map((g) => ({ name: g.name, spread: g.test! })));
+  if (ranking && tested.length > 1) lines.push(rankingSentence(ranking, seeded), '');
+  const curved = groups.map((g) => ({ name: g.name, points: meanCurve(g.runs) })).filter((c) => c.points.length);
   if (curved.length) {
     const chart: LineChart = {
-      title: 'validation NLL against training samples',
+      title: seeded ? 'validation NLL against training samples (mean over seeds)' : 'validation NLL against training samples',
       xLabel: 'training samples',
       yLabel: 'bits per sample',
-      series: curved.map((r) => ({ name: r.name, points: r.validCurve })),
+      series: curved.map((c) => ({ name: c.name, points: c.points })),
     };
     const unigram = runs.find((r) => r.test)?.test?.unigramBits;
-    if (unigram !== undefined && curved.some((r) => r.validCurve.length > 1)) {
-      const xs = curved.flatMap((r) => r.validCurve.map((p) => p[0]));
+    if (unigram !== undefined && curved.some((c) => c.points.length > 1)) {
+      const xs = curved.flatMap((c) => c.points.map((p) => p[0]));
       chart.series.push({ name: 'unigram (test)', points: [[Math.min(...xs), unigram], [Math.max(...xs), unigram]], color: '#7f7f7f', dashed: true });
     }
     const png = path.join(dir, 'valid-nll.png');
@@ -138,25 +191,36 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     lines.push('## Validation NLL during training', '', `![validation NLL against training samples](${rel(png)})`, '');
   }
   if (tested.length) {
+    const unigram = runs.find((r) => r.test)!.test!.unigramBits;
     const chart: LineChart = {
-      title: 'test NLL per sample (bits)',
+      title: seeded ? 'test NLL per sample (bits), mean over seeds' : 'test NLL per sample (bits)',
       xLabel: 'model',
       yLabel: 'bits per sample',
       series: [],
-      bars: [...runs.filter((r) => r.test).map((r) => ({ label: r.name, value: r.test!.bits })), { label: 'unigram', value: tested[0].test!.unigramBits, color: '#7f7f7f' }],
+      bars: [...tested.map((g) => ({ label: g.name, value: g.test!.mean })), { label: 'unigram', value: unigram, color: '#7f7f7f' }],
     };
     const png = path.join(dir, 'nll-comparison.png');
     writeFileAtomic(png, chartPng(chart));
     lines.push(`![test NLL comparison](${rel(png)})`, '');
   }
-  for (const r of runs.filter((x) => x.attention)) {
-    const a = r.attention!;
-    const memory = a.regions.find((g) => g.name === 'memory');
-    lines.push(`## Attention by memory age: ${r.name}`, '', `Average attention weight per key slot over ${a.counted} (row, segment) pairs with full memories, averaged over layers, heads and queries.`, '');
+  for (const g of groups) {
+    const withAttention = g.runs.filter((r) => r.attention);
+    if (!withAttention.length) continue;
+    const first = withAttention[0].attention!;
+    // Regions are the same slots in every seed of one model: average their figures.
+    const regions = first.regions.map((reg, k) => ({
+      ...reg,
+      mass: withAttention.reduce((a, r) => a + r.attention!.regions[k].mass, 0) / withAttention.length,
+      perSlot: withAttention.reduce((a, r) => a + r.attention!.regions[k].perSlot, 0) / withAttention.length,
+    }));
+    const counted = withAttention.reduce((a, r) => a + r.attention!.counted, 0);
+    const memory = regions.find((x) => x.name === 'memory');
+    const over = withAttention.length > 1 ? ` in ${withAttention.length} runs (mean over seeds)` : '';
+    lines.push(`## Attention by memory age: ${g.name}`, '', `Average attention weight per key slot over ${counted} (row, segment) pairs with full memories${over}, averaged over layers, heads and queries.`, '');
     lines.push('| region | slots | attention mass | weight per slot | per slot vs memory |', '|---|---:|---:|---:|---:|');
-    for (const g of a.regions) lines.push(`| ${g.name} | ${g.slots} | ${(100 * g.mass).toFixed(1)}% | ${g.perSlot.toExponential(2)} | ${memory && memory.perSlot > 0 ? (g.perSlot / memory.perSlot).toFixed(2) : '–'} |`);
+    for (const x of regions) lines.push(`| ${x.name} | ${x.slots} | ${(100 * x.mass).toFixed(1)}% | ${x.perSlot.toExponential(2)} | ${memory && memory.perSlot > 0 ? (x.perSlot / memory.perSlot).toFixed(2) : '–'} |`);
     lines.push('');
-    if (a.plot) lines.push(`![attention by memory age of ${r.name}](${rel(a.plot)})`, '');
+    for (const r of withAttention) if (r.attention!.plot) lines.push(`![attention by memory age of ${r.name}](${rel(r.attention!.plot)})`, '');
   }
   const generated = runs.filter((r) => r.generation);
   if (generated.length) {

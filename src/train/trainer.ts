@@ -146,7 +146,9 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   } else {
     saveModel(o.run, cfg, trainer.exportParams());
   }
-  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus: path.resolve(corpus), backend: tf.getBackend() }, null, 2) + '\n');
+  // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
+  const corpusFromRun = path.relative(path.resolve(o.run), path.resolve(corpus)).split(path.sep).join('/');
+  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus: corpusFromRun, backend: tf.getBackend() }, null, 2) + '\n');
 
   const metricsFile = path.join(o.run, 'metrics.jsonl');
   // Lines written after the checkpoint we resume from (a kill between checkpoints) are replayed: drop them.
@@ -199,7 +201,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       do {
         const b = stream.next();
         trainer.setLearningRate(learningRate(step, schedule));
-        r = trainer.step({ inputs: b.inputs, targets: b.targets, mask: b.mask, reset: isWavenet ? new Uint8Array(o.batch).fill(1) : (b as ReturnType<SegmentStream['next']>).reset });
+        r = trainer.step({ inputs: b.inputs, targets: b.targets, mask: b.mask, reset: b.reset });
         tokensThisRun += b.tokens;
         samplesSeen += b.tokens;
         micro++;
