@@ -203,7 +203,7 @@ function cropRows(batch: { inputs: Int32Array; targets: Int32Array }, w: number,
   return Array.from({ length: B }, (_, b) => [...batch.inputs.slice(b * w, b * w + w), batch.targets[b * w + w - 1]]);
 }
 
-test('CropStream: every crop is a consecutive run of one file; mask on the last n_t targets', () => {
+test('CropStream: every crop is a consecutive run of one file; n_t targets scored, with their whole context or from the file start', () => {
   const lens = [300, 80, 1, 0, 500, 64];
   const files = rangedFiles(lens);
   const src = writeSplit(files);
@@ -212,19 +212,53 @@ test('CropStream: every crop is a consecutive run of one file; mask on the last 
   const B = 8;
   const s = new CropStream(src, { batch: B, receptiveField: R, targetLength: nt, seed: 7 });
   const w = R + nt - 1;
+  let fromStart = 0;
   for (let step = 0; step < 50; step++) {
     const batch = s.next();
     assert.equal(batch.inputs.length, B * w);
-    assert.equal(batch.tokens, B * nt);
+    assert.deepEqual(Array.from(batch.reset), new Array(B).fill(1), 'every crop starts from empty state');
+    assert.equal(batch.tokens, batch.mask.reduce((a, m) => a + m, 0));
     for (const [b, crop] of cropRows(batch, w, B).entries()) {
       for (let i = 0; i < w; i++) assert.equal(batch.targets[b * w + i], crop[i + 1], 'targets are inputs shifted by one');
-      for (let i = 0; i < w; i++) assert.equal(batch.mask[b * w + i], i >= R - 1 ? 1 : 0);
       const k = Math.floor(crop[0] / 40);
       const f = Array.from(files[k]);
-      const at = f.findIndex((_, j) => j + crop.length <= f.length && crop.every((v, i) => f[j + i] === v));
+      const real = crop.slice(0, Math.min(crop.length, f.length));
+      const at = f.findIndex((_, j) => j + real.length <= f.length && real.every((v, i) => f[j + i] === v));
       assert.ok(at >= 0, `crop ${crop.slice(0, 5)}... lies inside file ${k}`);
+      const mask = Array.from(batch.mask.subarray(b * w, (b + 1) * w));
+      const first = mask.indexOf(1);
+      const count = mask.filter((m) => m === 1).length;
+      assert.equal(count, Math.min(nt, f.length - 1), 'n_t targets (fewer only for a file shorter than that)');
+      assert.ok(mask.slice(first, first + count).every((m) => m === 1), 'scored targets are consecutive');
+      if (first < R - 1) {
+        // Fewer than R-1 inputs before the first scored target: the crop must begin at the file
+        // start, where empty state stands for the time before it, as in evaluation.
+        assert.equal(at, 0, 'a crop with short context starts at its file\'s first sample');
+        fromStart++;
+      } else {
+        assert.equal(first, R - 1, 'otherwise the last n_t positions, each with its whole receptive field');
+      }
     }
   }
+  assert.ok(fromStart > 0, 'some crops start at a file start');
+  s.close();
+});
+
+test('CropStream: every target of a file is trained, its first samples included, and never its first sample', () => {
+  const file = Uint8Array.from({ length: 100 }, (_, i) => i);
+  const src = writeSplit([file]);
+  const R = 16;
+  const nt = 8;
+  const s = new CropStream(src, { batch: 50, receptiveField: R, targetLength: nt, seed: 5 });
+  const seen = new Array(100).fill(0);
+  for (let step = 0; step < 40; step++) {
+    const batch = s.next();
+    batch.mask.forEach((m, i) => {
+      if (m) seen[batch.targets[i]]++;
+    });
+  }
+  assert.equal(seen[0], 0, 'the first sample has no predecessor');
+  for (let t = 1; t < 100; t++) assert.ok(seen[t] > 0, `target ${t} is trained`);
   s.close();
 });
 
@@ -244,14 +278,13 @@ test('CropStream: files are drawn in proportion to their length', () => {
   s.close();
 });
 
-test('CropStream: a file shorter than the crop is left-padded with silence and masked', () => {
+test('CropStream: a file shorter than the crop starts its row and is padded with silence after its end', () => {
   const file = Uint8Array.from([10, 11, 12, 13, 14]);
   const src = writeSplit([file]);
   const s = new CropStream(src, { batch: 2, receptiveField: 4, targetLength: 6, seed: 1 });
   const batch = s.next();
-  // Crop of 10 = 5 silence + 5 samples; only pairs of real samples are scored, and of those
-  // only targets whose 4-sample receptive field fits the crop (all of them here).
-  const row = { inputs: [128, 128, 128, 128, 128, 10, 11, 12, 13], targets: [128, 128, 128, 128, 10, 11, 12, 13, 14], mask: [0, 0, 0, 0, 0, 1, 1, 1, 1] };
+  // Crop of 10 = 5 samples + 5 silence; every (input, target) pair of real samples is scored.
+  const row = { inputs: [10, 11, 12, 13, 14, 128, 128, 128, 128], targets: [11, 12, 13, 14, 128, 128, 128, 128, 128], mask: [1, 1, 1, 1, 0, 0, 0, 0, 0] };
   for (let b = 0; b < 2; b++) {
     assert.deepEqual(Array.from(batch.inputs.slice(b * 9, b * 9 + 9)), row.inputs);
     assert.deepEqual(Array.from(batch.targets.slice(b * 9, b * 9 + 9)), row.targets);
@@ -259,11 +292,13 @@ test('CropStream: a file shorter than the crop is left-padded with silence and m
   }
   assert.equal(batch.tokens, 8);
   s.close();
-  // Short padding (pad < R-1): the receptive-field rule, not the padding, sets the mask start.
+  // n_t = 2 of the 4 pairs: two consecutive targets, inputs from the file start.
   const s2 = new CropStream(src, { batch: 1, receptiveField: 4, targetLength: 2, seed: 1 });
   const b2 = s2.next();
-  assert.deepEqual(Array.from(b2.inputs), [128, 10, 11, 12, 13]);
-  assert.deepEqual(Array.from(b2.mask), [0, 0, 0, 1, 1]);
+  assert.deepEqual(Array.from(b2.inputs), [10, 11, 12, 13, 14]);
+  const ones = Array.from(b2.mask).flatMap((m, i) => (m ? [i] : []));
+  assert.equal(ones.length, 2);
+  assert.equal(ones[1], ones[0] + 1);
   s2.close();
 });
 
