@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeCode, encodeSample, MU, muLawDecode, muLawEncode, SILENCE_CODE } from '../src/audio/mulaw.js';
 
-// The formula of DESIGN.md section 3, written out independently of the module.
+// The formula of docs/audio.md, written out independently of the module.
 function formulaCode(x: number): number {
   const f = Math.sign(x) * Math.log(1 + 255 * Math.abs(x)) / Math.log(256);
   return Math.floor(((f + 1) / 2) * 255 + 0.5);

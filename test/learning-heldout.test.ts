@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readCorpus } from '../src/cli/eval.js';
+import { readCorpus } from '../src/data/corpus-files.js';
 import { initBackend } from '../src/engine/backend.js';
 import { evaluateCodes } from '../src/infer/evaluate.js';
 import { loadModel } from '../src/models/model-files.js';

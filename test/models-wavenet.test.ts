@@ -214,3 +214,28 @@ test('WaveNet weights save and load as safetensors + config.json', async () => {
   for (const s of specs) assert.deepEqual(back.params.get(s.name)!.data, v.get(s.name));
   assert.throws(() => saveModel(dir, { ...cfg, stacks: 2 }, back.params), /missing layers\.4\.conv\.w0/);
 });
+
+test('a WaveNet crop at a file start is trained with exactly the NLL evaluation gives those samples', async () => {
+  await initBackend('wasm');
+  const { CropStream } = await import('../src/data/batches.js');
+  const { evaluateCodes } = await import('../src/infer/evaluate.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const cfg = wavenetPreset('wavenet-tiny');
+  const specs = wavenetParamSpec(cfg);
+  const v = initParams(specs, 3, 0.02);
+  const real = muLawEncode((await decodeAudio(path.join(SAMPLES, 'valid', 'vm-tempgreeting2.wav'), 16000)).samples);
+  // A "file" shorter than one crop: the crop holds all of it, from its first sample, every pair scored.
+  const file = real.subarray(4000, 4000 + 500);
+  const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ctspeech-crop-')), 'split.u8');
+  fs.writeFileSync(bin, file);
+  const stream = new CropStream({ path: bin, files: [{ offset: 0, length: file.length }] }, { batch: 1, receptiveField: receptiveField(cfg), targetLength: 600, seed: 1 });
+  const b = stream.next();
+  stream.close();
+  assert.equal(b.tokens, file.length - 1, 'every (input, target) pair of the file is scored');
+  const p = new Map(specs.map((s) => [s.name, tf.tensor(v.get(s.name)!, s.shape)]));
+  const trained = tf.tidy(() => nllLoss(ops, wavenetForward(ops, cfg, p, b.inputs, b.reset, initialWavenetState(ops, cfg, 1)).logits, b.targets, b.mask).dataSync()[0]);
+  const evaluated = await evaluateCodes(cfg, new Map(specs.map((s) => [s.name, { shape: s.shape, data: v.get(s.name)! }])), [{ path: 'file', codes: file }], { batch: 1 });
+  assert.ok(Math.abs(trained - evaluated.nats) < 1e-5, `training NLL ${trained} vs evaluation ${evaluated.nats}`);
+  tf.dispose([...p.values()]);
+});

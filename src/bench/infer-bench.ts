@@ -14,7 +14,7 @@ import { median, seededInit } from './train-bench.js';
 const RATE = 16000;
 
 /**
- * onnxruntime figures of DESIGN.md section 8: evaluation throughput of the segment graph (batch 8,
+ * onnxruntime figures of BENCHMARKS.md: evaluation throughput of the segment graph (batch 8,
  * 1 and all threads) and generation samples/s with the real-time factor at 16 kHz, batch 1 and 8.
  * Weights are the seeded initialisation: speed does not depend on training.
  */

@@ -52,7 +52,7 @@ function listAudio(dir: string, ext: string): string[] {
   return out.sort();
 }
 
-/** The prepare figures of DESIGN.md section 8, on the bundled samples plus synthetic signals. */
+/** The prepare figures of BENCHMARKS.md, on the bundled samples plus synthetic signals. */
 export async function benchPrepare(samplesDir: string, log: (s: string) => void = () => {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const sr = 16000;

@@ -7,7 +7,8 @@ import { CorpusError, filesOf, manifestPath, readManifest, SPLITS, type Split } 
 import { scanInputs } from '../data/scan.js';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
 import { evalConfig, evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
-import { CONFIG_FILE, loadModel, PARAMS_FILE } from '../models/model-files.js';
+import { loadRun } from '../models/model-files.js';
+import { MODEL_RATE, readCorpus } from '../data/corpus-files.js';
 import { describeModel } from '../models/registry.js';
 import { formatHours, formatTable } from '../report/table.js';
 import { intArg, UsageError } from './options.js';
@@ -15,8 +16,6 @@ import { Progress } from './progress.js';
 import { ENGINES, type EngineName, opener } from '../infer/engines.js';
 import { type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
 
-/** Models are trained on 16 kHz mu-law codes. */
-export const MODEL_RATE = 16000;
 
 interface EvalFlags {
   run: string;
@@ -115,19 +114,6 @@ export function checkEngineFlags(o: { engine: string; device: string }): void {
   if (o.engine === 'onnxruntime') resolveDevice(o.device as OrtDevice);
 }
 
-export function loadRun(run: string): ReturnType<typeof loadModel> {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(run);
-  } catch {
-    throw new UsageError(`run directory ${run} does not exist`);
-  }
-  if (!st.isDirectory()) throw new UsageError(`--run ${run} is not a folder`);
-  for (const f of [CONFIG_FILE, PARAMS_FILE]) {
-    if (!fs.existsSync(path.join(run, f))) throw new UsageError(`${path.join(run, f)} is missing: ${run} holds no trained model (has training saved its weights?)`);
-  }
-  return loadModel(run);
-}
 
 async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: string; skipped: { source: string; reason: string }[] }> {
   if (o.data === undefined) {
@@ -167,27 +153,3 @@ async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: stri
   return { files, source: o.data, skipped };
 }
 
-export function readCorpus(corpus: string, split: Split, limit?: number): { files: EvalFile[]; source: string } {
-  const m = readManifest(corpus);
-  if (m.settings.sampleRate !== MODEL_RATE) console.error(`warning: corpus ${corpus} is at ${m.settings.sampleRate} Hz; models are trained on ${MODEL_RATE} Hz codes`);
-  const entries = filesOf(m, split).slice(0, limit ?? Infinity);
-  if (entries.length === 0) throw new UsageError(`split ${split} of corpus ${corpus} has no files; choose another with --split (${SPLITS.join(', ')})`);
-  const bin = path.join(corpus, m.binaries[split]);
-  let fd: number;
-  try {
-    fd = fs.openSync(bin, 'r');
-  } catch (e) {
-    throw new CorpusError(`corpus ${corpus} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`);
-  }
-  try {
-    const files = entries.map((e) => {
-      const codes = new Uint8Array(e.length);
-      const got = fs.readSync(fd, codes, 0, e.length, e.offset);
-      if (got !== e.length) throw new CorpusError(`corpus ${corpus} is damaged: ${m.binaries[split]} ends before ${e.path}; re-run prepare with --force`);
-      return { path: e.path, codes };
-    });
-    return { files, source: `${corpus} (${split})` };
-  } finally {
-    fs.closeSync(fd);
-  }
-}

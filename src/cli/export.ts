@@ -8,7 +8,7 @@ import { ensureGraph } from '../infer/onnx-export.js';
 import { describeModel } from '../models/registry.js';
 import fs from 'node:fs';
 import { formatTable } from '../report/table.js';
-import { loadRun } from './eval.js';
+import { loadRun } from '../models/model-files.js';
 import { intArg, UsageError } from './options.js';
 
 interface ExportFlags {

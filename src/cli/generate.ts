@@ -8,7 +8,9 @@ import { codesToWav, generateCodes, type GenerateResult } from '../infer/generat
 import type { OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../infer/sampling.js';
 import { describeModel } from '../models/registry.js';
-import { checkEngineFlags, loadRun, MODEL_RATE } from './eval.js';
+import { checkEngineFlags } from './eval.js';
+import { loadRun } from '../models/model-files.js';
+import { MODEL_RATE } from '../data/corpus-files.js';
 import { floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 

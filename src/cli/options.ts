@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { UserError } from '../util/errors.js';
 
 /** Flag parsers whose errors say what was expected; commander adds the flag's name. */
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -18,4 +19,4 @@ export function floatArg(min: number, max: number, { exclusiveMax = false } = {}
 }
 
 /** An error the user can fix: printed without a stack trace. */
-export class UsageError extends Error {}
+export class UsageError extends UserError {}

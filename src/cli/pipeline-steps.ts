@@ -5,7 +5,7 @@ import { attentionByAge, attentionChart } from '../infer/attention.js';
 import { loadModel } from '../models/model-files.js';
 import { chartPng } from '../report/chart.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { readCorpus } from './eval.js';
+import { readCorpus } from '../data/corpus-files.js';
 import { UsageError } from './options.js';
 
 /** The codes of a split's first file: a prompt taken from held-out audio without decoding again. */

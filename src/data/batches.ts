@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import { SILENCE_CODE } from '../audio/mulaw.js';
 import { Rng, type RngState } from './rng.js';
+import { UserError } from '../util/errors.js';
 
 /** Mu-law code of silence: the input used for padding. */
 export const SILENCE = SILENCE_CODE;
@@ -24,9 +25,7 @@ export interface SplitSource {
 }
 
 /** A configuration the data cannot satisfy (bad flag value, empty split, foreign state). */
-export class BatchConfigError extends Error {
-  override name = 'BatchConfigError';
-}
+export class BatchConfigError extends UserError {}
 
 function positiveInt(flag: string, v: number): number {
   if (!Number.isSafeInteger(v) || v < 1) throw new BatchConfigError(`${flag} must be a positive integer, got ${v}`);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
 
 export const MANIFEST_FORMAT = 'ctspeech-corpus';
 export const MANIFEST_VERSION = 1;
@@ -54,7 +55,7 @@ export function manifestPath(corpusDir: string): string {
   return path.join(corpusDir, 'manifest.json');
 }
 
-export class CorpusError extends Error {}
+export class CorpusError extends UserError {}
 
 /** Read and validate a corpus manifest; every failure names the corpus. */
 export function readManifest(corpusDir: string): Manifest {

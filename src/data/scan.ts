@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isAudioPath } from '../audio/decode.js';
 import type { Split } from './manifest.js';
+import { UserError } from '../util/errors.js';
 
 export interface ScannedFile {
   source: string;
@@ -26,7 +27,7 @@ export interface SplitFractions {
   testFraction: number;
 }
 
-export class InputError extends Error {}
+export class InputError extends UserError {}
 
 const FOLDER_SPLITS: Record<string, Split> = { train: 'train', valid: 'valid', validation: 'valid', dev: 'valid', test: 'test' };
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 // Imported for its side effect too: it registers the 'wasm' backend factory on our tfjs engine.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { UserError } from '../util/errors.js';
 
 /** The one tfjs namespace the engine uses, so every tensor lives on the same engine instance. */
 export { tf };
@@ -18,9 +19,7 @@ export interface BackendInfo {
   reason: string;
 }
 
-export class BackendError extends Error {
-  override name = 'BackendError';
-}
+export class BackendError extends UserError {}
 
 /** Native TensorFlow bindings, best first. */
 const NATIVE_PACKAGES: readonly { pkg: string; kind: string }[] = [

@@ -13,7 +13,7 @@ export type TraceDType = 'float32' | 'int64';
 export type TraceAttr = number | readonly number[] | string;
 
 /**
- * One recorded node, kept as plain data so a later reverse-mode pass (DESIGN.md section 7) can walk
+ * One recorded node, kept as plain data so a later reverse-mode pass (docs/engines.md) can walk
  * the graph backwards. `primitive` names the Ops method that emitted it: stopGradient and an output's
  * Identity are the same ONNX op with different derivatives.
  */

@@ -1,5 +1,5 @@
 /**
- * The small tensor vocabulary every model is written against (DESIGN.md section 2). One model
+ * The small tensor vocabulary every model is written against (docs/architecture.md). One model
  * definition runs eagerly under tfjs for training and, later, is traced into an ONNX graph: so a
  * model may use only these primitives, each with a known derivative, and never touch tfjs itself.
  *

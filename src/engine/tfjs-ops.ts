@@ -6,7 +6,7 @@ export type TfTensor = tf.Tensor;
 /**
  * How matMul runs. `tiled`: explicit transposes and 2-D non-transposed products (per batch
  * element), with a custom gradient of the same shape — the only matmul wasm's XNNPACK path takes
- * (DESIGN.md section 9). `native`: one tf.matMul, batched and transposed in-kernel, with tfjs's own
+ * (docs/engines.md). `native`: one tf.matMul, batched and transposed in-kernel, with tfjs's own
  * gradient — what a GPU wants (few large kernel launches). `auto` picks per the active backend.
  */
 export type MatMulStrategy = 'auto' | 'tiled' | 'native';

@@ -1,5 +1,5 @@
 /**
- * NLL evaluation (DESIGN.md section 7): every held-out file from empty memory, every sample after
+ * NLL evaluation (docs/architecture.md): every held-out file from empty memory, every sample after
  * the first scored. This is the one entry point `ctspeech eval` calls; the engine behind it
  * (onnxruntime or tfjs) comes in as a graph opener, so the scoring loop is the same for both.
  */

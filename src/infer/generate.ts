@@ -1,5 +1,5 @@
 /**
- * The generation loop (DESIGN.md section 7), written against the Generator interface only, so the
+ * The generation loop (docs/onnx.md), written against the Generator interface only, so the
  * same loop drives onnxruntime and the small table models of the tests.
  */
 import { muLawDecode, NUM_CODES, SILENCE_CODE } from '../audio/mulaw.js';

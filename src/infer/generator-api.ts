@@ -1,7 +1,8 @@
 /**
  * What generation needs from an inference engine, whatever the model: prime rows with known codes,
- * then advance them one sample at a time. onnxruntime implements it (src/infer/ort-generator.ts);
- * tests may implement it with a small table model.
+ * then advance them one sample at a time. src/infer/step-generator.ts implements it over the graphs
+ * of either engine (onnxruntime or tfjs, opened by src/infer/engines.ts); tests may implement it
+ * with a small table model.
  */
 export interface Generator {
   /** rows generated together */

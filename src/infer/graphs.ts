@@ -1,5 +1,5 @@
 /**
- * The inference graphs every engine runs (DESIGN.md section 7), each a function of the model code
+ * The inference graphs every engine runs (docs/onnx.md), each a function of the model code
  * over `Ops`: named inputs come from `ops.input`, named outputs are returned. The ONNX tracer turns
  * a builder into a .onnx file; the tfjs executor runs the same builder eagerly on the same feeds.
  * So the input/output names and shapes below are the whole contract between host and graph.

@@ -1,5 +1,5 @@
 /**
- * Exporting a run's model into ONNX graphs (DESIGN.md section 7): the graph builders of graphs.ts
+ * Exporting a run's model into ONNX graphs (docs/onnx.md): the graph builders of graphs.ts
  * traced by the ONNX implementation of `Ops`, weights embedded as initializers. Graphs live in
  * <run>/onnx/, named by kind, shape and a hash of the config they were traced for; export.json
  * records the weights they embed, so a retrained run's graphs are found stale and rebuilt.

@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { EngineInfo, Feeds, GraphExecutor } from './executor.js';
+import { UserError } from '../util/errors.js';
 
 export type OrtDevice = 'auto' | 'cpu' | 'cuda';
 
-export class EngineError extends Error {}
+export class EngineError extends UserError {}
 
 let loaded: typeof Ort | null = null;
 

@@ -1,5 +1,5 @@
 /**
- * Drawing one mu-law code per row from a model's logits (DESIGN.md section 7): temperature, then
+ * Drawing one mu-law code per row from a model's logits: temperature, then
  * optional top-k, then optional top-p (nucleus) over what top-k kept. All arithmetic is float64 on
  * buffers the Sampler owns, because it runs once per row per generated sample.
  */

@@ -3,7 +3,7 @@ import type { TransformerConfig } from './config.js';
 import { layerNorm, linear, param, type Params, relativeEncodingsFrom } from './layers.js';
 
 /**
- * Sample-by-sample Compressive Transformer / Transformer-XL for generation (DESIGN.md section 7).
+ * Sample-by-sample Compressive Transformer / Transformer-XL for generation (docs/onnx.md).
  * Within a segment, position i attends to exactly what segment mode shows it: [compressed memory;
  * memory; segment positions 0..i]. Memory keys and values are computed once per segment
  * (`memoryKeys`), the segment's own keys and values accumulate one slot per step, and the memory

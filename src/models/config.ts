@@ -1,9 +1,10 @@
 /**
  * Configuration of the Compressive Transformer and of Transformer-XL, which is the same model with
- * no compressed memory (DESIGN.md section 5). A config that contradicts itself is rejected here,
+ * no compressed memory (docs/models.md). A config that contradicts itself is rejected here,
  * with every problem listed at once, rather than surfacing later as a shape error mid-training.
  */
 import { z } from 'zod';
+import { UserError } from '../util/errors.js';
 
 export const COMPRESSIONS = ['max-pool', 'mean-pool', 'conv', 'dilated-conv', 'most-used'] as const;
 export const AUX_LOSSES = ['attention', 'autoencode', 'none'] as const;
@@ -13,9 +14,7 @@ export type AuxLoss = (typeof AUX_LOSSES)[number];
 /** Compression functions with weights; only these give an auxiliary loss something to train. */
 export const TRAINABLE_COMPRESSIONS: readonly Compression[] = ['conv', 'dilated-conv'];
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export class ConfigError extends UserError {}
 
 function got(input: unknown): string {
   return input === undefined ? 'is required' : `got ${JSON.stringify(input)}`;
@@ -119,7 +118,7 @@ const ctSmall = { ...common, layers: 2, dModel: 64, heads: 2, dHead: 32, dFF: 25
 const ctCpu = { ...common, layers: 4, dModel: 128, heads: 4, dHead: 32, dFF: 512, segment: 256, memory: 256, compressedMemory: 256, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
 /**
  * The paper's speech scale (Rae et al. 2020, speech experiments): 20 layers, c = 4, window 768, memory 768 +
- * compressed memory 768, "about 40M parameters". DESIGN.md does not fix the width; with
+ * compressed memory 768, "about 40M parameters". These figures do not fix the width; with
  * dFF = 4 dModel and heads * dHead = dModel, the parameter list of param-spec.ts counts
  * 340 d^2 + 754 d + 256 for this config, so d = 344 (8 heads x 43) gives 40,493,872 parameters
  * (9,473,760 of them, 4 d^2 + d per layer, in the compression convolutions). txl-paper keeps the

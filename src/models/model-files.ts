@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { shapeSize } from './param-spec.js';
 import { type ModelConfig, paramSpecOf, parseModelConfig } from './registry.js';
 import { loadSafetensors, type NamedTensor, saveSafetensors } from './safetensors.js';
+import { UserError } from '../util/errors.js';
 
 export const PARAMS_FILE = 'weights.safetensors';
 export const CONFIG_FILE = 'config.json';
@@ -12,7 +13,7 @@ export const PARAMS_VERSION = '1';
 
 export type ParamArrays = Map<string, { shape: number[]; data: Float32Array }>;
 
-export class ModelFileError extends Error {}
+export class ModelFileError extends UserError {}
 
 /**
  * Save parameters as `weights.safetensors` (F32, names of docs/safetensors.md) with the config as
@@ -78,3 +79,17 @@ function checkAgainstSpec(cfg: ModelConfig, params: ParamArrays, where: string):
   if (problems.length) throw new ModelFileError(`${where}: parameters do not fit the config: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`);
 }
 
+/** A trained run's model, with errors that say what is missing from the run folder. */
+export function loadRun(run: string): ReturnType<typeof loadModel> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(run);
+  } catch {
+    throw new ModelFileError(`run directory ${run} does not exist`);
+  }
+  if (!st.isDirectory()) throw new ModelFileError(`--run ${run} is not a folder`);
+  for (const f of [CONFIG_FILE, PARAMS_FILE]) {
+    if (!fs.existsSync(path.join(run, f))) throw new ModelFileError(`${path.join(run, f)} is missing: ${run} holds no trained model (has training saved its weights?)`);
+  }
+  return loadModel(run);
+}

@@ -1,12 +1,13 @@
 /**
  * The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
  * header length N, N bytes of JSON header, then the tensor bytes. Weights are plain data, never
- * code that runs when loaded (DESIGN.md section 10), so the decoder trusts nothing in the file:
+ * code that runs when loaded (docs/safetensors.md), so the decoder trusts nothing in the file:
  * every length, offset and dtype is checked before a byte is copied.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
 
 export type Dtype = 'F32' | 'F64' | 'I32' | 'U8';
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
@@ -23,9 +24,7 @@ export interface Safetensors {
   metadata: Record<string, string>;
 }
 
-export class SafetensorsError extends Error {
-  override name = 'SafetensorsError';
-}
+export class SafetensorsError extends UserError {}
 
 const DTYPES: Record<Dtype, { size: number; make: (n: number) => TensorData; is: (a: unknown) => boolean }> = {
   F32: { size: 4, make: (n) => new Float32Array(n), is: (a) => a instanceof Float32Array },

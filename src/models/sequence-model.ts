@@ -5,7 +5,7 @@ import type { ModelConfig } from './registry.js';
 import { initialWavenetState, wavenetForward, type WavenetState, wavenetStateTensors } from './wavenet.js';
 
 /**
- * The one shape every model has (DESIGN.md section 2): (params, codes, state) -> (logits, state', aux).
+ * The one shape every model has (docs/models.md): (params, codes, state) -> (logits, state', aux).
  * Training, evaluation and generation go through this, whatever the model.
  */
 export interface SequenceModel<T extends Tensor = Tensor> {

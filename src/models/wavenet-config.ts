@@ -1,5 +1,5 @@
 /**
- * The WaveNet baseline's configuration, presets and parameter list (DESIGN.md section 5): causal
+ * The WaveNet baseline's configuration, presets and parameter list (docs/models.md): causal
  * dilated convolutions of width 2, dilations 1, 2, ..., 2^(layersPerStack-1) repeated `stacks` times.
  */
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 /**
- * The training checkpoint: one safetensors file (plain data, never code, DESIGN.md section 10)
+ * The training checkpoint: one safetensors file (plain data, never code, docs/safetensors.md)
  * holding `param/<name>` (weights) and `adam/<key>` (optimizer state, see adam-state.ts), all F32,
  * plus string metadata: format, version, model, config (JSON), state (JSON: step, stream and RNG
  * state, ...), data_bytes, checksum (sha256 of the data buffer) and header_checksum.
@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { decodeSafetensors, encodeSafetensors, MAX_HEADER_BYTES, type NamedTensor, SafetensorsError } from '../models/safetensors.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const CHECKPOINT_FORMAT = 'ctspeech-checkpoint';
@@ -35,9 +36,7 @@ export interface CheckpointData {
   state: unknown;
 }
 
-export class CheckpointError extends Error {
-  override name = 'CheckpointError';
-}
+export class CheckpointError extends UserError {}
 
 const PARAM = 'param/';
 const ADAM = 'adam/';

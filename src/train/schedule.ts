@@ -1,9 +1,10 @@
 /**
- * Learning-rate schedule of the paper (DESIGN.md section 6): linear warm-up from minLr to peakLr,
+ * Learning-rate schedule of the paper: linear warm-up from minLr to peakLr,
  * then a half-cosine back down to minLr at totalSteps, and minLr from then on (a run extended past
  * its planned length keeps training at the floor rather than climbing back up the cosine).
  * A pure function of the step, so a resumed run needs only the step and the config to continue.
  */
+import { UserError } from '../util/errors.js';
 
 export interface ScheduleConfig {
   /** steps of linear warm-up; 0 starts at peakLr */
@@ -17,9 +18,7 @@ export interface ScheduleConfig {
 /** The paper's rates: 1e-6 -> 3e-4 -> 1e-6. */
 export const PAPER_LR = { minLr: 1e-6, peakLr: 3e-4 } as const;
 
-export class ScheduleError extends Error {
-  override name = 'ScheduleError';
-}
+export class ScheduleError extends UserError {}
 
 /** Throws a ScheduleError naming the offending field; call once at start-up, before any step. */
 export function validateSchedule(s: ScheduleConfig): void {

@@ -18,6 +18,7 @@ import { CHECKPOINT_FILE, CheckpointError, loadCheckpoint, saveCheckpoint } from
 import { readMetrics, writeCurves } from './curves.js';
 import { learningRate, type ScheduleConfig, validateSchedule } from './schedule.js';
 import { TrainStep } from './tf-step.js';
+import { UserError } from '../util/errors.js';
 
 export interface TrainOptions {
   /** a prepared corpus, or audio folders/files to prepare into <run>/corpus */
@@ -70,7 +71,7 @@ export interface TrainSummary {
   samplesPerSecond: number;
 }
 
-export class RunError extends Error {}
+export class RunError extends UserError {}
 
 interface TrainState {
   /** training wall time over every session of this run, for reports (absent in older checkpoints) */
