@@ -33,7 +33,11 @@ for (const [codec, tol] of DEPTHS) {
 }
 
 test('stereo is the average of its channels', async () => {
-  const f = ffmpegFixture(path.join(dir, 'stereo.wav'), 'aevalsrc=0.5*sin(2*PI*440*t)|0.25*sin(2*PI*1000*t):s=16000:d=1', ['-c:a', 'pcm_f32le']);
+  const f = ffmpegFixture(
+    path.join(dir, 'stereo.wav'),
+    'aevalsrc=0.5*sin(2*PI*440*t)|0.25*sin(2*PI*1000*t):s=16000:d=1',
+    ['-c:a', 'pcm_f32le'],
+  );
   const a = await decodeAudio(f, 16000);
   assert.equal(a.channels, 2);
   const l = sine(16000, 16000, 440, 0.5);
@@ -54,7 +58,9 @@ test('six channels in a WAVE_FORMAT_EXTENSIBLE header are averaged', async () =>
   const a = await decodeAudio(f, 16000);
   assert.equal(a.channels, 6);
   const want = new Float64Array(16000);
-  [0.6, 0.5, 0.4, 0.3, 0.2, 0.1].forEach((amp, k) => sine(16000, 16000, 200 * (k + 1), amp).forEach((v, i) => (want[i] += v / 6)));
+  [0.6, 0.5, 0.4, 0.3, 0.2, 0.1].forEach((amp, k) =>
+    sine(16000, 16000, 200 * (k + 1), amp).forEach((v, i) => (want[i] += v / 6)),
+  );
   assert.ok(maxErrMiddle(a.samples, want, 0) < 1e-5);
 });
 
@@ -74,7 +80,12 @@ test('FLAC at 22.05 kHz and Ogg/Opus decode through ffmpeg', async () => {
   assert.equal(a.decoder, 'ffmpeg');
   assert.equal(a.sourceRate, 22050);
   assert.ok(maxErrMiddle(a.samples, expected) < 2e-3);
-  const opus = ffmpegFixture(path.join(dir, 'x.opus'), 'aevalsrc=0.5*sin(2*PI*440*t):s=48000:d=1', ['-c:a', 'libopus', '-b:a', '96k']);
+  const opus = ffmpegFixture(path.join(dir, 'x.opus'), 'aevalsrc=0.5*sin(2*PI*440*t):s=48000:d=1', [
+    '-c:a',
+    'libopus',
+    '-b:a',
+    '96k',
+  ]);
   const b = await decodeAudio(opus, 16000);
   assert.equal(b.decoder, 'ffmpeg');
   // Lossy codec: check the level and the pitch rather than every sample.
@@ -117,7 +128,10 @@ test('bad inputs fail with the path and a reason, never as silence', async () =>
   };
   await rejects(w('empty.wav', ''), /empty file/);
   await rejects(w('text.wav', 'hello, this is not audio at all\n'.repeat(4)), /not a RIFF\/WAVE file/);
-  await rejects(w('truncated.wav', good.subarray(0, 20000)), /truncated WAV: data chunk declares 32000 bytes but only \d+ are present/);
+  await rejects(
+    w('truncated.wav', good.subarray(0, 20000)),
+    /truncated WAV: data chunk declares 32000 bytes but only \d+ are present/,
+  );
   const dataTag = good.indexOf('data');
   const headerOnly = Buffer.from(good.subarray(0, dataTag + 8));
   headerOnly.writeUInt32LE(0, dataTag + 4);

@@ -4,7 +4,7 @@ import { decodeCode, encodeSample, MU, muLawDecode, muLawEncode, SILENCE_CODE } 
 
 // The formula of docs/audio.md, written out independently of the module.
 function formulaCode(x: number): number {
-  const f = Math.sign(x) * Math.log(1 + 255 * Math.abs(x)) / Math.log(256);
+  const f = (Math.sign(x) * Math.log(1 + 255 * Math.abs(x))) / Math.log(256);
   return Math.floor(((f + 1) / 2) * 255 + 0.5);
 }
 function formulaDecode(q: number): number {
@@ -52,13 +52,19 @@ test('a sample round trip stays within one quantization step', () => {
   const y = muLawDecode(muLawEncode(x));
   for (let i = 0; i < x.length; i++) {
     const q = formulaCode(x[i]);
-    const step = Math.max(formulaDecode(Math.min(255, q + 1)) - formulaDecode(q), formulaDecode(q) - formulaDecode(Math.max(0, q - 1)));
+    const step = Math.max(
+      formulaDecode(Math.min(255, q + 1)) - formulaDecode(q),
+      formulaDecode(q) - formulaDecode(Math.max(0, q - 1)),
+    );
     assert.ok(Math.abs(y[i] - x[i]) <= step + 1e-7, `x=${x[i]} y=${y[i]}`);
   }
 });
 
 test('out-of-range input clamps, NaN becomes silence, bad codes are refused', () => {
-  assert.deepEqual(Array.from(muLawEncode(Float32Array.from([-3, 3, NaN, -Infinity, Infinity]))), [0, 255, 128, 0, 255]);
+  assert.deepEqual(
+    Array.from(muLawEncode(Float32Array.from([-3, 3, NaN, -Infinity, Infinity]))),
+    [0, 255, 128, 0, 255],
+  );
   assert.throws(() => muLawDecode([256]), /code 256 at index 0/);
   assert.throws(() => muLawDecode([1.5]), /outside 0..255/);
   assert.throws(() => muLawEncode(new Float32Array(4), new Uint8Array(2)), /holds 2 codes/);

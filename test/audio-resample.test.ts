@@ -61,7 +61,12 @@ test('output length is ceil(n * to / from) for several rate pairs', () => {
 
 test('besselI0 matches tabulated values', () => {
   // Reference values from numpy.i0, which uses Chebyshev expansions rather than the power series.
-  const ref: Array<[number, number]> = [[0, 1], [1, 1.2660658777520082], [8.6, 750.4611595631659], [20, 43558282.559553534]];
+  const ref: Array<[number, number]> = [
+    [0, 1],
+    [1, 1.2660658777520082],
+    [8.6, 750.4611595631659],
+    [20, 43558282.559553534],
+  ];
   for (const [x, v] of ref) assert.ok(Math.abs(besselI0(x) / v - 1) < 1e-13, `I0(${x}) = ${besselI0(x)}, want ${v}`);
 });
 
@@ -79,7 +84,13 @@ test('1 kHz sine 8000 -> 16000 matches the analytic 16 kHz sine', () => {
 });
 
 test('other ratios, including the on-the-fly tap path (44101 -> 16000), match analytic sines', () => {
-  for (const [from, to, f] of [[48000, 16000, 1234], [22050, 16000, 3000], [16000, 44100, 2500], [44101, 16000, 440], [44101, 16000, 5000]]) {
+  for (const [from, to, f] of [
+    [48000, 16000, 1234],
+    [22050, 16000, 3000],
+    [16000, 44100, 2500],
+    [44101, 16000, 440],
+    [44101, 16000, 5000],
+  ]) {
     const y = resample(sine(from, from, f), from, to);
     const err = maxErrVsSine(y, to, f);
     assert.ok(err < 1e-3, `${from}->${to} ${f} Hz: max err ${err}`);
@@ -101,7 +112,12 @@ test('a 9 kHz sine at 44.1 kHz is removed when going to 16 kHz, unlike naive dec
 });
 
 test('DC stays at 0.5 in the middle', () => {
-  for (const [from, to] of [[44100, 16000], [8000, 16000], [44101, 16000], [16000, 48000]]) {
+  for (const [from, to] of [
+    [44100, 16000],
+    [8000, 16000],
+    [44101, 16000],
+    [16000, 48000],
+  ]) {
     const y = resample(new Float32Array(from).fill(0.5), from, to);
     const [a, b] = middle(y.length);
     for (let k = a; k < b; k++) assert.ok(Math.abs(y[k] - 0.5) < 1e-4, `${from}->${to} y[${k}]=${y[k]}`);
@@ -138,7 +154,15 @@ test('samples outside the signal are treated as zeros, up to the very first and 
 
 test('streaming with random chunk sizes equals the whole-signal resample', () => {
   const rand = mulberry32(12345);
-  const pairs = [[44100, 16000], [8000, 16000], [48000, 16000], [22050, 16000], [44101, 16000], [16000, 44100], [16000, 16000]];
+  const pairs = [
+    [44100, 16000],
+    [8000, 16000],
+    [48000, 16000],
+    [22050, 16000],
+    [44101, 16000],
+    [16000, 44100],
+    [16000, 16000],
+  ];
   for (const [from, to] of pairs) {
     const x = new Float32Array(Math.floor(from * 0.3) + 17);
     for (let i = 0; i < x.length; i++) x[i] = rand() * 2 - 1;
@@ -164,7 +188,8 @@ test('streaming with random chunk sizes equals the whole-signal resample', () =>
       assert.equal(got.length, whole.length, `${from}->${to} length`);
       for (let k = 0; k < whole.length; k++) {
         // Written as !(<=) so a NaN on either side fails too.
-        if (!(Math.abs(got[k] - whole[k]) <= 1e-6)) assert.fail(`${from}->${to} trial ${trial}: k=${k} ${got[k]} vs ${whole[k]}`);
+        if (!(Math.abs(got[k] - whole[k]) <= 1e-6))
+          assert.fail(`${from}->${to} trial ${trial}: k=${k} ${got[k]} vs ${whole[k]}`);
       }
     }
   }
@@ -201,9 +226,18 @@ test('invalid rates throw an Error naming the bad rate', () => {
   const x = new Float32Array(10);
   for (const bad of [0, -16000, 1.5, NaN, Infinity]) {
     const re = new RegExp(`fromRate.*${String(bad).replace('.', '\\.')}`);
-    assert.throws(() => resample(x, bad, 16000), (e: unknown) => e instanceof Error && re.test(e.message));
+    assert.throws(
+      () => resample(x, bad, 16000),
+      (e: unknown) => e instanceof Error && re.test(e.message),
+    );
     const re2 = new RegExp(`toRate.*${String(bad).replace('.', '\\.')}`);
-    assert.throws(() => resample(x, 16000, bad), (e: unknown) => e instanceof Error && re2.test(e.message));
-    assert.throws(() => new StreamResampler(bad, 16000), (e: unknown) => e instanceof Error && re.test(e.message));
+    assert.throws(
+      () => resample(x, 16000, bad),
+      (e: unknown) => e instanceof Error && re2.test(e.message),
+    );
+    assert.throws(
+      () => new StreamResampler(bad, 16000),
+      (e: unknown) => e instanceof Error && re.test(e.message),
+    );
   }
 });

@@ -33,17 +33,47 @@ for (const name of ['ct-tiny', 'wavenet-tiny']) {
     assert.match(a.out, /real-time factor/);
     const b = cli('generate', '--run', run, '--seconds', '0.05', '--seed', '3', '--count', '3', '--out', out('b.wav'));
     assert.equal(b.code, 0, b.err);
-    for (const k of [1, 2, 3]) assert.deepEqual(fs.readFileSync(out(`a-${k}.wav`)), fs.readFileSync(out(`b-${k}.wav`)), `row ${k} reproducible`);
+    for (const k of [1, 2, 3])
+      assert.deepEqual(fs.readFileSync(out(`a-${k}.wav`)), fs.readFileSync(out(`b-${k}.wav`)), `row ${k} reproducible`);
     assert.notDeepEqual(fs.readFileSync(out('a-1.wav')), fs.readFileSync(out('a-2.wav')), 'rows of a batch differ');
     const c = cli('generate', '--run', run, '--seconds', '0.05', '--seed', '4', '--out', out('c.wav'));
     assert.equal(c.code, 0, c.err);
     assert.notDeepEqual(fs.readFileSync(out('c.wav')), fs.readFileSync(out('a-1.wav')), 'another seed, other audio');
     // Greedy: the seed no longer matters.
-    for (const seed of ['1', '2']) assert.equal(cli('generate', '--run', run, '--seconds', '0.05', '--temperature', '0', '--seed', seed, '--out', out(`g${seed}.wav`)).code, 0);
+    for (const seed of ['1', '2'])
+      assert.equal(
+        cli(
+          'generate',
+          '--run',
+          run,
+          '--seconds',
+          '0.05',
+          '--temperature',
+          '0',
+          '--seed',
+          seed,
+          '--out',
+          out(`g${seed}.wav`),
+        ).code,
+        0,
+      );
     assert.deepEqual(fs.readFileSync(out('g1.wav')), fs.readFileSync(out('g2.wav')));
 
     // The prompt's first 0.3 s, mu-law quantised, opens the output; --continuation-only drops it.
-    const p = cli('generate', '--run', run, '--prompt', PROMPT, '--prompt-seconds', '0.3', '--seconds', '0.05', '--out', out('p.wav'), '--json');
+    const p = cli(
+      'generate',
+      '--run',
+      run,
+      '--prompt',
+      PROMPT,
+      '--prompt-seconds',
+      '0.3',
+      '--seconds',
+      '0.05',
+      '--out',
+      out('p.wav'),
+      '--json',
+    );
     assert.equal(p.code, 0, p.err);
     const summary = JSON.parse(p.out);
     assert.equal(summary.promptLength, 4800);
@@ -54,7 +84,23 @@ for (const name of ['ct-tiny', 'wavenet-tiny']) {
     let worst = 0;
     for (let i = 0; i < 4800; i++) worst = Math.max(worst, Math.abs(got[i] - expected[i]));
     assert.ok(worst <= 1.5 / 32768, `prompt round trip off by ${worst}`);
-    assert.equal(cli('generate', '--run', run, '--prompt', PROMPT, '--prompt-seconds', '0.3', '--seconds', '0.05', '--continuation-only', '--out', out('q.wav')).code, 0);
+    assert.equal(
+      cli(
+        'generate',
+        '--run',
+        run,
+        '--prompt',
+        PROMPT,
+        '--prompt-seconds',
+        '0.3',
+        '--seconds',
+        '0.05',
+        '--continuation-only',
+        '--out',
+        out('q.wav'),
+      ).code,
+      0,
+    );
     assert.equal((await decodeAudio(out('q.wav'), 16000)).samples.length, 800);
     fs.rmSync(run, { recursive: true, force: true });
   });

@@ -73,17 +73,32 @@ test('the quickstart pipeline runs end to end (shortened training)', () => {
   assert.match(r.out, /entropy \(bits\)/);
   const m = JSON.parse(fs.readFileSync(path.join(work, 'corpus', 'manifest.json'), 'utf8'));
   assert.equal(m.skipped.length, 0, JSON.stringify(m.skipped));
-  for (const split of ['train', 'valid', 'test']) assert.ok(m.files.some((f: { split: string }) => f.split === split), `${split} has files`);
+  for (const split of ['train', 'valid', 'test'])
+    assert.ok(
+      m.files.some((f: { split: string }) => f.split === split),
+      `${split} has files`,
+    );
   assert.ok(m.files.some((f: { decoder: string }) => f.decoder === 'wav'));
   assert.ok(m.files.some((f: { decoder: string }) => f.decoder === 'ffmpeg'));
   const png = fs.readFileSync(path.join(work, 'code-histogram.png'));
   assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
-  for (const f of ['ct-small/weights.safetensors', 'ct-small/checkpoint.safetensors', 'ct-small/curves.png', 'ct-small/eval-test.json', 'report.md', 'nll-comparison.png']) assert.ok(fs.existsSync(path.join(work, f)), f);
+  for (const f of [
+    'ct-small/weights.safetensors',
+    'ct-small/checkpoint.safetensors',
+    'ct-small/curves.png',
+    'ct-small/eval-test.json',
+    'report.md',
+    'nll-comparison.png',
+  ])
+    assert.ok(fs.existsSync(path.join(work, f)), f);
   const report = fs.readFileSync(path.join(work, 'report.md'), 'utf8');
   // 12 steps of 8 rows x 16 positions (ct-tiny's segment) = 1,536 training samples.
   assert.match(report, /\| Compressive Transformer \| `ct-small` \| 0\.04M \| 1,536 \|/);
   assert.match(report, /\[continuation\.wav\]\(ct-small\/generated\/continuation\.wav\)/);
-  assert.ok(fs.statSync(path.join(work, 'ct-small', 'generated', 'continuation.wav')).size > 44 + 2 * 16000, 'prompt (1 s) + continuation');
+  assert.ok(
+    fs.statSync(path.join(work, 'ct-small', 'generated', 'continuation.wav')).size > 44 + 2 * 16000,
+    'prompt (1 s) + continuation',
+  );
   // A second run reuses every prepared file and every trained step.
   const again = run(['pipeline', file, '--workdir', work]);
   assert.equal(again.code, 0, again.err);
@@ -103,19 +118,34 @@ test('the quickstart pipeline runs end to end (shortened training)', () => {
 // Root reads anything, so as root the CLI runs as an unprivileged user to meet a real EACCES;
 // that needs the checkout to be reachable by that user (a clone under a private temp dir is not).
 const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-const nobodyCanRun = process.platform !== 'win32' && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(CLI)}, require('fs').constants.R_OK)`], asNobody).status === 0;
+const nobodyCanRun =
+  process.platform !== 'win32' &&
+  spawnSync(
+    process.execPath,
+    ['-e', `require('fs').accessSync(${JSON.stringify(CLI)}, require('fs').constants.R_OK)`],
+    asNobody,
+  ).status === 0;
 
-test('an unreadable file is reported with its path and skipped; the rest prepares', { skip: nobodyCanRun ? false : 'the checkout is not readable by an unprivileged user' }, () => {
-  const root = tempDir();
-  fs.chmodSync(root, 0o777);
-  const inp = path.join(root, 'in');
-  fs.mkdirSync(inp);
-  fs.copyFileSync(path.join(SAMPLES, 'test', 'demo-moreinfo.wav'), path.join(inp, 'ok.wav'));
-  fs.copyFileSync(path.join(SAMPLES, 'test', 'vm-forwardoptions.wav'), path.join(inp, 'locked.wav'));
-  fs.chmodSync(path.join(inp, 'locked.wav'), 0o000);
-  fs.chmodSync(inp, 0o755);
-  const r = spawnSync(process.execPath, [CLI, 'prepare', inp, '--out', path.join(root, 'c')], { cwd: REPO, encoding: 'utf8', env: { ...process.env, CI: '1' }, ...asNobody });
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /decoded 1 file/);
-  assert.match(r.stdout, /locked\.wav: permission denied/);
-});
+test(
+  'an unreadable file is reported with its path and skipped; the rest prepares',
+  { skip: nobodyCanRun ? false : 'the checkout is not readable by an unprivileged user' },
+  () => {
+    const root = tempDir();
+    fs.chmodSync(root, 0o777);
+    const inp = path.join(root, 'in');
+    fs.mkdirSync(inp);
+    fs.copyFileSync(path.join(SAMPLES, 'test', 'demo-moreinfo.wav'), path.join(inp, 'ok.wav'));
+    fs.copyFileSync(path.join(SAMPLES, 'test', 'vm-forwardoptions.wav'), path.join(inp, 'locked.wav'));
+    fs.chmodSync(path.join(inp, 'locked.wav'), 0o000);
+    fs.chmodSync(inp, 0o755);
+    const r = spawnSync(process.execPath, [CLI, 'prepare', inp, '--out', path.join(root, 'c')], {
+      cwd: REPO,
+      encoding: 'utf8',
+      env: { ...process.env, CI: '1' },
+      ...asNobody,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /decoded 1 file/);
+    assert.match(r.stdout, /locked\.wav: permission denied/);
+  },
+);

@@ -41,7 +41,9 @@ test('SegmentStream rows walk the real train split contiguously, resetting exact
       assert.ok(v > 0);
       const run = [...batch.inputs.subarray(b * n, b * n + v), batch.targets[b * n + v - 1]];
       assert.deepEqual(run, [...bytes.subarray(pos[b], pos[b] + v + 1)], `row ${b} step ${steps}`);
-      const fileEnd = Math.min(...src.files.filter((f) => f.offset + f.length > pos[b]).map((f) => f.offset + f.length));
+      const fileEnd = Math.min(
+        ...src.files.filter((f) => f.offset + f.length > pos[b]).map((f) => f.offset + f.length),
+      );
       assert.ok(pos[b] + v < Math.min(fileEnd, shareStart(b + 1)), 'no pair crosses a file or share end');
       pos[b] += v;
     }

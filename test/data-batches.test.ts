@@ -33,7 +33,11 @@ function lcgBytes(n: number, seed: number): Uint8Array {
   return out;
 }
 
-interface Seg { inp: number[]; tgt: number[]; reset: number }
+interface Seg {
+  inp: number[];
+  tgt: number[];
+  reset: number;
+}
 
 /**
  * Brute-force spec: row b's share is [floor(bT/B), floor((b+1)T/B)); inside it, each file's run
@@ -51,7 +55,10 @@ function expectedSegments(files: Uint8Array[], B: number, ns: number): Seg[][] {
     let run: [number, number][] = [];
     for (let x = s; x + 1 < e; x++) {
       if (flat[x].file === flat[x + 1].file) run.push([flat[x].v, flat[x + 1].v]);
-      else if (run.length) (runs.push(run), (run = []));
+      else if (run.length) {
+        runs.push(run);
+        run = [];
+      }
     }
     if (run.length) runs.push(run);
     const segs: Seg[] = [];
@@ -89,11 +96,17 @@ function checkAgainstSpec(files: Uint8Array[], B: number, ns: number): void {
   const src = writeSplit(files);
   const T = files.reduce((a, f) => a + f.length, 0);
   if (T < 2) {
-    assert.throws(() => new SegmentStream(src, { batch: B, segment: ns }), (e: Error) => e.message.includes(src.path));
+    assert.throws(
+      () => new SegmentStream(src, { batch: B, segment: ns }),
+      (e: Error) => e.message.includes(src.path),
+    );
     return;
   }
   if (want.every((r) => r.length === 0)) {
-    assert.throws(() => new SegmentStream(src, { batch: B, segment: ns }), (e: Error) => e.message.includes(src.path));
+    assert.throws(
+      () => new SegmentStream(src, { batch: B, segment: ns }),
+      (e: Error) => e.message.includes(src.path),
+    );
     return;
   }
   if (want.some((r) => r.length === 0)) {
@@ -111,7 +124,11 @@ function checkAgainstSpec(files: Uint8Array[], B: number, ns: number): void {
       const exp = want[b][step % want[b].length];
       // An epoch wrap always resets, even if the share starts mid-file.
       const expReset = step % want[b].length === 0 ? 1 : exp.reset;
-      assert.deepEqual(got, { ...exp, reset: expReset }, `files=${files.map((f) => f.length)} B=${B} ns=${ns} step=${step} row=${b}`);
+      assert.deepEqual(
+        got,
+        { ...exp, reset: expReset },
+        `files=${files.map((f) => f.length)} B=${B} ns=${ns} step=${step} row=${b}`,
+      );
       tokens += got.inp.length;
     }
     assert.equal(batch.tokens, tokens);
@@ -147,12 +164,23 @@ test('SegmentStream: reset flags sit at file starts, share starts and epoch wrap
   const src = writeSplit(files);
   const s2 = new SegmentStream(src, { batch: 2, segment: 4 });
   const r2 = Array.from({ length: 7 }, () => Array.from(s2.next().reset));
-  assert.deepEqual(r2, [[1, 1], [0, 0], [0, 0], [1, 1], [0, 0], [0, 0], [1, 1]]);
+  assert.deepEqual(r2, [
+    [1, 1],
+    [0, 0],
+    [0, 0],
+    [1, 1],
+    [0, 0],
+    [0, 0],
+    [1, 1],
+  ]);
   s2.close();
   const s3 = new SegmentStream(src, { batch: 3, segment: 4 });
   const got = Array.from({ length: 4 }, () => s3.next());
   // Row 1: pairs 6..9 in file 0 (3 pairs: one segment), then file 1 positions 10..12 (2 pairs).
-  assert.deepEqual(got.map((b) => b.reset[1]), [1, 1, 1, 1]);
+  assert.deepEqual(
+    got.map((b) => b.reset[1]),
+    [1, 1, 1, 1],
+  );
   assert.deepEqual(Array.from(got[0].inputs.slice(4, 8)), [...files[0].slice(6, 9), 128]);
   assert.deepEqual(Array.from(got[1].inputs.slice(4, 8)), [...files[1].slice(0, 2), 128, 128]);
   assert.deepEqual(Array.from(got[2].inputs.slice(4, 8)), Array.from(got[0].inputs.slice(4, 8)));
@@ -185,9 +213,15 @@ test('SegmentStream: bad input errors', () => {
   assert.throws(() => new SegmentStream(src, { batch: 2, segment: 0 }), /segment/);
   assert.throws(() => new SegmentStream(src, { batch: 6, segment: 4 }), /batch=6/);
   const empty = writeSplit([new Uint8Array(0), new Uint8Array(1)]);
-  assert.throws(() => new SegmentStream(empty, { batch: 1, segment: 4 }), (e: Error) => e.message.includes(empty.path));
+  assert.throws(
+    () => new SegmentStream(empty, { batch: 1, segment: 4 }),
+    (e: Error) => e.message.includes(empty.path),
+  );
   const singles = writeSplit([lcgBytes(1, 1), lcgBytes(1, 2), lcgBytes(1, 3)]);
-  assert.throws(() => new SegmentStream(singles, { batch: 1, segment: 4 }), (e: Error) => e.message.includes(singles.path));
+  assert.throws(
+    () => new SegmentStream(singles, { batch: 1, segment: 4 }),
+    (e: Error) => e.message.includes(singles.path),
+  );
   const truncated = { path: src.path, files: [{ offset: 0, length: 11 }] };
   assert.throws(() => new SegmentStream(truncated, { batch: 1, segment: 4 }), /10 bytes/);
 });
@@ -217,9 +251,13 @@ test('CropStream: every crop is a consecutive run of one file; n_t targets score
     const batch = s.next();
     assert.equal(batch.inputs.length, B * w);
     assert.deepEqual(Array.from(batch.reset), new Array(B).fill(1), 'every crop starts from empty state');
-    assert.equal(batch.tokens, batch.mask.reduce((a, m) => a + m, 0));
+    assert.equal(
+      batch.tokens,
+      batch.mask.reduce((a, m) => a + m, 0),
+    );
     for (const [b, crop] of cropRows(batch, w, B).entries()) {
-      for (let i = 0; i < w; i++) assert.equal(batch.targets[b * w + i], crop[i + 1], 'targets are inputs shifted by one');
+      for (let i = 0; i < w; i++)
+        assert.equal(batch.targets[b * w + i], crop[i + 1], 'targets are inputs shifted by one');
       const k = Math.floor(crop[0] / 40);
       const f = Array.from(files[k]);
       const real = crop.slice(0, Math.min(crop.length, f.length));
@@ -229,11 +267,14 @@ test('CropStream: every crop is a consecutive run of one file; n_t targets score
       const first = mask.indexOf(1);
       const count = mask.filter((m) => m === 1).length;
       assert.equal(count, Math.min(nt, f.length - 1), 'n_t targets (fewer only for a file shorter than that)');
-      assert.ok(mask.slice(first, first + count).every((m) => m === 1), 'scored targets are consecutive');
+      assert.ok(
+        mask.slice(first, first + count).every((m) => m === 1),
+        'scored targets are consecutive',
+      );
       if (first < R - 1) {
         // Fewer than R-1 inputs before the first scored target: the crop must begin at the file
         // start, where empty state stands for the time before it, as in evaluation.
-        assert.equal(at, 0, 'a crop with short context starts at its file\'s first sample');
+        assert.equal(at, 0, "a crop with short context starts at its file's first sample");
         fromStart++;
       } else {
         assert.equal(first, R - 1, 'otherwise the last n_t positions, each with its whole receptive field');
@@ -284,7 +325,11 @@ test('CropStream: a file shorter than the crop starts its row and is padded with
   const s = new CropStream(src, { batch: 2, receptiveField: 4, targetLength: 6, seed: 1 });
   const batch = s.next();
   // Crop of 10 = 5 samples + 5 silence; every (input, target) pair of real samples is scored.
-  const row = { inputs: [10, 11, 12, 13, 14, 128, 128, 128, 128], targets: [11, 12, 13, 14, 128, 128, 128, 128, 128], mask: [1, 1, 1, 1, 0, 0, 0, 0, 0] };
+  const row = {
+    inputs: [10, 11, 12, 13, 14, 128, 128, 128, 128],
+    targets: [11, 12, 13, 14, 128, 128, 128, 128, 128],
+    mask: [1, 1, 1, 1, 0, 0, 0, 0, 0],
+  };
   for (let b = 0; b < 2; b++) {
     assert.deepEqual(Array.from(batch.inputs.slice(b * 9, b * 9 + 9)), row.inputs);
     assert.deepEqual(Array.from(batch.targets.slice(b * 9, b * 9 + 9)), row.targets);
@@ -326,7 +371,10 @@ test('CropStream: bad input errors', () => {
   assert.throws(() => new CropStream(src, { ...ok, targetLength: 2.5 }), /targetLength/);
   assert.throws(() => new CropStream(src, { ...ok, seed: 0.5 }), /seed/);
   const empty = writeSplit([new Uint8Array(1), new Uint8Array(0)]);
-  assert.throws(() => new CropStream(empty, ok), (e: Error) => e.message.includes(empty.path));
+  assert.throws(
+    () => new CropStream(empty, ok),
+    (e: Error) => e.message.includes(empty.path),
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -334,7 +382,10 @@ test('CropStream: bad input errors', () => {
 test('Rng: xoshiro128** reference outputs for state [1,2,3,4]', () => {
   // Values from the reference C implementation (prng.di.unimi.it/xoshiro128starstar.c).
   const r = new Rng({ s: [1, 2, 3, 4] });
-  assert.deepEqual(Array.from({ length: 8 }, () => r.nextU32()), [11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849]);
+  assert.deepEqual(
+    Array.from({ length: 8 }, () => r.nextU32()),
+    [11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849],
+  );
 });
 
 test('Rng: nextInt range and rough uniformity; nextFloat in [0,1)', () => {
@@ -367,12 +418,21 @@ test('Rng: same seed same sequence, state JSON round trip continues it, bad stat
   const a = new Rng(5);
   const b = new Rng(5);
   const seq = Array.from({ length: 100 }, () => a.nextU32());
-  assert.deepEqual(Array.from({ length: 100 }, () => b.nextU32()), seq);
+  assert.deepEqual(
+    Array.from({ length: 100 }, () => b.nextU32()),
+    seq,
+  );
   const d = new Rng(6);
-  assert.notDeepEqual(Array.from({ length: 10 }, () => d.nextU32()), seq.slice(0, 10));
+  assert.notDeepEqual(
+    Array.from({ length: 10 }, () => d.nextU32()),
+    seq.slice(0, 10),
+  );
   assert.notDeepEqual(new Rng(5 + 2 ** 32).state(), new Rng(5).state());
   const c = new Rng(JSON.parse(JSON.stringify(a.state())));
-  assert.deepEqual(Array.from({ length: 100 }, () => c.nextInt(1000)), Array.from({ length: 100 }, () => a.nextInt(1000)));
+  assert.deepEqual(
+    Array.from({ length: 100 }, () => c.nextInt(1000)),
+    Array.from({ length: 100 }, () => a.nextInt(1000)),
+  );
   assert.throws(() => new Rng({ s: [0, 0, 0, 0] }));
   assert.throws(() => new Rng({ s: [1, 2, 3] } as never));
   assert.throws(() => new Rng(1.5));

@@ -35,13 +35,16 @@ test('prepare writes codes equal to decode + mu-law of each file, split by folde
   assert.equal(r.skipped.length, 1);
   assert.match(r.skipped[0].source, /broken\.wav$/);
   const m = readManifest(out);
-  assert.deepEqual(m.files.map((f) => [f.path, f.split, f.splitBy]), [
-    ['audio/test/t.flac', 'test', 'folder'],
-    ['audio/train/c.flac', 'train', 'folder'],
-    ['audio/train/spk1/a.wav', 'train', 'folder'],
-    ['audio/train/spk1/b.wav', 'train', 'folder'],
-    ['audio/valid/v.wav', 'valid', 'folder'],
-  ]);
+  assert.deepEqual(
+    m.files.map((f) => [f.path, f.split, f.splitBy]),
+    [
+      ['audio/test/t.flac', 'test', 'folder'],
+      ['audio/train/c.flac', 'train', 'folder'],
+      ['audio/train/spk1/a.wav', 'train', 'folder'],
+      ['audio/train/spk1/b.wav', 'train', 'folder'],
+      ['audio/valid/v.wav', 'valid', 'folder'],
+    ],
+  );
   for (const f of m.files) {
     const bin = fs.readFileSync(path.join(out, m.binaries[f.split]));
     const want = muLawEncode((await decodeAudio(f.source, 16000)).samples);
@@ -75,10 +78,18 @@ test('re-prepare decodes only what changed, drops removed files and old binaries
   const m1 = first.manifest;
   const m2 = readManifest(out);
   assert.notDeepEqual(m2.binaries, m1.binaries, 'a new generation is written');
-  SPLITS.forEach((s, k) => assert.deepEqual(fs.readFileSync(path.join(out, m2.binaries[s])), firstBytes[k], `${s} codes reused byte for byte`));
-  assert.deepEqual(m2.files.map((f) => [f.path, f.length]), m1.files.map((f) => [f.path, f.length]));
+  SPLITS.forEach((s, k) =>
+    assert.deepEqual(fs.readFileSync(path.join(out, m2.binaries[s])), firstBytes[k], `${s} codes reused byte for byte`),
+  );
+  assert.deepEqual(
+    m2.files.map((f) => [f.path, f.length]),
+    m1.files.map((f) => [f.path, f.length]),
+  );
 
-  ffmpegFixture(path.join(inp, 'train/spk1/a.wav'), 'aevalsrc=0.3*sin(2*PI*900*t):s=16000:d=0.6', ['-c:a', 'pcm_s16le']);
+  ffmpegFixture(path.join(inp, 'train/spk1/a.wav'), 'aevalsrc=0.3*sin(2*PI*900*t):s=16000:d=0.6', [
+    '-c:a',
+    'pcm_s16le',
+  ]);
   fs.rmSync(path.join(inp, 'valid/v.wav'));
   const third = await prepareCorpus({ inputs: [inp], out });
   assert.equal(third.decoded, 1);
@@ -87,12 +98,18 @@ test('re-prepare decodes only what changed, drops removed files and old binaries
   const m3 = readManifest(out);
   assert.equal(m3.files.find((f) => f.path.endsWith('a.wav'))!.length, 9600);
   assert.ok(!m3.files.some((f) => f.path.endsWith('v.wav')));
-  const binaries = fs.readdirSync(out).filter((n) => n.endsWith('.u8')).sort();
+  const binaries = fs
+    .readdirSync(out)
+    .filter((n) => n.endsWith('.u8'))
+    .sort();
   assert.deepEqual(binaries, Object.values(m3.binaries).sort(), 'only the live generation remains');
   // Reused codes are byte-identical to a fresh decode.
   const c = m3.files.find((f) => f.path.endsWith('c.flac'))!;
   const fresh = muLawEncode((await decodeAudio(c.source, 16000)).samples);
-  assert.deepEqual(fs.readFileSync(path.join(out, m3.binaries.train)).subarray(c.offset, c.offset + c.length), Buffer.from(fresh));
+  assert.deepEqual(
+    fs.readFileSync(path.join(out, m3.binaries.train)).subarray(c.offset, c.offset + c.length),
+    Buffer.from(fresh),
+  );
 
   const resampled = await prepareCorpus({ inputs: [inp], out, sampleRate: 8000 });
   assert.match(resampled.rebuiltBecause ?? '', /sample rate changed/);
@@ -120,7 +137,11 @@ test('hash-split corpus without split folders, and trimming of silence', async (
   const inp = path.join(root, 'flat');
   fs.mkdirSync(inp);
   // 0.5 s silence, 0.5 s tone, 0.5 s silence
-  ffmpegFixture(path.join(inp, 'padded.wav'), 'aevalsrc=if(between(t\\,0.5\\,1)\\,0.5*sin(2*PI*440*t)\\,0):s=16000:d=1.5', ['-c:a', 'pcm_s16le']);
+  ffmpegFixture(
+    path.join(inp, 'padded.wav'),
+    'aevalsrc=if(between(t\\,0.5\\,1)\\,0.5*sin(2*PI*440*t)\\,0):s=16000:d=1.5',
+    ['-c:a', 'pcm_s16le'],
+  );
   ffmpegFixture(path.join(inp, 'silent.wav'), 'aevalsrc=0:s=16000:d=0.5', ['-c:a', 'pcm_s16le']);
   const r = await prepareCorpus({ inputs: [inp], out: path.join(root, 'c'), trimDb: -40 });
   const padded = r.manifest.files.find((f) => f.path.endsWith('padded.wav'))!;
@@ -161,12 +182,29 @@ test('entropy matches the definition and the split statistics', async () => {
 
 test('bad prepare arguments are clear errors', async () => {
   const root = tempDir();
-  await assert.rejects(prepareCorpus({ inputs: [path.join(root, 'nope')], out: path.join(root, 'c') }), /input .*nope does not exist/);
+  await assert.rejects(
+    prepareCorpus({ inputs: [path.join(root, 'nope')], out: path.join(root, 'c') }),
+    /input .*nope does not exist/,
+  );
   fs.writeFileSync(path.join(root, 'file'), 'x');
   fs.mkdirSync(path.join(root, 'in'));
-  await assert.rejects(prepareCorpus({ inputs: [path.join(root, 'in')], out: path.join(root, 'file') }), /output .*file exists and is not a folder/);
-  await assert.rejects(prepareCorpus({ inputs: [path.join(root, 'in')], out: path.join(root, 'c'), validFraction: 0.6, testFraction: 0.5 }), /--valid \+ --test/);
-  await assert.rejects(prepareCorpus({ inputs: [path.join(root, 'in')], out: path.join(root, 'c'), sampleRate: 12.5 }), /--sample-rate/);
+  await assert.rejects(
+    prepareCorpus({ inputs: [path.join(root, 'in')], out: path.join(root, 'file') }),
+    /output .*file exists and is not a folder/,
+  );
+  await assert.rejects(
+    prepareCorpus({
+      inputs: [path.join(root, 'in')],
+      out: path.join(root, 'c'),
+      validFraction: 0.6,
+      testFraction: 0.5,
+    }),
+    /--valid \+ --test/,
+  );
+  await assert.rejects(
+    prepareCorpus({ inputs: [path.join(root, 'in')], out: path.join(root, 'c'), sampleRate: 12.5 }),
+    /--sample-rate/,
+  );
 });
 
 test('a corrupt previous manifest is rebuilt, not trusted', async () => {

@@ -19,18 +19,22 @@ function computes(): boolean {
   return [...y].join(',') === '19,22,43,50';
 }
 
-test('auto picks wasm when no native TensorFlow binding is installed, and says why', { skip: nativeInstalled && 'a tfjs-node binding is installed here' }, async () => {
-  const info = await initBackend('auto');
-  assert.equal(info.name, 'wasm');
-  assert.equal(tf.getBackend(), 'wasm');
-  assert.match(info.detail, /^wasm \((SIMD|no SIMD), \d+ threads?\)$/);
-  assert.match(info.reason, /@tensorflow\/tfjs-node-gpu not installed/);
-  assert.match(info.reason, /@tensorflow\/tfjs-node not installed/);
-  assert.match(info.reason, /wasm is the embedded default/);
-  assert.ok(computes());
-  const summary = backendSummary(info);
-  assert.ok(summary.includes(info.detail) && summary.includes(info.reason), summary);
-});
+test(
+  'auto picks wasm when no native TensorFlow binding is installed, and says why',
+  { skip: nativeInstalled && 'a tfjs-node binding is installed here' },
+  async () => {
+    const info = await initBackend('auto');
+    assert.equal(info.name, 'wasm');
+    assert.equal(tf.getBackend(), 'wasm');
+    assert.match(info.detail, /^wasm \((SIMD|no SIMD), \d+ threads?\)$/);
+    assert.match(info.reason, /@tensorflow\/tfjs-node-gpu not installed/);
+    assert.match(info.reason, /@tensorflow\/tfjs-node not installed/);
+    assert.match(info.reason, /wasm is the embedded default/);
+    assert.ok(computes());
+    const summary = backendSummary(info);
+    assert.ok(summary.includes(info.detail) && summary.includes(info.reason), summary);
+  },
+);
 
 test('a repeated choice is cheap and returns the same answer', async () => {
   const first = await initBackend('wasm');
@@ -43,19 +47,26 @@ test('a repeated choice is cheap and returns the same answer', async () => {
   assert.equal(tf.getBackend(), 'wasm');
 });
 
-test('forcing tensorflow without a binding is a BackendError naming the flag, with no fallback', { skip: nativeInstalled && 'a tfjs-node binding is installed here' }, async () => {
-  await initBackend('wasm');
-  await assert.rejects(initBackend('tensorflow'), (e: unknown) => {
-    assert.ok(e instanceof BackendError, String(e));
-    assert.match(e.message, /--backend tensorflow/);
-    assert.match(e.message, /@tensorflow\/tfjs-node-gpu not installed/);
-    return true;
-  });
-  assert.equal(tf.getBackend(), 'wasm', 'a failed forced backend must not change the active one');
-});
+test(
+  'forcing tensorflow without a binding is a BackendError naming the flag, with no fallback',
+  { skip: nativeInstalled && 'a tfjs-node binding is installed here' },
+  async () => {
+    await initBackend('wasm');
+    await assert.rejects(initBackend('tensorflow'), (e: unknown) => {
+      assert.ok(e instanceof BackendError, String(e));
+      assert.match(e.message, /--backend tensorflow/);
+      assert.match(e.message, /@tensorflow\/tfjs-node-gpu not installed/);
+      return true;
+    });
+    assert.equal(tf.getBackend(), 'wasm', 'a failed forced backend must not change the active one');
+  },
+);
 
 test('an unknown backend name is a BackendError naming the flag', async () => {
-  await assert.rejects(initBackend('gpu' as never), (e: unknown) => e instanceof BackendError && /--backend gpu/.test(e.message));
+  await assert.rejects(
+    initBackend('gpu' as never),
+    (e: unknown) => e instanceof BackendError && /--backend gpu/.test(e.message),
+  );
 });
 
 test('forcing cpu works and says it was forced', async () => {

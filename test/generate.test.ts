@@ -18,7 +18,10 @@ class BigramGenerator implements Generator {
   readonly table = new Float32Array(N * N);
   readonly primed: Uint8Array[] = [];
   private last: Int32Array | undefined;
-  constructor(readonly batch: number, tableSeed = 7) {
+  constructor(
+    readonly batch: number,
+    tableSeed = 7,
+  ) {
     const rng = new Rng(tableSeed);
     // Spread of a few nats: peaked enough that the argmax path is far from random, broad enough
     // that temperature-1 sampling visits many codes.
@@ -79,7 +82,11 @@ test('temperature 0 follows the argmax path; top-k 1 at any temperature is the s
   const greedy = await generateCodes(gen, { ...base, sampling: { temperature: 0 } });
   const expected = argmaxPath(gen, SILENCE_CODE, 200);
   for (const row of greedy.codes) assert.deepEqual(row, expected);
-  const k1 = await generateCodes(new BigramGenerator(2), { ...base, seed: 99, sampling: { temperature: 1.7, topK: 1 } });
+  const k1 = await generateCodes(new BigramGenerator(2), {
+    ...base,
+    seed: 99,
+    sampling: { temperature: 1.7, topK: 1 },
+  });
   assert.deepEqual(k1.codes, greedy.codes);
   const tiny = await generateCodes(new BigramGenerator(2), { ...base, sampling: { temperature: 1e-9 } });
   assert.deepEqual(tiny.codes, greedy.codes);
@@ -102,7 +109,10 @@ test('top-k ties at the boundary keep the lowest codes', () => {
   const rng = new Rng(4);
   const seen = new Set<number>();
   for (let i = 0; i < 2000; i++) seen.add(s.sampleRow(logits, 0, rng));
-  assert.deepEqual([...seen].sort((a, b) => a - b), [5, 17, 90, 200]);
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    [5, 17, 90, 200],
+  );
 });
 
 test('the prompt is the prefix of every row; with no prompt the silence primer is not output', async () => {
@@ -189,7 +199,8 @@ function chiSquare(o: SamplingOptions, draws: number, expect: SamplingOptions = 
     s.sampleRows(logits, batch, rng, out);
     for (const c of out) counts[c]++;
   }
-  for (let c = 0; c < N; c++) if (p[c] === 0) assert.equal(counts[c], 0, `excluded code ${c} was drawn (${JSON.stringify(o)})`);
+  for (let c = 0; c < N; c++)
+    if (p[c] === 0) assert.equal(counts[c], 0, `excluded code ${c} was drawn (${JSON.stringify(o)})`);
   let chi = 0;
   let bins = 0;
   let poolE = 0;
@@ -197,11 +208,18 @@ function chiSquare(o: SamplingOptions, draws: number, expect: SamplingOptions = 
   for (let c = 0; c < N; c++) {
     if (p[c] === 0) continue;
     const e = p[c] * draws;
-    if (e < 5) { poolE += e; poolO += counts[c]; continue; }
+    if (e < 5) {
+      poolE += e;
+      poolO += counts[c];
+      continue;
+    }
     chi += (counts[c] - e) ** 2 / e;
     bins++;
   }
-  if (poolE > 0) { chi += (poolO - poolE) ** 2 / poolE; bins++; }
+  if (poolE > 0) {
+    chi += (poolO - poolE) ** 2 / poolE;
+    bins++;
+  }
   const k = bins - 1;
   const z = 4.753; // one-sided normal quantile at 1 - 1e-6
   return { chi, bound: k * (1 - 2 / (9 * k) + z * Math.sqrt(2 / (9 * k))) ** 3 };
@@ -230,8 +248,14 @@ test('the frequency check has the power to catch a wrong distribution', () => {
   // Guards the tests above: a 10% temperature error, or a set larger than prescribed, must fail.
   const t = chiSquare({ temperature: 1 }, 100_000, { temperature: 1.1 });
   assert.ok(t.chi > t.bound, `temperature: chi-square ${t.chi.toFixed(1)}, bound ${t.bound.toFixed(1)}`);
-  assert.throws(() => chiSquare({ temperature: 0.7, topK: 50 }, 50_000, { temperature: 0.7, topK: 40 }), /excluded code/);
-  assert.throws(() => chiSquare({ temperature: 1, topP: 0.35 }, 50_000, { temperature: 1, topP: 0.3 }), /excluded code/);
+  assert.throws(
+    () => chiSquare({ temperature: 0.7, topK: 50 }, 50_000, { temperature: 0.7, topK: 40 }),
+    /excluded code/,
+  );
+  assert.throws(
+    () => chiSquare({ temperature: 1, topP: 0.35 }, 50_000, { temperature: 1, topP: 0.3 }),
+    /excluded code/,
+  );
   // Within a truncated set, the weights must follow the temperature too.
   const k = chiSquare({ temperature: 1, topK: 200 }, 50_000, { temperature: 1.2, topK: 200 });
   assert.ok(k.chi > k.bound, `top-k: chi-square ${k.chi.toFixed(1)}, bound ${k.bound.toFixed(1)}`);
@@ -250,11 +274,18 @@ test('bad options throw naming the flag', async () => {
     [{ temperature: 1, topP: NaN }, /--top-p/],
   ];
   for (const [o, re] of bad) {
-    assert.throws(() => new Sampler(o), (e: unknown) => e instanceof RangeError && re.test(e.message), JSON.stringify(o));
+    assert.throws(
+      () => new Sampler(o),
+      (e: unknown) => e instanceof RangeError && re.test(e.message),
+      JSON.stringify(o),
+    );
     await assert.rejects(generateCodes(new BigramGenerator(1), { ...base, sampling: o }), re);
   }
   for (const seconds of [0, -1, Infinity, NaN]) {
-    await assert.rejects(generateCodes(new BigramGenerator(1), { ...base, seconds }), (e: unknown) => e instanceof RangeError && /--seconds/.test(e.message));
+    await assert.rejects(
+      generateCodes(new BigramGenerator(1), { ...base, seconds }),
+      (e: unknown) => e instanceof RangeError && /--seconds/.test(e.message),
+    );
   }
   await assert.rejects(generateCodes(new BigramGenerator(1), { ...base, seconds: 1e-5 }), /--seconds/);
 });
@@ -273,7 +304,8 @@ test('codesToWav round-trips through a 16-bit WAV', () => {
     assert.equal(pcm.length, codes.length);
     const ref = muLawDecode(codes);
     // Half a 16-bit step is the quantisation error; a hair more for float32 rounding of the reference.
-    for (let i = 0; i < codes.length; i++) assert.ok(Math.abs(pcm[i] / 32767 - ref[i]) <= 0.5 / 32767 + 1e-7, `sample ${i}`);
+    for (let i = 0; i < codes.length; i++)
+      assert.ok(Math.abs(pcm[i] / 32767 - ref[i]) <= 0.5 / 32767 + 1e-7, `sample ${i}`);
     assert.deepEqual(fs.readdirSync(dir), ['out.wav']); // no temp file left behind
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engine/backend.js';
-import { attentionByAge, attentionChart, attentionMarkdown, type AttentionProfile, segmentsToFill } from '../src/infer/attention.js';
+import {
+  attentionByAge,
+  attentionChart,
+  attentionMarkdown,
+  type AttentionProfile,
+  segmentsToFill,
+} from '../src/infer/attention.js';
 import { ctForward, initialState } from '../src/models/compressive.js';
 import { preset, type TransformerConfig } from '../src/models/config.js';
 import { chartPng } from '../src/report/chart.js';
@@ -32,7 +38,10 @@ test('ct-tiny: masses sum to 1 per layer, no tensors leak, chart and table rende
   assert.deepEqual(p.slots, { compressed: 8, memory: 16, segment: 16 });
   assert.equal(p.layers, 2);
   assert.equal(p.perLayer[0].length, 40);
-  assert.deepEqual(p.regions.map((r) => r.name), ['compressed memory', 'memory', 'segment']);
+  assert.deepEqual(
+    p.regions.map((r) => r.name),
+    ['compressed memory', 'memory', 'segment'],
+  );
   checkMasses(p);
   // Random weights do look at old memories: every slot gets some weight.
   assert.ok(p.mean.every((w) => w > 0));
@@ -52,15 +61,28 @@ test('counted = the whole segments after memory and compressed memory are full (
   const arrays = paramArrays(cfg);
   // Lengths 100, 70, 50, 130, 10 hold 6, 4, 3, 8, 0 whole segments: 3 + 1 + 0 + 5 + 0 = 9 counted.
   const files = [file(100, 1), file(70, 2), file(50, 3), file(130, 4), file(10, 5)];
-  for (const batch of [1, 2, 3]) assert.equal((await attentionByAge(cfg, arrays, files, { batch, maxSegments: 1000 })).counted, 9, `batch ${batch}`);
-  assert.equal((await attentionByAge(cfg, arrays, files, { batch: 3, maxSegments: 4 })).counted, 4, 'stops at maxSegments');
+  for (const batch of [1, 2, 3])
+    assert.equal((await attentionByAge(cfg, arrays, files, { batch, maxSegments: 1000 })).counted, 9, `batch ${batch}`);
+  assert.equal(
+    (await attentionByAge(cfg, arrays, files, { batch: 3, maxSegments: 4 })).counted,
+    4,
+    'stops at maxSegments',
+  );
 
   // n_m = 24: after segment 0 memory holds 16; segment 1 pushes out 8 real ones (2 slots), segment 2
   // 16 (4 more: 6), segment 3 fills it (8): the first counted segment is 4.
   const wide = tinyConfig({ memory: 24 });
   assert.equal(segmentsToFill(wide), 4);
   // 100, 70, 80 codes: 6, 4, 5 whole segments -> 2 + 0 + 1.
-  assert.equal((await attentionByAge(wide, paramArrays(wide), [file(100, 1), file(70, 2), file(80, 3)], { batch: 2, maxSegments: 1000 })).counted, 3);
+  assert.equal(
+    (
+      await attentionByAge(wide, paramArrays(wide), [file(100, 1), file(70, 2), file(80, 3)], {
+        batch: 2,
+        maxSegments: 1000,
+      })
+    ).counted,
+    3,
+  );
 
   await assert.rejects(attentionByAge(cfg, arrays, [file(63, 1)]), /no segment with full memories.*at least 64 codes/);
 });
@@ -72,7 +94,10 @@ test('per-slot means match a direct computation from ctForward probs', async () 
   const K = cfg.compressedMemory + cfg.memory + n;
   const stream = codes(5 * n, 9);
   // Segments 3 and 4 are the two counted ones of a 5-segment file.
-  const p = await attentionByAge(cfg, arrays, [{ path: 'a', codes: Uint8Array.from(stream) }], { batch: 1, maxSegments: 2 });
+  const p = await attentionByAge(cfg, arrays, [{ path: 'a', codes: Uint8Array.from(stream) }], {
+    batch: 1,
+    maxSegments: 2,
+  });
   assert.equal(p.counted, 2);
 
   const run: TransformerConfig = { ...cfg, auxLoss: 'none' };
@@ -80,11 +105,15 @@ test('per-slot means match a direct computation from ctForward probs', async () 
   let state = initialState(ops, run, 1);
   const expected = Array.from({ length: L }, () => new Float64Array(K));
   for (let s = 0; s < 5; s++) {
-    const out = ctForward(ops, run, params, stream.subarray(s * n, (s + 1) * n), s === 0 ? [1] : null, state, { keepProbs: true });
+    const out = ctForward(ops, run, params, stream.subarray(s * n, (s + 1) * n), s === 0 ? [1] : null, state, {
+      keepProbs: true,
+    });
     if (s >= 3) {
       out.probs!.forEach((t, l) => {
         const pr = t.dataSync() as Float32Array; // [1, H, n, K]
-        for (let h = 0; h < H; h++) for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) expected[l][k] += pr[(h * n + i) * K + k] / (H * n * 2);
+        for (let h = 0; h < H; h++)
+          for (let i = 0; i < n; i++)
+            for (let k = 0; k < K; k++) expected[l][k] += pr[(h * n + i) * K + k] / (H * n * 2);
       });
     }
     state = out.state;
@@ -99,7 +128,10 @@ test('Transformer-XL: no compressed region, same analysis', async () => {
   assert.equal(segmentsToFill(cfg), 1);
   assert.equal(p.counted, 8);
   assert.deepEqual(p.slots, { compressed: 0, memory: 16, segment: 16 });
-  assert.deepEqual(p.regions.map((r) => r.name), ['memory', 'segment']);
+  assert.deepEqual(
+    p.regions.map((r) => r.name),
+    ['memory', 'segment'],
+  );
   assert.equal(p.perLayer[0].length, 32);
   checkMasses(p);
   assert.doesNotMatch(attentionMarkdown(p), /compressed memory/);
@@ -111,7 +143,8 @@ test('uniform attention (zeroed attention weights) gives the predicted profile',
     const arrays = paramArrays(cfg, 2);
     // Zero q, k, the position projection and both biases: every score is 0, so each query spreads
     // its weight evenly over the keys it may see.
-    for (let l = 0; l < cfg.layers; l++) for (const w of ['wq', 'wk', 'wr', 'u', 'v']) arrays.get(`layers.${l}.attn.${w}`)!.data.fill(0);
+    for (let l = 0; l < cfg.layers; l++)
+      for (const w of ['wq', 'wk', 'wr', 'u', 'v']) arrays.get(`layers.${l}.attn.${w}`)!.data.fill(0);
     const p = await attentionByAge(cfg, arrays, [file(160, 3), file(120, 4)], { batch: 2 });
     const { segment: n } = cfg;
     const M = cfg.memory + cfg.compressedMemory;
@@ -122,10 +155,18 @@ test('uniform attention (zeroed attention weights) gives the predicted profile',
     const memSlot = sum([...Array(n).keys()].map(w)) / n;
     const segSlot = (j: number) => sum([...Array(n).keys()].filter((i) => i >= j).map(w)) / n;
     const expected = [...Array(M).fill(memSlot), ...Array.from({ length: n }, (_, j) => segSlot(j))];
-    for (let l = 0; l < cfg.layers; l++) assert.ok(maxAbsDiff(p.perLayer[l], expected) < 1e-6, `${cfg.compressedMemory ? 'ct' : 'txl'} layer ${l}`);
+    for (let l = 0; l < cfg.layers; l++)
+      assert.ok(maxAbsDiff(p.perLayer[l], expected) < 1e-6, `${cfg.compressedMemory ? 'ct' : 'txl'} layer ${l}`);
     const region = (name: string) => p.regions.find((r) => r.name === name)!;
-    if (cfg.compressedMemory) assert.ok(Math.abs(region('compressed memory').perSlot / region('memory').perSlot - 1) < 1e-5, 'no preference between compressed and plain memory');
-    assert.match(attentionMarkdown(p), cfg.compressedMemory ? /\| compressed memory \| 8 \| [0-9.e-]+ \| [0-9.e-]+ \| 1\.00x \|/ : /\| memory \|/);
+    if (cfg.compressedMemory)
+      assert.ok(
+        Math.abs(region('compressed memory').perSlot / region('memory').perSlot - 1) < 1e-5,
+        'no preference between compressed and plain memory',
+      );
+    assert.match(
+      attentionMarkdown(p),
+      cfg.compressedMemory ? /\| compressed memory \| 8 \| [0-9.e-]+ \| [0-9.e-]+ \| 1\.00x \|/ : /\| memory \|/,
+    );
   }
 });
 

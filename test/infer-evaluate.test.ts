@@ -137,17 +137,38 @@ test('memory override: doubled CT memory runs, changes long files, leaves a one-
   const w = weights(cfg);
   const fl = files([300, 12]);
   const base = await evaluateCodes(cfg, w, fl, { batch: 2 });
-  const big = await evaluateCodes(cfg, w, fl, { batch: 2, memory: 2 * cfg.memory, compressedMemory: 2 * cfg.compressedMemory });
-  assert.deepEqual(big.memoryOverride, { memory: 32, compressedMemory: 16, trainedMemory: 16, trainedCompressedMemory: 8 });
-  assert.ok(Math.abs(big.files[0].nats - base.files[0].nats) > 1e-4, `long file: ${big.files[0].nats} vs ${base.files[0].nats}`);
-  assert.ok(Math.abs(big.files[1].nats - base.files[1].nats) < 1e-5, `short file: ${big.files[1].nats} vs ${base.files[1].nats}`);
+  const big = await evaluateCodes(cfg, w, fl, {
+    batch: 2,
+    memory: 2 * cfg.memory,
+    compressedMemory: 2 * cfg.compressedMemory,
+  });
+  assert.deepEqual(big.memoryOverride, {
+    memory: 32,
+    compressedMemory: 16,
+    trainedMemory: 16,
+    trainedCompressedMemory: 8,
+  });
+  assert.ok(
+    Math.abs(big.files[0].nats - base.files[0].nats) > 1e-4,
+    `long file: ${big.files[0].nats} vs ${base.files[0].nats}`,
+  );
+  assert.ok(
+    Math.abs(big.files[1].nats - base.files[1].nats) < 1e-5,
+    `short file: ${big.files[1].nats} vs ${base.files[1].nats}`,
+  );
   // And the overridden model is exactly the model with those lengths.
   const ref = referenceNll(parseTransformerConfig({ ...cfg, memory: 32, compressedMemory: 16 }), w, fl[0].codes, 16);
   assert.ok(Math.abs(big.files[0].nats - ref) < 1e-4);
   // Overrides that cannot work are config errors, not shape errors mid-run.
-  await assert.rejects(evaluateCodes(modelPreset('txl-tiny'), weights(modelPreset('txl-tiny')), fl, { compressedMemory: 8 }), ConfigError);
+  await assert.rejects(
+    evaluateCodes(modelPreset('txl-tiny'), weights(modelPreset('txl-tiny')), fl, { compressedMemory: 8 }),
+    ConfigError,
+  );
   await assert.rejects(evaluateCodes(cfg, w, fl, { memory: 0 }), ConfigError);
-  await assert.rejects(evaluateCodes(modelPreset('wavenet-tiny'), weights(modelPreset('wavenet-tiny')), fl, { memory: 8 }), ConfigError);
+  await assert.rejects(
+    evaluateCodes(modelPreset('wavenet-tiny'), weights(modelPreset('wavenet-tiny')), fl, { memory: 8 }),
+    ConfigError,
+  );
 });
 
 test('evaluation leaks no tensors', async () => {
@@ -161,7 +182,11 @@ test('evaluation leaks no tensors', async () => {
 // ---- the command ----
 
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -197,17 +222,33 @@ test('ctspeech eval: run corpus, --data audio, table output, errors', async () =
   const m = readManifest(path.join(run, 'corpus'));
   const entries = filesOf(m, 'test');
   assert.equal(j.files.length, 2);
-  assert.deepEqual(j.files.map((f: { samples: number }) => f.samples), entries.map((e) => e.length - 1));
+  assert.deepEqual(
+    j.files.map((f: { samples: number }) => f.samples),
+    entries.map((e) => e.length - 1),
+  );
   assert.match(j.backend, /wasm/);
   // The command scores what evaluateCodes scores on the same codes.
   const bin = fs.readFileSync(path.join(run, 'corpus', m.binaries.test));
-  const direct = await evaluateCodes(cfg, w, entries.map((e) => ({ path: e.path, codes: bin.subarray(e.offset, e.offset + e.length) })));
+  const direct = await evaluateCodes(
+    cfg,
+    w,
+    entries.map((e) => ({ path: e.path, codes: bin.subarray(e.offset, e.offset + e.length) })),
+  );
   assert.ok(Math.abs(j.nats - direct.nats) < 1e-6, `${j.nats} vs ${direct.nats}`);
   assert.ok(j.unigramBits > 1 && j.unigramBits < 8);
 
   const table = cli(['eval', '--run', run, '--split', 'valid', '--memory', '256', '--backend', 'wasm']);
   assert.equal(table.code, 0, table.err);
-  for (const s of [/onnxruntime .*\(cpu, \d threads?\)/, /exported .*segment-b1-n128-.*\.onnx/, /NLL \(bits\)/, /^total\s+\d+/m, /unigram entropy/, /samples\/s/, /memory at evaluation: 256/]) assert.match(table.out, s);
+  for (const s of [
+    /onnxruntime .*\(cpu, \d threads?\)/,
+    /exported .*segment-b1-n128-.*\.onnx/,
+    /NLL \(bits\)/,
+    /^total\s+\d+/m,
+    /unigram entropy/,
+    /samples\/s/,
+    /memory at evaluation: 256/,
+  ])
+    assert.match(table.out, s);
 
   fs.writeFileSync(path.join(audio, 'test', 'broken.wav'), 'not audio at all');
   const data = cli(['eval', '--run', run, '--data', path.join(audio, 'test'), '--json', '--backend', 'wasm']);
@@ -216,7 +257,10 @@ test('ctspeech eval: run corpus, --data audio, table output, errors', async () =
   assert.equal(dj.files.length, 2);
   assert.match(data.err, /skipped .*broken\.wav/);
   // The two engines score the same files alike.
-  const viaTf = JSON.parse(cli(['eval', '--run', run, '--data', path.join(audio, 'test'), '--json', '--engine', 'tfjs', '--backend', 'wasm']).out);
+  const viaTf = JSON.parse(
+    cli(['eval', '--run', run, '--data', path.join(audio, 'test'), '--json', '--engine', 'tfjs', '--backend', 'wasm'])
+      .out,
+  );
   assert.match(viaTf.backend, /tfjs \(wasm\)/);
   assert.match(dj.backend, /onnxruntime/);
   assert.ok(Math.abs(viaTf.nats - dj.nats) < 1e-4, `tfjs ${viaTf.nats} vs onnxruntime ${dj.nats}`);

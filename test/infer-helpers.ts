@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ctForward, initialState } from '../src/models/compressive.js';
 import type { ParamArrays } from '../src/models/model-files.js';
 import { initParams } from '../src/models/param-spec.js';
-import { modelPreset, type ModelConfig, paramSpecOf } from '../src/models/registry.js';
+import { type ModelConfig, paramSpecOf } from '../src/models/registry.js';
 import { initialWavenetState, wavenetForward } from '../src/models/wavenet.js';
 import type { GraphExecutor } from '../src/infer/executor.js';
 import { graphBuilder, type GraphKind } from '../src/infer/graphs.js';
@@ -16,11 +16,24 @@ export function anyParams(cfg: ModelConfig, seed = 3): ParamArrays {
   if (cfg.kind === 'transformer') return paramArrays(cfg, seed);
   const specs = paramSpecOf(cfg);
   const v = initParams(specs, seed, 0.2);
-  return new Map(specs.map((s) => [s.name, { shape: s.shape, data: v.get(s.name)!.map((x, i) => x + (s.init === 'normal' ? 0 : 0.1 * Math.sin(i + s.name.length))) }]));
+  return new Map(
+    specs.map((s) => [
+      s.name,
+      {
+        shape: s.shape,
+        data: v.get(s.name)!.map((x, i) => x + (s.init === 'normal' ? 0 : 0.1 * Math.sin(i + s.name.length))),
+      },
+    ]),
+  );
 }
 
 /** Reference log-probabilities [B][T][256] from the training code path (ctForward / wavenetForward) over B streams. */
-export function referenceLogprobs(cfg: ModelConfig, params: ParamArrays, streams: Int32Array[], n: number): Float32Array[] {
+export function referenceLogprobs(
+  cfg: ModelConfig,
+  params: ParamArrays,
+  streams: Int32Array[],
+  n: number,
+): Float32Array[] {
   const B = streams.length;
   const T = streams[0].length;
   const p = new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
@@ -29,7 +42,10 @@ export function referenceLogprobs(cfg: ModelConfig, params: ParamArrays, streams
   for (let s = 0; s < T / n; s++) {
     const tokens = new Int32Array(B * n);
     for (let b = 0; b < B; b++) tokens.set(streams[b].subarray(s * n, (s + 1) * n), b * n);
-    const r = cfg.kind === 'wavenet' ? wavenetForward(ops, cfg, p, tokens, null, state as never) : ctForward(ops, { ...cfg, auxLoss: 'none' }, p, tokens, null, state as never);
+    const r =
+      cfg.kind === 'wavenet'
+        ? wavenetForward(ops, cfg, p, tokens, null, state as never)
+        : ctForward(ops, { ...cfg, auxLoss: 'none' }, p, tokens, null, state as never);
     const lp = tf.logSoftmax(r.logits).dataSync() as Float32Array;
     for (let b = 0; b < B; b++) out[b].set(lp.subarray(b * n * 256, (b + 1) * n * 256), s * n * 256);
     state = r.state;
@@ -38,7 +54,8 @@ export function referenceLogprobs(cfg: ModelConfig, params: ParamArrays, streams
 }
 
 export function tfGraphs(cfg: ModelConfig, params: ParamArrays, B: number, segmentLength: number): GenerationGraphs {
-  const exec = (kind: GraphKind, length: number): GraphExecutor => new TfExecutor(graphBuilder(cfg, { kind, batch: B, length }), params);
+  const exec = (kind: GraphKind, length: number): GraphExecutor =>
+    new TfExecutor(graphBuilder(cfg, { kind, batch: B, length }), params);
   const g: GenerationGraphs = { segment: exec('segment', segmentLength), segmentLength, step: exec('step', 1) };
   if (cfg.kind === 'transformer') {
     g.roll = exec('roll', 1);
@@ -51,7 +68,16 @@ export function tfGraphs(cfg: ModelConfig, params: ParamArrays, B: number, segme
  * Streams share a prompt, then diverge; the generator is primed on the prompt and stepped on each
  * row's own codes. Every step's log-probabilities must equal segment mode's at that position.
  */
-export async function checkStepsMatchSegments(cfg: ModelConfig, graphs: GenerationGraphs, params: ParamArrays, B: number, T: number, promptLength: number, n: number, tol: number): Promise<number> {
+export async function checkStepsMatchSegments(
+  cfg: ModelConfig,
+  graphs: GenerationGraphs,
+  params: ParamArrays,
+  B: number,
+  T: number,
+  promptLength: number,
+  n: number,
+  tol: number,
+): Promise<number> {
   const prompt = codes(promptLength, 11);
   const streams = Array.from({ length: B }, (_, b) => {
     const s = codes(T, 20 + b);
@@ -73,4 +99,3 @@ export async function checkStepsMatchSegments(cfg: ModelConfig, graphs: Generati
   await gen.dispose();
   return worst;
 }
-

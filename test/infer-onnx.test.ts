@@ -27,9 +27,25 @@ function runDir(cfg: ModelConfig, params: ParamArrays): string {
   return dir;
 }
 
-async function ortGraphs(dir: string, cfg: ModelConfig, params: ParamArrays, B: number, segmentLength: number): Promise<GenerationGraphs> {
-  const open = async (kind: GraphKind, length: number): Promise<GraphExecutor> => (await OrtExecutor.open(ensureGraph(dir, cfg, params, { kind, batch: B, length }).file, { threads: 1, device: 'cpu' })).exec;
-  const g: GenerationGraphs = { segment: await open('segment', segmentLength), segmentLength, step: await open('step', 1) };
+async function ortGraphs(
+  dir: string,
+  cfg: ModelConfig,
+  params: ParamArrays,
+  B: number,
+  segmentLength: number,
+): Promise<GenerationGraphs> {
+  const open = async (kind: GraphKind, length: number): Promise<GraphExecutor> =>
+    (
+      await OrtExecutor.open(ensureGraph(dir, cfg, params, { kind, batch: B, length }).file, {
+        threads: 1,
+        device: 'cpu',
+      })
+    ).exec;
+  const g: GenerationGraphs = {
+    segment: await open('segment', segmentLength),
+    segmentLength,
+    step: await open('step', 1),
+  };
   if (cfg.kind === 'transformer') {
     g.roll = await open('roll', 1);
     g.keys = await open('keys', 1);
@@ -50,7 +66,12 @@ for (const [name, cfg] of models) {
     const dir = runDir(cfg, params);
     const n = cfg.kind === 'wavenet' ? 48 : cfg.segment;
     const spec = { kind: 'segment' as const, batch: 2, length: n };
-    const ort = new SegmentScorer(cfg, 2, n, (await OrtExecutor.open(ensureGraph(dir, cfg, params, spec).file, { threads: 1, device: 'cpu' })).exec);
+    const ort = new SegmentScorer(
+      cfg,
+      2,
+      n,
+      (await OrtExecutor.open(ensureGraph(dir, cfg, params, spec).file, { threads: 1, device: 'cpu' })).exec,
+    );
     const tf = new SegmentScorer(cfg, 2, n, new TfExecutor(graphBuilder(cfg, spec), params));
     let worst = 0;
     for (let s = 0; s < 5; s++) {
@@ -71,7 +92,16 @@ for (const [name, cfg] of models) {
     const dir = runDir(cfg, params);
     const n = cfg.kind === 'wavenet' ? 64 : cfg.segment;
     // 2,048 positions: 128 memory rolls (with compression) for the transformers.
-    const worst = await checkStepsMatchSegments(cfg, await ortGraphs(dir, cfg, params, 2, n), params, 2, 2048, n + 3, n, 2e-4);
+    const worst = await checkStepsMatchSegments(
+      cfg,
+      await ortGraphs(dir, cfg, params, 2, n),
+      params,
+      2,
+      2048,
+      n + 3,
+      n,
+      2e-4,
+    );
     assert.ok(worst <= 2e-4);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -81,7 +111,8 @@ test('exported graphs load in a fresh onnxruntime session with no project code',
   const cfg = tinyConfig();
   const params = anyParams(cfg);
   const dir = runDir(cfg, params);
-  for (const kind of ['segment', 'step', 'roll', 'keys'] as const) ensureGraph(dir, cfg, params, { kind, batch: 1, length: kind === 'segment' ? cfg.segment : 1 });
+  for (const kind of ['segment', 'step', 'roll', 'keys'] as const)
+    ensureGraph(dir, cfg, params, { kind, batch: 1, length: kind === 'segment' ? cfg.segment : 1 });
   const script = `
     import * as ort from 'onnxruntime-node';
     import fs from 'node:fs';
@@ -99,7 +130,10 @@ test('exported graphs load in a fresh onnxruntime session with no project code',
       out.push(f.split('-')[0] + ':' + Object.keys(r).length);
     }
     console.log(out.join(' '));`;
-  const printed = execFileSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, ONNX_DIR)], { cwd: ROOT, encoding: 'utf8' });
+  const printed = execFileSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, ONNX_DIR)], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.deepEqual(printed.trim().split(' ').sort(), ['keys:4', 'roll:8', 'segment:5', 'step:4']);
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -123,5 +157,8 @@ test('graphs are reused while the weights are unchanged and rebuilt when they ch
 
 test('most-used compression cannot be exported: a clear error', () => {
   const cfg = tinyConfig({ compression: 'most-used' });
-  assert.throws(() => graphBuilder(cfg, { kind: 'segment', batch: 1, length: cfg.segment }), /most-used.*--engine tfjs/);
+  assert.throws(
+    () => graphBuilder(cfg, { kind: 'segment', batch: 1, length: cfg.segment }),
+    /most-used.*--engine tfjs/,
+  );
 });

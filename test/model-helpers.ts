@@ -11,7 +11,11 @@ export function tinyConfig(over: Partial<TransformerConfig> = {}): TransformerCo
 }
 
 /** Seeded parameters as plain arrays, with a larger scale than training init so effects are visible. */
-export function paramArrays(cfg: TransformerConfig, seed = 1, std = 0.2): Map<string, { shape: number[]; data: Float32Array }> {
+export function paramArrays(
+  cfg: TransformerConfig,
+  seed = 1,
+  std = 0.2,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const specs = transformerParamSpec(cfg);
   const values = initParams(specs, seed, std);
   const out = new Map<string, { shape: number[]; data: Float32Array }>();

@@ -9,7 +9,13 @@ import { codes, constParams, maxAbsDiff, ops, paramArrays, tinyConfig } from './
 type Run = { logits: Float32Array[]; states: CtState<tf.Tensor>[]; probs: Float32Array[][] };
 
 /** Run consecutive segments (each [B * n] codes) from a fresh state; keep logits, states and probs. */
-function runSegments(cfg: TransformerConfig, arrays: ReturnType<typeof paramArrays>, segs: Int32Array[], B: number, resets: (number[] | null)[] = []): Run {
+function runSegments(
+  cfg: TransformerConfig,
+  arrays: ReturnType<typeof paramArrays>,
+  segs: Int32Array[],
+  B: number,
+  resets: (number[] | null)[] = [],
+): Run {
   const p = constParams(arrays);
   let state = initialState(ops, cfg, B);
   const run: Run = { logits: [], states: [], probs: [] };
@@ -39,7 +45,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const flatA = a.logits.flatMap((l) => [...l]);
       const flatB = b.logits.flatMap((l) => [...l]);
       assert.deepEqual(flatB.slice(0, t * 256), flatA.slice(0, t * 256), `logits before ${t} unchanged`);
-      assert.ok(maxAbsDiff(flatB.slice(t * 256, (t + 1) * 256), flatA.slice(t * 256, (t + 1) * 256)) > 1e-4, 'the changed input moves its own prediction');
+      assert.ok(
+        maxAbsDiff(flatB.slice(t * 256, (t + 1) * 256), flatA.slice(t * 256, (t + 1) * 256)) > 1e-4,
+        'the changed input moves its own prediction',
+      );
       // A later segment sees the change through memory (or compressed memory).
       assert.ok(maxAbsDiff(flatB.slice(-n * 256), flatA.slice(-n * 256)) > 0 || t >= 3 * n);
     }
@@ -58,7 +67,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const r = runSegments(cfg, arrays, segs, B);
       const E = arrays.get('embed.weight')!.data;
       // Layer 0's input is the embedding: its memory after segment k is E[codes of segment k].
-      const emb = (seg: Int32Array, b: number) => Array.from({ length: n }, (_, i) => Array.from(E.subarray(seg[b * n + i] * d, seg[b * n + i] * d + d)));
+      const emb = (seg: Int32Array, b: number) =>
+        Array.from({ length: n }, (_, i) => Array.from(E.subarray(seg[b * n + i] * d, seg[b * n + i] * d + d)));
       const W = arrays.get('layers.0.compress.w')?.data;
       const bias = arrays.get('layers.0.compress.b')?.data;
       const usageOf = (probs: Float32Array, b: number) => {
@@ -78,10 +88,18 @@ for (const backend of ['wasm', 'cpu'] as const) {
           if (compression === 'max-pool') out.push(win[0].map((_, k) => Math.max(...win.map((r) => r[k]))));
           else if (compression === 'mean-pool') out.push(win[0].map((_, k) => win.reduce((a, r) => a + r[k], 0) / c));
           else if (compression === 'most-used') {
-            const keep = usage.map((u, j) => [u, j]).sort((x, y) => y[0] - x[0] || y[1] - x[1]).slice(0, m).map((x) => x[1]).sort((x, y) => x - y);
+            const keep = usage
+              .map((u, j) => [u, j])
+              .sort((x, y) => y[0] - x[0] || y[1] - x[1])
+              .slice(0, m)
+              .map((x) => x[1])
+              .sort((x, y) => x - y);
             return keep.map((j) => old[j]);
           } else {
-            const taps = compression === 'conv' ? win : Array.from({ length: c }, (_, j) => old[t * c - c + 2 * j + 1] ?? new Array(d).fill(0));
+            const taps =
+              compression === 'conv'
+                ? win
+                : Array.from({ length: c }, (_, j) => old[t * c - c + 2 * j + 1] ?? new Array(d).fill(0));
             const flat = taps.flat();
             out.push(Array.from({ length: d }, (_, o) => flat.reduce((a, x, k) => a + x * W![k * d + o], bias![o])));
           }
@@ -90,11 +108,20 @@ for (const backend of ['wasm', 'cpu'] as const) {
       };
       for (let b = 0; b < B; b++) {
         const mem1 = r.states[0].mem[0].dataSync();
-        assert.ok(maxAbsDiff(mem1.subarray(b * nm * d, (b + 1) * nm * d), emb(segs[0], b).flat()) < 1e-6, `${compression}: memory holds segment 1`);
+        assert.ok(
+          maxAbsDiff(mem1.subarray(b * nm * d, (b + 1) * nm * d), emb(segs[0], b).flat()) < 1e-6,
+          `${compression}: memory holds segment 1`,
+        );
         const cm = r.states[2].cmem[0].dataSync().subarray(b * ncm * d, (b + 1) * ncm * d);
         // Segment 2 compressed segment 1's memories (usage from segment 2's attention), segment 3 compressed segment 2's.
-        const want = [...f(emb(segs[0], b), usageOf(r.probs[1][0], b)), ...f(emb(segs[1], b), usageOf(r.probs[2][0], b))].flat();
-        assert.ok(maxAbsDiff(cm, want) < 1e-4, `${compression} row ${b}: compressed memory = [f(seg1); f(seg2)], diff ${maxAbsDiff(cm, want)}`);
+        const want = [
+          ...f(emb(segs[0], b), usageOf(r.probs[1][0], b)),
+          ...f(emb(segs[1], b), usageOf(r.probs[2][0], b)),
+        ].flat();
+        assert.ok(
+          maxAbsDiff(cm, want) < 1e-4,
+          `${compression} row ${b}: compressed memory = [f(seg1); f(seg2)], diff ${maxAbsDiff(cm, want)}`,
+        );
       }
       assert.deepEqual([...r.states[0].memValid], [nm, nm]);
       assert.deepEqual([...r.states[0].cmemValid], [0, 0], 'memories of a fresh state are not history');
@@ -144,7 +171,12 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const cfg = tinyConfig({ auxLoss });
       const arrays = paramArrays(cfg, 4);
       const n = cfg.segment;
-      const vars = new Map([...arrays].map(([k, v]) => [k, tf.variable(tf.tensor(v.data, v.shape), true, `sg-${backend}-${auxLoss}-${k}`)]));
+      const vars = new Map(
+        [...arrays].map(([k, v]) => [
+          k,
+          tf.variable(tf.tensor(v.data, v.shape), true, `sg-${backend}-${auxLoss}-${k}`),
+        ]),
+      );
       const p = vars as unknown as Map<string, tf.Tensor>;
       const s1 = ctForward(ops, cfg, p, codes(2 * n, 1), null, initialState(ops, cfg, 2)).state;
       const seg = codes(2 * n, 2);
@@ -166,7 +198,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
         const isComp = name.includes('compress');
         if (isComp) {
           assert.equal(norm(gNll[v.name]), 0, `NLL gradient on ${name}`);
-          if (name.startsWith('layers.') && (name.includes('.compress.') || auxLoss === 'autoencode')) assert.ok(norm(gAux[v.name]) > 0, `aux gradient reaches ${name}`);
+          if (name.startsWith('layers.') && (name.includes('.compress.') || auxLoss === 'autoencode'))
+            assert.ok(norm(gAux[v.name]) > 0, `aux gradient reaches ${name}`);
         } else {
           assert.equal(norm(gAux[v.name]), 0, `aux gradient on ${name}`);
         }
@@ -185,7 +218,9 @@ for (const backend of ['wasm', 'cpu'] as const) {
     const seg = codes(n, 2);
     const targets = codes(n, 3);
     const mask = Float32Array.from({ length: n }, (_, i) => (i % 5 === 4 ? 0 : 1));
-    const vars = new Map([...arrays].map(([k, v]) => [k, tf.variable(tf.tensor(v.data, v.shape), true, `fd-${backend}-${k}`)]));
+    const vars = new Map(
+      [...arrays].map(([k, v]) => [k, tf.variable(tf.tensor(v.data, v.shape), true, `fd-${backend}-${k}`)]),
+    );
     const p = vars as unknown as Map<string, tf.Tensor>;
     // Memory is carried state without gradient: the finite differences hold it fixed too.
     const st = ctForward(ops, cfg, p, s1codes, null, initialState(ops, cfg, 1)).state;
@@ -202,10 +237,23 @@ for (const backend of ['wasm', 'cpu'] as const) {
     }, [...vars.values()]);
     const eps = 1e-2;
     let checked = 0;
-    for (const name of ['embed.weight', 'layers.0.attn.wq', 'layers.0.attn.wk', 'layers.0.attn.wr', 'layers.0.attn.u', 'layers.0.attn.v', 'layers.0.ln1.gamma', 'layers.0.ff.w1', 'layers.0.compress.w', 'head.weight']) {
+    for (const name of [
+      'embed.weight',
+      'layers.0.attn.wq',
+      'layers.0.attn.wk',
+      'layers.0.attn.wr',
+      'layers.0.attn.u',
+      'layers.0.attn.v',
+      'layers.0.ln1.gamma',
+      'layers.0.ff.w1',
+      'layers.0.compress.w',
+      'head.weight',
+    ]) {
       const g = grads[vars.get(name)!.name].dataSync();
       // The coordinates with the largest gradients, where float32 finite differences are meaningful.
-      const idx = Array.from(g.keys()).sort((x, y) => Math.abs(g[y]) - Math.abs(g[x])).slice(0, 3);
+      const idx = Array.from(g.keys())
+        .sort((x, y) => Math.abs(g[y]) - Math.abs(g[x]))
+        .slice(0, 3);
       for (const i of idx) {
         const plus = new Map(arrays);
         const minus = new Map(arrays);
@@ -218,7 +266,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
         minus.set(name, { shape: a.shape, data: down });
         const which = name.includes('compress') ? 'aux' : 'nll';
         const fd = (loss(plus, which) - loss(minus, which)) / (2 * eps);
-        assert.ok(Math.abs(fd - g[i]) <= 2e-3 + 0.05 * Math.abs(g[i]), `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`);
+        assert.ok(
+          Math.abs(fd - g[i]) <= 2e-3 + 0.05 * Math.abs(g[i]),
+          `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`,
+        );
         checked++;
       }
     }

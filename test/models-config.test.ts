@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, isTransformerXL, parseTransformerConfig, preset, PRESETS, type TransformerConfig } from '../src/models/config.js';
+import {
+  ConfigError,
+  isTransformerXL,
+  parseTransformerConfig,
+  preset,
+  PRESETS,
+  type TransformerConfig,
+} from '../src/models/config.js';
 import { describeParams, initParams, paramCount, transformerParamSpec } from '../src/models/param-spec.js';
 
 const NAMES = ['ct-tiny', 'txl-tiny', 'ct-small', 'txl-small', 'ct-cpu', 'txl-cpu', 'ct-paper', 'txl-paper'];
@@ -16,7 +23,10 @@ function handCount(c: TransformerConfig): number {
     2 * H * dh + // u v
     hd * d + // wo
     2 * d + // ln2
-    d * f + f + f * d + d + // ffn
+    d * f +
+    f +
+    f * d +
+    d + // ffn
     (conv ? r * d * d + d : 0) +
     (conv && c.auxLoss === 'autoencode' ? d * r * d + r * d : 0);
   return 256 * d + L * perLayer + 2 * d + d * 256 + 256;
@@ -54,7 +64,10 @@ test('every preset parses and has the documented memory layout', () => {
     assert.equal(txl.auxLoss, 'none');
     assert.equal(txl.compressedMemory, 0);
     if (size !== 'tiny') assert.equal(txl.memory, ct.memory + ct.compressedMemory);
-    assert.deepEqual({ ...txl, memory: 0, compressedMemory: 0, auxLoss: 0 }, { ...ct, memory: 0, compressedMemory: 0, auxLoss: 0 });
+    assert.deepEqual(
+      { ...txl, memory: 0, compressedMemory: 0, auxLoss: 0 },
+      { ...ct, memory: 0, compressedMemory: 0, auxLoss: 0 },
+    );
   }
   const p = PRESETS['ct-paper'];
   assert.deepEqual([p.layers, p.segment, p.memory, p.compressedMemory, p.compressionRate], [20, 768, 768, 768, 4]);
@@ -68,51 +81,98 @@ test(`ct-paper has about 40M parameters (${paperCount}); txl-paper ${paramCount(
 });
 
 test('parameter counts match the hand formula', () => {
-  for (const name of NAMES) assert.equal(paramCount(transformerParamSpec(PRESETS[name])), handCount(PRESETS[name]), name);
+  for (const name of NAMES)
+    assert.equal(paramCount(transformerParamSpec(PRESETS[name])), handCount(PRESETS[name]), name);
   // Worked out on paper for ct-cpu (d 128, 4 layers, f 512, c 4): 4 * (17 d^2 + 12 d) + 514 d + 256.
   assert.equal(paramCount(transformerParamSpec(PRESETS['ct-cpu'])), 1_186_304);
   assert.equal(paramCount(transformerParamSpec(PRESETS['txl-cpu'])), 923_648);
   const ae = parseTransformerConfig(base({ auxLoss: 'autoencode', dModel: 24, heads: 3, dHead: 5 }));
   assert.equal(paramCount(transformerParamSpec(ae)), handCount(ae));
-  assert.equal(describeParams(PRESETS['ct-cpu']), '4 layers, d 128, 4 heads x 32, ffn 512: 1.19M parameters (0.26M in compression)');
+  assert.equal(
+    describeParams(PRESETS['ct-cpu']),
+    '4 layers, d 128, 4 heads x 32, ffn 512: 1.19M parameters (0.26M in compression)',
+  );
   assert.equal(describeParams(PRESETS['txl-cpu']), '4 layers, d 128, 4 heads x 32, ffn 512: 0.92M parameters');
 });
 
 test('parameter list: order, shapes, init and the compression flag', () => {
-  const c = parseTransformerConfig(base({ layers: 1, dModel: 6, heads: 2, dHead: 5, dFF: 7, compressionRate: 4, auxLoss: 'autoencode' }));
-  const got = transformerParamSpec(c).map((s) => `${s.name} ${s.shape.join('x')} ${s.init}${s.compression ? ' C' : ''}`);
+  const c = parseTransformerConfig(
+    base({ layers: 1, dModel: 6, heads: 2, dHead: 5, dFF: 7, compressionRate: 4, auxLoss: 'autoencode' }),
+  );
+  const got = transformerParamSpec(c).map(
+    (s) => `${s.name} ${s.shape.join('x')} ${s.init}${s.compression ? ' C' : ''}`,
+  );
   assert.deepEqual(got, [
     'embed.weight 256x6 normal',
-    'layers.0.ln1.gamma 6 ones', 'layers.0.ln1.beta 6 zeros',
-    'layers.0.attn.wq 6x10 normal', 'layers.0.attn.wk 6x10 normal', 'layers.0.attn.wv 6x10 normal', 'layers.0.attn.wr 6x10 normal',
-    'layers.0.attn.u 2x5 zeros', 'layers.0.attn.v 2x5 zeros', 'layers.0.attn.wo 10x6 normal',
-    'layers.0.ln2.gamma 6 ones', 'layers.0.ln2.beta 6 zeros',
-    'layers.0.ff.w1 6x7 normal', 'layers.0.ff.b1 7 zeros', 'layers.0.ff.w2 7x6 normal', 'layers.0.ff.b2 6 zeros',
-    'layers.0.compress.w 24x6 normal C', 'layers.0.compress.b 6 zeros C',
-    'layers.0.decompress.w 6x24 normal C', 'layers.0.decompress.b 24 zeros C',
-    'ln_f.gamma 6 ones', 'ln_f.beta 6 zeros', 'head.weight 6x256 normal', 'head.bias 256 zeros',
+    'layers.0.ln1.gamma 6 ones',
+    'layers.0.ln1.beta 6 zeros',
+    'layers.0.attn.wq 6x10 normal',
+    'layers.0.attn.wk 6x10 normal',
+    'layers.0.attn.wv 6x10 normal',
+    'layers.0.attn.wr 6x10 normal',
+    'layers.0.attn.u 2x5 zeros',
+    'layers.0.attn.v 2x5 zeros',
+    'layers.0.attn.wo 10x6 normal',
+    'layers.0.ln2.gamma 6 ones',
+    'layers.0.ln2.beta 6 zeros',
+    'layers.0.ff.w1 6x7 normal',
+    'layers.0.ff.b1 7 zeros',
+    'layers.0.ff.w2 7x6 normal',
+    'layers.0.ff.b2 6 zeros',
+    'layers.0.compress.w 24x6 normal C',
+    'layers.0.compress.b 6 zeros C',
+    'layers.0.decompress.w 6x24 normal C',
+    'layers.0.decompress.b 24 zeros C',
+    'ln_f.gamma 6 ones',
+    'ln_f.beta 6 zeros',
+    'head.weight 6x256 normal',
+    'head.bias 256 zeros',
   ]);
   // Parameter-free compressions and TXL have no compression network.
-  for (const over of [{ compression: 'max-pool', auxLoss: 'none' }, { compression: 'most-used', auxLoss: 'none' }, { compressedMemory: 0, auxLoss: 'none' }]) {
-    assert.ok(!transformerParamSpec(parseTransformerConfig(base(over))).some((s) => s.compression || /compress/.test(s.name)), JSON.stringify(over));
+  for (const over of [
+    { compression: 'max-pool', auxLoss: 'none' },
+    { compression: 'most-used', auxLoss: 'none' },
+    { compressedMemory: 0, auxLoss: 'none' },
+  ]) {
+    assert.ok(
+      !transformerParamSpec(parseTransformerConfig(base(over))).some((s) => s.compression || /compress/.test(s.name)),
+      JSON.stringify(over),
+    );
   }
 });
 
 test('each cross-field rule gives its named message', () => {
-  assert.match(problems(base({ segment: 768, compressionRate: 5 })), /segment \(768\) must be a multiple of compressionRate \(5\)/);
-  assert.match(problems(base({ compressionRate: 1 })), /compressionRate: compressionRate \(1\) must be >= 2 when compressedMemory > 0/);
+  assert.match(
+    problems(base({ segment: 768, compressionRate: 5 })),
+    /segment \(768\) must be a multiple of compressionRate \(5\)/,
+  );
+  assert.match(
+    problems(base({ compressionRate: 1 })),
+    /compressionRate: compressionRate \(1\) must be >= 2 when compressedMemory > 0/,
+  );
   assert.match(problems(base({ memory: 0 })), /memory: memory must be > 0 when compressedMemory \(8\) > 0/);
-  assert.match(problems(base({ compressedMemory: 0, auxLoss: 'attention' })), /auxLoss: auxLoss 'attention' needs compressedMemory > 0/);
-  assert.match(problems(base({ compressedMemory: 0, auxLoss: 'autoencode' })), /auxLoss 'autoencode' needs compressedMemory > 0/);
+  assert.match(
+    problems(base({ compressedMemory: 0, auxLoss: 'attention' })),
+    /auxLoss: auxLoss 'attention' needs compressedMemory > 0/,
+  );
+  assert.match(
+    problems(base({ compressedMemory: 0, auxLoss: 'autoencode' })),
+    /auxLoss 'autoencode' needs compressedMemory > 0/,
+  );
   for (const comp of ['max-pool', 'mean-pool', 'most-used']) {
-    assert.match(problems(base({ compression: comp })), new RegExp(`compression '${comp}' has no parameters for auxLoss 'attention' to train`));
+    assert.match(
+      problems(base({ compression: comp })),
+      new RegExp(`compression '${comp}' has no parameters for auxLoss 'attention' to train`),
+    );
   }
   // Things the rules deliberately allow.
   parseTransformerConfig(base({ memory: 4, segment: 16 })); // memory shorter than the segment
   parseTransformerConfig(base({ compressedMemory: 3 })); // not a multiple of segment / c
   parseTransformerConfig(base({ dModel: 40 })); // dModel != heads * dHead
   parseTransformerConfig(base({ compression: 'dilated-conv', auxLoss: 'autoencode' }));
-  parseTransformerConfig(base({ compressedMemory: 0, compressionRate: 1, compression: 'max-pool', auxLoss: 'none', segment: 7 }));
+  parseTransformerConfig(
+    base({ compressedMemory: 0, compressionRate: 1, compression: 'max-pool', auxLoss: 'none', segment: 7 }),
+  );
   // Two cross-field problems at once are both reported.
   const both = problems(base({ memory: 0, compression: 'mean-pool' }));
   assert.match(both, /2 problems/);
@@ -121,7 +181,9 @@ test('each cross-field rule gives its named message', () => {
 });
 
 test('field errors name every field, the value, and unknown fields', () => {
-  const msg = problems(base({ layers: 0, dHead: 2.5, compression: 'avg', dropout: 1, initStd: 0, seed: 'x', extra: 1, other: 2 }));
+  const msg = problems(
+    base({ layers: 0, dHead: 2.5, compression: 'avg', dropout: 1, initStd: 0, seed: 'x', extra: 1, other: 2 }),
+  );
   assert.match(msg, /layers: must be an integer >= 1, got 0/);
   assert.match(msg, /dHead: must be an integer >= 1, got 2\.5/);
   assert.match(msg, /compression: must be one of 'max-pool', .*got "avg"/);
@@ -144,7 +206,11 @@ test('defaults fill dropout, initStd and seed', () => {
 });
 
 test('unknown preset lists the known ones; presets are copies', () => {
-  assert.throws(() => preset('ct-huge'), (e: unknown) => e instanceof ConfigError && /'ct-huge'/.test(e.message) && NAMES.every((n) => e.message.includes(n)));
+  assert.throws(
+    () => preset('ct-huge'),
+    (e: unknown) =>
+      e instanceof ConfigError && /'ct-huge'/.test(e.message) && NAMES.every((n) => e.message.includes(n)),
+  );
   assert.throws(() => preset('toString'), ConfigError);
   const c = preset('ct-cpu');
   c.layers = 99;
@@ -164,25 +230,36 @@ test('initParams is deterministic, seed-dependent and per-name independent', () 
   assert.notDeepEqual(a.get('layers.0.attn.wq'), a.get('layers.0.attn.wk'));
   assert.notDeepEqual(a.get('layers.0.attn.wq'), a.get('layers.1.attn.wq'));
   // Removing the compression network (max-pool) leaves every other parameter's values unchanged.
-  const plain = initParams(transformerParamSpec(parseTransformerConfig(base({ compression: 'max-pool', auxLoss: 'none' }))), 7, 0.02);
+  const plain = initParams(
+    transformerParamSpec(parseTransformerConfig(base({ compression: 'max-pool', auxLoss: 'none' }))),
+    7,
+    0.02,
+  );
   assert.ok(plain.size < a.size);
   for (const [name, v] of plain) assert.deepEqual(v, a.get(name), name);
 });
 
 test('initParams: exact ones and zeros, normal statistics', () => {
   const std = 0.05;
-  const p = initParams([
-    { name: 'g', shape: [3, 5], init: 'ones', compression: false },
-    { name: 'z', shape: [7], init: 'zeros', compression: false },
-    { name: 'w', shape: [512, 513], init: 'normal', compression: false },
-    { name: 'odd', shape: [3], init: 'normal', compression: false },
-  ], 123, std);
+  const p = initParams(
+    [
+      { name: 'g', shape: [3, 5], init: 'ones', compression: false },
+      { name: 'z', shape: [7], init: 'zeros', compression: false },
+      { name: 'w', shape: [512, 513], init: 'normal', compression: false },
+      { name: 'odd', shape: [3], init: 'normal', compression: false },
+    ],
+    123,
+    std,
+  );
   assert.deepEqual([...p.get('g')!], new Array(15).fill(1));
   assert.deepEqual([...p.get('z')!], new Array(7).fill(0));
   assert.ok(p.get('odd')!.every((x) => x !== 0 && Number.isFinite(x)));
   const w = p.get('w')!;
   assert.equal(w.length, 512 * 513);
-  let sum = 0, sq = 0, within1 = 0, beyond3 = 0;
+  let sum = 0,
+    sq = 0,
+    within1 = 0,
+    beyond3 = 0;
   for (const x of w) {
     sum += x;
     sq += x * x;

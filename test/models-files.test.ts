@@ -57,7 +57,8 @@ test('dropout is active only in training, seeded, and off at rate 0', async () =
   const cfg = tinyConfig({ dropout: 0.3 });
   const p = constParams(paramArrays(cfg, 2));
   const seg = codes(cfg.segment);
-  const run = (rng?: Rng) => ctForward(ops, cfg, p, seg, null, initialState(ops, cfg, 1), { dropoutRng: rng }).logits.dataSync();
+  const run = (rng?: Rng) =>
+    ctForward(ops, cfg, p, seg, null, initialState(ops, cfg, 1), { dropoutRng: rng }).logits.dataSync();
   const evalA = run();
   const evalB = run();
   assert.equal(maxAbsDiff(evalA, evalB), 0);
@@ -75,7 +76,10 @@ test('dropout is active only in training, seeded, and off at rate 0', async () =
 
 test('ctspeech model prints the parameter count and backend, and writes initial weights', () => {
   const dir = path.join(tempDir(), 'init');
-  const r = spawnSync(process.execPath, [CLI, 'model', '--preset', 'ct-cpu', '--save', dir], { cwd: REPO, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'model', '--preset', 'ct-cpu', '--save', dir], {
+    cwd: REPO,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Compressive Transformer: 4 layers.*1\.19M parameters/);
   assert.match(r.stdout, /backend: wasm/);
@@ -88,7 +92,10 @@ test('ctspeech model prints the parameter count and backend, and writes initial 
   const badCfg = spawnSync(process.execPath, [CLI, 'model', '--config', cfgFile], { cwd: REPO, encoding: 'utf8' });
   assert.equal(badCfg.status, 2);
   assert.match(badCfg.stderr, /segment \(18\) must be a multiple of compressionRate \(4\)/);
-  const forced = spawnSync(process.execPath, [CLI, 'model', '--backend', 'tensorflow'], { cwd: REPO, encoding: 'utf8' });
+  const forced = spawnSync(process.execPath, [CLI, 'model', '--backend', 'tensorflow'], {
+    cwd: REPO,
+    encoding: 'utf8',
+  });
   assert.equal(forced.status, 2);
   assert.match(forced.stderr, /--backend tensorflow/);
 });

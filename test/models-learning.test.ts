@@ -36,13 +36,23 @@ test('a tiny CT learns a real speech clip well below its unigram entropy', async
         targets[b * n + i] = clip[b * share + pos + i + 1];
       }
     }
-    const r = trainer.step({ inputs, targets, mask: new Float32Array(B * n).fill(1), reset: s === 0 ? new Uint8Array(B).fill(1) : null });
+    const r = trainer.step({
+      inputs,
+      targets,
+      mask: new Float32Array(B * n).fill(1),
+      reset: s === 0 ? new Uint8Array(B).fill(1) : null,
+    });
     assert.ok(!r.skipped, `step ${s} produced a non-finite loss`);
     nlls.push(r.nll);
   }
   trainer.dispose();
   const first = nlls.slice(0, 20).reduce((a, v) => a + v, 0) / 20;
   const last = nlls.slice(-50).reduce((a, v) => a + v, 0) / 50;
-  t.diagnostic(`unigram ${unigram.toFixed(3)} nats; NLL first 20 steps ${first.toFixed(3)}, last 50 steps ${last.toFixed(3)}`);
-  assert.ok(last < unigram - 1, `NLL ${last.toFixed(3)} should be well below the unigram entropy ${unigram.toFixed(3)}`);
+  t.diagnostic(
+    `unigram ${unigram.toFixed(3)} nats; NLL first 20 steps ${first.toFixed(3)}, last 50 steps ${last.toFixed(3)}`,
+  );
+  assert.ok(
+    last < unigram - 1,
+    `NLL ${last.toFixed(3)} should be well below the unigram entropy ${unigram.toFixed(3)}`,
+  );
 });

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors, SafetensorsError, type NamedTensor } from '../src/models/safetensors.js';
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  SafetensorsError,
+  type NamedTensor,
+} from '../src/models/safetensors.js';
 import { tempDir } from './helpers.js';
 
 /** A file assembled byte by byte: the length field, the header text as given, then the buffer. */
@@ -13,6 +20,7 @@ function handFile(header: string, buffer: number[] | Uint8Array): Buffer {
   return Buffer.concat([len, h, Buffer.from(buffer)]);
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- arbitrary JSON under test
 function headerOf(bytes: Buffer): { text: string; json: Record<string, any> } {
   const n = Number(bytes.readBigUInt64LE(0));
   const text = bytes.subarray(8, 8 + n).toString('utf8');
@@ -62,7 +70,9 @@ test('round trip of several dtypes and shapes, scalar and empty tensors, metadat
 
 test('header: padded with spaces to 8 bytes; offsets contiguous in insertion order', () => {
   for (let extra = 0; extra < 9; extra++) {
-    const bytes = encodeSafetensors({ ['x'.repeat(extra + 1)]: { dtype: 'U8', shape: [1], data: Uint8Array.from([extra]) } });
+    const bytes = encodeSafetensors({
+      ['x'.repeat(extra + 1)]: { dtype: 'U8', shape: [1], data: Uint8Array.from([extra]) },
+    });
     const n = Number(bytes.readBigUInt64LE(0));
     assert.equal(n % 8, 0);
     assert.equal(bytes.length, 8 + n + 1);
@@ -71,9 +81,20 @@ test('header: padded with spaces to 8 bytes; offsets contiguous in insertion ord
     assert.ok(text.trimEnd().length > n - 8, 'at most 7 padding spaces');
   }
   // Integer-like names stay in a Map's insertion order (a JS object would move them first).
-  const bytes = encodeSafetensors(new Map([['b', sample.codes], ['10', sample.w], ['a', sample.steps]]), { k: 'v' });
+  const bytes = encodeSafetensors(
+    new Map([
+      ['b', sample.codes],
+      ['10', sample.w],
+      ['a', sample.steps],
+    ]),
+    { k: 'v' },
+  );
   const { text, json } = headerOf(bytes);
-  assert.ok(text.indexOf('"__metadata__"') < text.indexOf('"b"') && text.indexOf('"b"') < text.indexOf('"10"') && text.indexOf('"10"') < text.indexOf('"a"'));
+  assert.ok(
+    text.indexOf('"__metadata__"') < text.indexOf('"b"') &&
+      text.indexOf('"b"') < text.indexOf('"10"') &&
+      text.indexOf('"10"') < text.indexOf('"a"'),
+  );
   assert.deepEqual(json.b, { dtype: 'U8', shape: [5], data_offsets: [0, 5] });
   assert.deepEqual(json['10'], { dtype: 'F32', shape: [2, 3], data_offsets: [5, 29] });
   assert.deepEqual(json.a, { dtype: 'I32', shape: [1, 2, 2], data_offsets: [29, 45] });
@@ -93,9 +114,25 @@ test('a hand-made file decodes to the expected values', () => {
     '"b":{"dtype":"U8","shape":[3,1],"data_offsets":[8,11]},' +
     '"__metadata__":{"format":"ctspeech-params"}}';
   const buffer = [
-    0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x20, 0xc0, // F32 1.0, -2.5
-    1, 2, 255, // U8
-    0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00, 0x00, // I32 -1, 258
+    0x00,
+    0x00,
+    0x80,
+    0x3f,
+    0x00,
+    0x00,
+    0x20,
+    0xc0, // F32 1.0, -2.5
+    1,
+    2,
+    255, // U8
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0x02,
+    0x01,
+    0x00,
+    0x00, // I32 -1, 258
   ];
   const { tensors, metadata } = decodeSafetensors(handFile(header, buffer));
   assert.deepEqual([...tensors.keys()], ['a', 'b', 'c']);
@@ -128,15 +165,27 @@ test('every kind of corruption is rejected with a message naming the source', ()
   rejects(handFile('[1,2]', []), /header is not a JSON object/);
   rejects(Buffer.from([3, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0xff, 0x7d]), /UTF-8/); // '{', invalid byte, '}'
   rejects(handFile(`{"a":${T('BF16', [1], [0, 2])}}`, [0, 0]), /tensor 'a': unknown dtype "BF16"/);
-  rejects(handFile(`{"a":${T('F32', [3], [0, 8])}}`, new Uint8Array(8)), /tensor 'a': shape \[3\] of F32 needs 12 bytes but data_offsets \[0, 8\] span 8/);
+  rejects(
+    handFile(`{"a":${T('F32', [3], [0, 8])}}`, new Uint8Array(8)),
+    /tensor 'a': shape \[3\] of F32 needs 12 bytes but data_offsets \[0, 8\] span 8/,
+  );
   rejects(handFile(`{"a":${T('F32', [-1], [0, 0])}}`, []), /shape must be an array of non-negative integers/);
   rejects(handFile(`{"a":${T('F32', '2', [0, 8])}}`, new Uint8Array(8)), /shape must be/);
   rejects(handFile(`{"a":${T('F32', [2], [8, 0])}}`, new Uint8Array(8)), /out of range/);
-  rejects(handFile(`{"a":${T('F32', [2], [4, 12])}}`, new Uint8Array(8)), /data_offsets \[4, 12\] out of range of the 8-byte data buffer/);
+  rejects(
+    handFile(`{"a":${T('F32', [2], [4, 12])}}`, new Uint8Array(8)),
+    /data_offsets \[4, 12\] out of range of the 8-byte data buffer/,
+  );
   rejects(handFile(`{"a":${T('F32', [2], [0])}}`, new Uint8Array(8)), /data_offsets must be two non-negative integers/);
   rejects(handFile(`{"a":${T('F32', [2], [0, 8])},"b":${T('U8', [4], [4, 8])}}`, new Uint8Array(8)), /overlap/);
-  rejects(handFile(`{"a":${T('F32', [1], [0, 4])},"b":${T('U8', [2], [6, 8])}}`, new Uint8Array(8)), /bytes \[4, 6\) .* belong to no tensor/);
-  rejects(handFile(`{"a":${T('F32', [1], [0, 4])}}`, new Uint8Array(8)), /tensors cover 4 bytes but the data buffer has 8/);
+  rejects(
+    handFile(`{"a":${T('F32', [1], [0, 4])},"b":${T('U8', [2], [6, 8])}}`, new Uint8Array(8)),
+    /bytes \[4, 6\) .* belong to no tensor/,
+  );
+  rejects(
+    handFile(`{"a":${T('F32', [1], [0, 4])}}`, new Uint8Array(8)),
+    /tensors cover 4 bytes but the data buffer has 8/,
+  );
   rejects(handFile(`{"a":{"dtype":"U8"}}`, []), /shape must be/);
   rejects(handFile(`{"a":7}`, []), /tensor 'a': entry must be an object/);
   rejects(handFile(`{"__metadata__":{"version":1}}`, []), /__metadata__ value 'version' must be a string, got 1/);
@@ -153,7 +202,11 @@ test('every kind of corruption is rejected with a message naming the source', ()
 });
 
 test('encode rejects inconsistent tensors', () => {
-  const bad = (t: Record<string, unknown>, re: RegExp) => assert.throws(() => encodeSafetensors({ x: t as unknown as NamedTensor }), (e: unknown) => e instanceof SafetensorsError && re.test(e.message));
+  const bad = (t: Record<string, unknown>, re: RegExp) =>
+    assert.throws(
+      () => encodeSafetensors({ x: t as unknown as NamedTensor }),
+      (e: unknown) => e instanceof SafetensorsError && re.test(e.message),
+    );
   bad({ dtype: 'F32', shape: [3], data: new Float32Array(2) }, /shape \[3\] holds 3 elements but data has 2/);
   bad({ dtype: 'F32', shape: [2], data: new Float64Array(2) }, /dtype F32 does not match its data \(Float64Array\)/);
   bad({ dtype: 'F16', shape: [2], data: new Uint8Array(4) }, /unsupported dtype "F16"/);
@@ -172,12 +225,21 @@ test('save is atomic and load names the file', () => {
     assert.deepEqual(tensors.get('steps'), sample.steps);
     assert.deepEqual(metadata, { format: 'ctspeech-params' });
     // A failed save leaves the previous file in place.
-    assert.throws(() => saveSafetensors(file, { x: { dtype: 'F32', shape: [2], data: new Float32Array(1) } }), (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${file}: `));
+    assert.throws(
+      () => saveSafetensors(file, { x: { dtype: 'F32', shape: [2], data: new Float32Array(1) } }),
+      (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${file}: `),
+    );
     assert.deepEqual(loadSafetensors(file).tensors.get('w'), sample.w);
     fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 100));
-    assert.throws(() => loadSafetensors(file), (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${file}: `));
+    assert.throws(
+      () => loadSafetensors(file),
+      (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${file}: `),
+    );
     const missing = path.join(dir, 'missing.safetensors');
-    assert.throws(() => loadSafetensors(missing), (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${missing}: cannot read`));
+    assert.throws(
+      () => loadSafetensors(missing),
+      (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${missing}: cannot read`),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

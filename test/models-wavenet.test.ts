@@ -9,7 +9,13 @@ import { initBackend } from '../src/engine/backend.js';
 import { nllLoss } from '../src/models/compressive.js';
 import { preset } from '../src/models/config.js';
 import { initParams, paramCount, transformerParamSpec } from '../src/models/param-spec.js';
-import { initialWavenetState, queuesFromState, wavenetForward, type WavenetState, wavenetStep } from '../src/models/wavenet.js';
+import {
+  initialWavenetState,
+  queuesFromState,
+  wavenetForward,
+  type WavenetState,
+  wavenetStep,
+} from '../src/models/wavenet.js';
 import { receptiveField, type WavenetConfig, wavenetParamSpec, wavenetPreset } from '../src/models/wavenet-config.js';
 import { SAMPLES } from './helpers.js';
 import { codes, maxAbsDiff, ops } from './model-helpers.js';
@@ -17,10 +23,23 @@ import { codes, maxAbsDiff, ops } from './model-helpers.js';
 function params(cfg: WavenetConfig, seed = 1, std = 0.2): Map<string, tf.Tensor> {
   const specs = wavenetParamSpec(cfg);
   const v = initParams(specs, seed, std);
-  return new Map(specs.map((s) => [s.name, tf.tensor(s.init === 'normal' ? v.get(s.name)! : v.get(s.name)!.map((x, i) => x + 0.1 * Math.sin(i + s.name.length)), s.shape)]));
+  return new Map(
+    specs.map((s) => [
+      s.name,
+      tf.tensor(
+        s.init === 'normal' ? v.get(s.name)! : v.get(s.name)!.map((x, i) => x + 0.1 * Math.sin(i + s.name.length)),
+        s.shape,
+      ),
+    ]),
+  );
 }
 
-function forward(cfg: WavenetConfig, p: Map<string, tf.Tensor>, segs: Int32Array[], B: number): { logits: Float32Array; state: WavenetState<tf.Tensor> } {
+function forward(
+  cfg: WavenetConfig,
+  p: Map<string, tf.Tensor>,
+  segs: Int32Array[],
+  B: number,
+): { logits: Float32Array; state: WavenetState<tf.Tensor> } {
   let state = initialWavenetState(ops, cfg, B);
   const out: Float32Array[] = [];
   for (const s of segs) {
@@ -40,10 +59,24 @@ function forward(cfg: WavenetConfig, p: Map<string, tf.Tensor>, segs: Int32Array
 /** Rows of B streams, cut into segments of n (row-major [B, n] per segment). */
 function cut(streams: Int32Array[], n: number): Int32Array[] {
   const T = streams[0].length;
-  return Array.from({ length: T / n }, (_, k) => Int32Array.from(streams.flatMap((s) => [...s.subarray(k * n, (k + 1) * n)])));
+  return Array.from({ length: T / n }, (_, k) =>
+    Int32Array.from(streams.flatMap((s) => [...s.subarray(k * n, (k + 1) * n)])),
+  );
 }
 
-const mid = { kind: 'wavenet', vocab: 256, stacks: 2, layersPerStack: 6, residualChannels: 8, dilationChannels: 8, skipChannels: 12, headChannels: 16, segment: 32, initStd: 0.02, seed: 0 } as WavenetConfig;
+const mid = {
+  kind: 'wavenet',
+  vocab: 256,
+  stacks: 2,
+  layersPerStack: 6,
+  residualChannels: 8,
+  dilationChannels: 8,
+  skipChannels: 12,
+  headChannels: 16,
+  segment: 32,
+  initStd: 0.02,
+  seed: 0,
+} as WavenetConfig;
 
 test('presets: receptive field, and sizes comparable to the transformers', () => {
   assert.equal(receptiveField(wavenetPreset('wavenet-tiny')), 1 + 1 + 2 + 4 + 8);
@@ -55,8 +88,14 @@ test('presets: receptive field, and sizes comparable to the transformers', () =>
   const ct = paramCount(transformerParamSpec(preset('ct-cpu')));
   assert.ok(Math.abs(cpu / ct - 1) < 0.1, `wavenet-cpu ${cpu} vs ct-cpu ${ct}`);
   // By hand for the tiny preset: embed + 4 layers x (2 taps + bias + res + skip) + head.
-  const R = 16, D = 16, S = 32, E = 32;
-  assert.equal(count(wavenetPreset('wavenet-tiny')), 256 * R + 4 * (2 * R * 2 * D + 2 * D + D * R + R + D * S + S) + S * E + E + E * 256 + 256);
+  const R = 16,
+    D = 16,
+    S = 32,
+    E = 32;
+  assert.equal(
+    count(wavenetPreset('wavenet-tiny')),
+    256 * R + 4 * (2 * R * 2 * D + 2 * D + D * R + R + D * S + S) + S * E + E + E * 256 + 256,
+  );
 });
 
 for (const backend of ['wasm', 'cpu'] as const) {
@@ -73,7 +112,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
     const b = forward(mid, p, [changed], 1).logits;
     assert.deepEqual(b.subarray(0, t * 256), a.subarray(0, t * 256), 'nothing before t moves');
     assert.ok(maxAbsDiff(b.subarray(t * 256, (t + 1) * 256), a.subarray(t * 256, (t + 1) * 256)) > 1e-3);
-    assert.ok(maxAbsDiff(b.subarray((t + rf) * 256), a.subarray((t + rf) * 256)) < 1e-6, 'beyond the receptive field nothing moves');
+    assert.ok(
+      maxAbsDiff(b.subarray((t + rf) * 256), a.subarray((t + rf) * 256)) < 1e-6,
+      'beyond the receptive field nothing moves',
+    );
     // The deepest path (every layer's past tap) is a product of one factor per layer: visible in a
     // shallow net with larger weights, where the last position that sees t must move.
     const tiny = { ...mid, stacks: 1, layersPerStack: 3 } as WavenetConfig;
@@ -81,7 +123,11 @@ for (const backend of ['wasm', 'cpu'] as const) {
     const rt = receptiveField(tiny);
     const ta = forward(tiny, pt, [base], 1).logits;
     const tb = forward(tiny, pt, [changed], 1).logits;
-    assert.ok(maxAbsDiff(tb.subarray((t + rt - 1) * 256, (t + rt) * 256), ta.subarray((t + rt - 1) * 256, (t + rt) * 256)) > 1e-6, 'the last position that sees t');
+    assert.ok(
+      maxAbsDiff(tb.subarray((t + rt - 1) * 256, (t + rt) * 256), ta.subarray((t + rt - 1) * 256, (t + rt) * 256)) >
+        1e-6,
+      'the last position that sees t',
+    );
     assert.ok(maxAbsDiff(tb.subarray((t + rt) * 256), ta.subarray((t + rt) * 256)) === 0, 'and none after it');
   });
 
@@ -105,12 +151,24 @@ test('the fast single-sample step reproduces the full convolution over thousands
   const streams = [codes(T, 7), codes(T, 8)];
   const whole = forward(mid, p, cut(streams, T), 2).logits;
   // Prime in segment mode on a prompt, then continue one sample at a time from the queues.
-  const primed = forward(mid, p, cut(streams.map((s) => s.subarray(0, prompt)), prompt), 2);
+  const primed = forward(
+    mid,
+    p,
+    cut(
+      streams.map((s) => s.subarray(0, prompt)),
+      prompt,
+    ),
+    2,
+  );
   const q = queuesFromState(ops, mid, primed.state);
   let worst = 0;
   for (let t = prompt; t < T; t++) {
     const logits = tf.tidy(() => wavenetStep(ops, mid, p, [streams[0][t], streams[1][t]], q).dataSync());
-    for (let b = 0; b < 2; b++) worst = Math.max(worst, maxAbsDiff(logits.subarray(b * 256, (b + 1) * 256), whole.subarray((b * T + t) * 256, (b * T + t + 1) * 256)));
+    for (let b = 0; b < 2; b++)
+      worst = Math.max(
+        worst,
+        maxAbsDiff(logits.subarray(b * 256, (b + 1) * 256), whole.subarray((b * T + t) * 256, (b * T + t + 1) * 256)),
+      );
   }
   assert.ok(worst < 1e-4, `max difference ${worst}`);
 });
@@ -140,21 +198,58 @@ test('WaveNet gradients match central finite differences', async () => {
   const loss = (vals: Map<string, Float32Array>) =>
     tf.tidy(() => {
       const p = new Map(specs.map((s) => [s.name, tf.tensor(vals.get(s.name)!, s.shape)]));
-      return nllLoss(ops, wavenetForward(ops, cfg, p, seg, null, initialWavenetState(ops, cfg, 1)).logits, targets, mask).dataSync()[0];
+      return nllLoss(
+        ops,
+        wavenetForward(ops, cfg, p, seg, null, initialWavenetState(ops, cfg, 1)).logits,
+        targets,
+        mask,
+      ).dataSync()[0];
     });
-  const vars = new Map(specs.map((s) => [s.name, tf.variable(tf.tensor(v.get(s.name)!, s.shape), true, `wnfd-${s.name}`)]));
-  const { grads } = tf.variableGrads(() => nllLoss(ops, wavenetForward(ops, cfg, vars as unknown as Map<string, tf.Tensor>, seg, null, initialWavenetState(ops, cfg, 1)).logits, targets, mask) as tf.Scalar, [...vars.values()]);
+  const vars = new Map(
+    specs.map((s) => [s.name, tf.variable(tf.tensor(v.get(s.name)!, s.shape), true, `wnfd-${s.name}`)]),
+  );
+  const { grads } = tf.variableGrads(
+    () =>
+      nllLoss(
+        ops,
+        wavenetForward(ops, cfg, vars as unknown as Map<string, tf.Tensor>, seg, null, initialWavenetState(ops, cfg, 1))
+          .logits,
+        targets,
+        mask,
+      ) as tf.Scalar,
+    [...vars.values()],
+  );
   const eps = 1e-2;
-  for (const name of ['embed.weight', 'layers.0.conv.w0', 'layers.1.conv.w1', 'layers.2.conv.b', 'layers.0.res.w', 'layers.1.skip.w', 'head.w1', 'head.b2']) {
+  for (const name of [
+    'embed.weight',
+    'layers.0.conv.w0',
+    'layers.1.conv.w1',
+    'layers.2.conv.b',
+    'layers.0.res.w',
+    'layers.1.skip.w',
+    'head.w1',
+    'head.b2',
+  ]) {
     const g = grads[vars.get(name)!.name].dataSync();
-    const idx = Array.from(g.keys()).sort((x, y) => Math.abs(g[y]) - Math.abs(g[x])).slice(0, 3);
+    const idx = Array.from(g.keys())
+      .sort((x, y) => Math.abs(g[y]) - Math.abs(g[x]))
+      .slice(0, 3);
     for (const i of idx) {
       const up = new Map(v);
       const down = new Map(v);
-      up.set(name, Float32Array.from(v.get(name)!, (x, k) => (k === i ? x + eps : x)));
-      down.set(name, Float32Array.from(v.get(name)!, (x, k) => (k === i ? x - eps : x)));
+      up.set(
+        name,
+        Float32Array.from(v.get(name)!, (x, k) => (k === i ? x + eps : x)),
+      );
+      down.set(
+        name,
+        Float32Array.from(v.get(name)!, (x, k) => (k === i ? x - eps : x)),
+      );
       const fd = (loss(up) - loss(down)) / (2 * eps);
-      assert.ok(Math.abs(fd - g[i]) <= 2e-3 + 0.05 * Math.abs(g[i]), `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`);
+      assert.ok(
+        Math.abs(fd - g[i]) <= 2e-3 + 0.05 * Math.abs(g[i]),
+        `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`,
+      );
     }
   }
   tf.dispose([...vars.values()]);
@@ -169,7 +264,9 @@ test('a tiny WaveNet learns a real speech clip well below its unigram entropy', 
   const cfg = wavenetPreset('wavenet-tiny');
   const specs = wavenetParamSpec(cfg);
   const init = initParams(specs, 1, 0.1);
-  const vars = new Map(specs.map((s) => [s.name, tf.variable(tf.tensor(init.get(s.name)!, s.shape), true, `wnlearn-${s.name}`)]));
+  const vars = new Map(
+    specs.map((s) => [s.name, tf.variable(tf.tensor(init.get(s.name)!, s.shape), true, `wnlearn-${s.name}`)]),
+  );
   const p = vars as unknown as Map<string, tf.Tensor>;
   const opt = tf.train.adam(3e-3);
   const rf = receptiveField(cfg);
@@ -191,12 +288,24 @@ test('a tiny WaveNet learns a real speech clip well below its unigram entropy', 
         mask[b * L + i] = i >= rf - 1 ? 1 : 0;
       }
     }
-    const cost = opt.minimize(() => nllLoss(ops, wavenetForward(ops, cfg, p, inputs, null, initialWavenetState(ops, cfg, B)).logits, targets, mask) as tf.Scalar, true, [...vars.values()])!;
+    const cost = opt.minimize(
+      () =>
+        nllLoss(
+          ops,
+          wavenetForward(ops, cfg, p, inputs, null, initialWavenetState(ops, cfg, B)).logits,
+          targets,
+          mask,
+        ) as tf.Scalar,
+      true,
+      [...vars.values()],
+    )!;
     nlls.push(cost.dataSync()[0]);
     cost.dispose();
   }
   const last = nlls.slice(-50).reduce((a, x) => a + x, 0) / 50;
-  t.diagnostic(`unigram ${unigram.toFixed(3)} nats; WaveNet NLL first ${nlls[0].toFixed(3)}, last 50 steps ${last.toFixed(3)}`);
+  t.diagnostic(
+    `unigram ${unigram.toFixed(3)} nats; WaveNet NLL first ${nlls[0].toFixed(3)}, last 50 steps ${last.toFixed(3)}`,
+  );
   assert.ok(last < unigram - 1, `NLL ${last.toFixed(3)} vs unigram ${unigram.toFixed(3)}`);
   tf.dispose([...vars.values()]);
 });
@@ -229,13 +338,29 @@ test('a WaveNet crop at a file start is trained with exactly the NLL evaluation 
   const file = real.subarray(4000, 4000 + 500);
   const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ctspeech-crop-')), 'split.u8');
   fs.writeFileSync(bin, file);
-  const stream = new CropStream({ path: bin, files: [{ offset: 0, length: file.length }] }, { batch: 1, receptiveField: receptiveField(cfg), targetLength: 600, seed: 1 });
+  const stream = new CropStream(
+    { path: bin, files: [{ offset: 0, length: file.length }] },
+    { batch: 1, receptiveField: receptiveField(cfg), targetLength: 600, seed: 1 },
+  );
   const b = stream.next();
   stream.close();
   assert.equal(b.tokens, file.length - 1, 'every (input, target) pair of the file is scored');
   const p = new Map(specs.map((s) => [s.name, tf.tensor(v.get(s.name)!, s.shape)]));
-  const trained = tf.tidy(() => nllLoss(ops, wavenetForward(ops, cfg, p, b.inputs, b.reset, initialWavenetState(ops, cfg, 1)).logits, b.targets, b.mask).dataSync()[0]);
-  const evaluated = await evaluateCodes(cfg, new Map(specs.map((s) => [s.name, { shape: s.shape, data: v.get(s.name)! }])), [{ path: 'file', codes: file }], { batch: 1 });
+  const trained = tf.tidy(
+    () =>
+      nllLoss(
+        ops,
+        wavenetForward(ops, cfg, p, b.inputs, b.reset, initialWavenetState(ops, cfg, 1)).logits,
+        b.targets,
+        b.mask,
+      ).dataSync()[0],
+  );
+  const evaluated = await evaluateCodes(
+    cfg,
+    new Map(specs.map((s) => [s.name, { shape: s.shape, data: v.get(s.name)! }])),
+    [{ path: 'file', codes: file }],
+    { batch: 1 },
+  );
   assert.ok(Math.abs(trained - evaluated.nats) < 1e-5, `training NLL ${trained} vs evaluation ${evaluated.nats}`);
   tf.dispose([...p.values()]);
 });

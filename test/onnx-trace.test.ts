@@ -17,7 +17,10 @@ import { REPO, tempDir } from './helpers.js';
 // Every primitive is traced, run by onnxruntime and compared with TfOps on the same inputs: the
 // tracer's shapes and op choices are right exactly when the two engines agree.
 
-interface Arr { data: Float32Array; shape: number[] }
+interface Arr {
+  data: Float32Array;
+  shape: number[];
+}
 type Weights = Map<string, Tensor>;
 type Fn = (ops: Ops, xs: Tensor[], w: Weights) => Tensor | Tensor[];
 
@@ -61,7 +64,12 @@ function runTf(f: Fn, inputs: Arr[], weights: Map<string, Arr>): Arr[] {
   return out;
 }
 
-function trace(f: Fn, inputs: Arr[], weights: Map<string, Arr>, graphName: string): { tracer: OnnxTracer; bytes: Uint8Array; shapes: number[][] } {
+function trace(
+  f: Fn,
+  inputs: Arr[],
+  weights: Map<string, Arr>,
+  graphName: string,
+): { tracer: OnnxTracer; bytes: Uint8Array; shapes: number[][] } {
   const tracer = new OnnxTracer();
   const xs = inputs.map((x, i) => tracer.input(`x${i}`, x.data, x.shape));
   const w: Weights = new Map([...weights].map(([k, v]) => [k, tracer.param(k, v.data, v.shape)]));
@@ -96,7 +104,12 @@ async function checkIntermediateShapes(what: string, tracer: OnnxTracer, bytes: 
   try {
     const r = await session.run(feedsOf(tracer.exampleFeeds()));
     for (const node of tracer.nodes) {
-      if (r[node.output]) assert.deepEqual(r[node.output].dims.map(Number), node.shape, `${what}: shape of ${node.primitive} ${node.op} ${node.output}`);
+      if (r[node.output])
+        assert.deepEqual(
+          r[node.output].dims.map(Number),
+          node.shape,
+          `${what}: shape of ${node.primitive} ${node.op} ${node.output}`,
+        );
     }
   } finally {
     await session.release();
@@ -119,64 +132,145 @@ async function compare(what: string, inputs: Arr[], f: Fn, weights = new Map<str
   return tracer;
 }
 
-test.before(async () => { await initBackend('cpu'); });
+test.before(async () => {
+  await initBackend('cpu');
+});
 
 test('unary primitives, softmax, logSoftmax, scale, stopGradient', async () => {
   const x = rand([2, 3, 4], -2, 2);
   const pos = rand([2, 3, 4], 0.1, 3);
   const cases: [string, Arr, Fn][] = [
-    ['neg', x, (o, [a]) => o.neg(a)], ['exp', x, (o, [a]) => o.exp(a)], ['log', pos, (o, [a]) => o.log(a)],
-    ['sqrt', pos, (o, [a]) => o.sqrt(a)], ['tanh', x, (o, [a]) => o.tanh(a)], ['sigmoid', x, (o, [a]) => o.sigmoid(a)],
-    ['relu', x, (o, [a]) => o.relu(a)], ['square', x, (o, [a]) => o.square(a)], ['scale', x, (o, [a]) => o.scale(a, -0.37)],
-    ['stopGradient', x, (o, [a]) => o.stopGradient(a)], ['softmax', x, (o, [a]) => o.softmax(a)],
-    ['logSoftmax', x, (o, [a]) => o.logSoftmax(a)], ['softmax 2-D', rand([3, 7], -4, 4), (o, [a]) => o.softmax(a)],
+    ['neg', x, (o, [a]) => o.neg(a)],
+    ['exp', x, (o, [a]) => o.exp(a)],
+    ['log', pos, (o, [a]) => o.log(a)],
+    ['sqrt', pos, (o, [a]) => o.sqrt(a)],
+    ['tanh', x, (o, [a]) => o.tanh(a)],
+    ['sigmoid', x, (o, [a]) => o.sigmoid(a)],
+    ['relu', x, (o, [a]) => o.relu(a)],
+    ['square', x, (o, [a]) => o.square(a)],
+    ['scale', x, (o, [a]) => o.scale(a, -0.37)],
+    ['stopGradient', x, (o, [a]) => o.stopGradient(a)],
+    ['softmax', x, (o, [a]) => o.softmax(a)],
+    ['logSoftmax', x, (o, [a]) => o.logSoftmax(a)],
+    ['softmax 2-D', rand([3, 7], -4, 4), (o, [a]) => o.softmax(a)],
   ];
   for (const [what, input, f] of cases) await compare(what, [input], f);
 });
 
 test('add, sub, mul, div with numpy broadcasting', async () => {
   const pairs: [number[], number[]][] = [
-    [[2, 3, 4], [2, 3, 4]], [[2, 3, 4], [4]], [[2, 1, 4], [3, 1]], [[1], [2, 3]], [[3, 1, 5], [1, 4, 1]], [[2, 3], []], [[1, 3, 1, 2], [2, 1, 4, 1]],
+    [
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
+    [[2, 3, 4], [4]],
+    [
+      [2, 1, 4],
+      [3, 1],
+    ],
+    [[1], [2, 3]],
+    [
+      [3, 1, 5],
+      [1, 4, 1],
+    ],
+    [[2, 3], []],
+    [
+      [1, 3, 1, 2],
+      [2, 1, 4, 1],
+    ],
   ];
-  const fns: [string, Fn][] = [['add', (o, [a, b]) => o.add(a, b)], ['sub', (o, [a, b]) => o.sub(a, b)], ['mul', (o, [a, b]) => o.mul(a, b)], ['div', (o, [a, b]) => o.div(a, b)]];
+  const fns: [string, Fn][] = [
+    ['add', (o, [a, b]) => o.add(a, b)],
+    ['sub', (o, [a, b]) => o.sub(a, b)],
+    ['mul', (o, [a, b]) => o.mul(a, b)],
+    ['div', (o, [a, b]) => o.div(a, b)],
+  ];
   for (const [sa, sb] of pairs) {
     for (const [name, f] of fns) await compare(`${name} [${sa}] [${sb}]`, [rand(sa), rand(sb, 0.5, 2)], f);
   }
 });
 
 test('matMul: every transpose combination, 2-D and batched 3-D/4-D', async () => {
-  const cases = [{ batch: [], m: 3, k: 4, n: 5 }, { batch: [3], m: 2, k: 5, n: 4 }, { batch: [2, 3], m: 4, k: 3, n: 2 }, { batch: [1], m: 6, k: 2, n: 3 }];
+  const cases = [
+    { batch: [], m: 3, k: 4, n: 5 },
+    { batch: [3], m: 2, k: 5, n: 4 },
+    { batch: [2, 3], m: 4, k: 3, n: 2 },
+    { batch: [1], m: 6, k: 2, n: 3 },
+  ];
   for (const { batch, m, k, n } of cases) {
     for (const tA of [false, true]) {
       for (const tB of [false, true]) {
         const a = rand([...batch, ...(tA ? [k, m] : [m, k])]);
         const b = rand([...batch, ...(tB ? [n, k] : [k, n])]);
-        await compare(`matMul [${batch}] ${m}x${k}x${n} tA=${tA} tB=${tB}`, [a, b], (o, [x, y]) => o.matMul(x, y, tA, tB));
+        await compare(`matMul [${batch}] ${m}x${k}x${n} tA=${tA} tB=${tB}`, [a, b], (o, [x, y]) =>
+          o.matMul(x, y, tA, tB),
+        );
       }
     }
   }
   const t = new OnnxTracer();
   const other = new OnnxTracer();
   // Same auto name in both tracers: only identity tells them apart.
-  assert.throws(() => t.matMul(t.constant(new Float32Array(6), [2, 3]), other.constant(new Float32Array(6), [3, 2])), /not a tensor of this tracer/);
-  assert.throws(() => t.matMul(t.constant(new Float32Array(6), [2, 3]), t.constant(new Float32Array(6), [2, 3])), /inner dimensions differ/);
+  assert.throws(
+    () => t.matMul(t.constant(new Float32Array(6), [2, 3]), other.constant(new Float32Array(6), [3, 2])),
+    /not a tensor of this tracer/,
+  );
+  assert.throws(
+    () => t.matMul(t.constant(new Float32Array(6), [2, 3]), t.constant(new Float32Array(6), [2, 3])),
+    /inner dimensions differ/,
+  );
 });
 
 test('reshape, transpose, concat, slice, pad', async () => {
   const x = rand([2, 3, 4]);
-  for (const shape of [[6, 4], [4, -1], [24], [2, 12, 1], [-1, 3, 2, 2]]) await compare(`reshape [${shape}]`, [x], (o, [a]) => o.reshape(a, shape));
-  for (const perm of [[2, 0, 1], [1, 0, 2], [0, 1, 2]]) await compare(`transpose [${perm}]`, [x], (o, [a]) => o.transpose(a, perm));
+  for (const shape of [[6, 4], [4, -1], [24], [2, 12, 1], [-1, 3, 2, 2]])
+    await compare(`reshape [${shape}]`, [x], (o, [a]) => o.reshape(a, shape));
+  for (const perm of [
+    [2, 0, 1],
+    [1, 0, 2],
+    [0, 1, 2],
+  ])
+    await compare(`transpose [${perm}]`, [x], (o, [a]) => o.transpose(a, perm));
   await compare('transpose 4-D', [rand([2, 3, 4, 5])], (o, [a]) => o.transpose(a, [0, 2, 1, 3]));
   await compare('concat axis 1', [x, rand([2, 1, 4]), rand([2, 5, 4])], (o, xs) => o.concat(xs, 1));
   await compare('concat axis -1', [x, rand([2, 3, 2])], (o, xs) => o.concat(xs, -1));
   await compare('concat axis 0, one tensor', [x], (o, xs) => o.concat(xs, 0));
-  for (const [begin, size] of [[[0, 0, 0], [2, 3, 4]], [[1, 1, 2], [1, 2, 2]], [[0, 2, 1], [-1, 1, -1]]]) {
+  for (const [begin, size] of [
+    [
+      [0, 0, 0],
+      [2, 3, 4],
+    ],
+    [
+      [1, 1, 2],
+      [1, 2, 2],
+    ],
+    [
+      [0, 2, 1],
+      [-1, 1, -1],
+    ],
+  ]) {
     await compare(`slice [${begin}] [${size}]`, [x], (o, [a]) => o.slice(a, begin, size));
   }
-  await compare('pad', [x], (o, [a]) => o.pad(a, [[1, 0], [0, 2], [2, 1]]));
-  await compare('sliceAt, start [1]', [x, { data: new Float32Array([1]), shape: [1] }], (o, [a, s]) => o.sliceAt(a, 1, s, 2));
-  await compare('sliceAt, rank-0 start', [x, { data: new Float32Array([2]), shape: [] }], (o, [a, s]) => o.sliceAt(a, 2, s, 2));
-  await compare('pad nothing', [x], (o, [a]) => o.pad(a, [[0, 0], [0, 0], [0, 0]]));
+  await compare('pad', [x], (o, [a]) =>
+    o.pad(a, [
+      [1, 0],
+      [0, 2],
+      [2, 1],
+    ]),
+  );
+  await compare('sliceAt, start [1]', [x, { data: new Float32Array([1]), shape: [1] }], (o, [a, s]) =>
+    o.sliceAt(a, 1, s, 2),
+  );
+  await compare('sliceAt, rank-0 start', [x, { data: new Float32Array([2]), shape: [] }], (o, [a, s]) =>
+    o.sliceAt(a, 2, s, 2),
+  );
+  await compare('pad nothing', [x], (o, [a]) =>
+    o.pad(a, [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ]),
+  );
 });
 
 test('sum, mean, max over several axes, keepDims true and false', async () => {
@@ -184,7 +278,8 @@ test('sum, mean, max over several axes, keepDims true and false', async () => {
   const axesList = [[0], [3], [1, 2], [0, 3], [-1], [2, 0], [0, 1, 2, 3], []];
   for (const kind of ['sum', 'mean', 'max'] as const) {
     for (const axes of axesList) {
-      for (const keep of [true, false]) await compare(`${kind} [${axes}] keep=${keep}`, [x], (o, [a]) => o[kind](a, axes, keep));
+      for (const keep of [true, false])
+        await compare(`${kind} [${axes}] keep=${keep}`, [x], (o, [a]) => o[kind](a, axes, keep));
     }
     await compare(`${kind} default keepDims`, [x], (o, [a]) => o[kind](a, [1]));
   }
@@ -204,9 +299,18 @@ test('sliceAt: one traced graph serves every start, fed as data', async () => {
   assert.deepEqual(checkOnnxModel(bytes), []);
   const session = await ort.InferenceSession.create(bytes);
   const seen = new Set<string>();
-  for (const [start, start2] of [[0, 0], [2, 1], [4, 1], [3, 0]]) {
+  for (const [start, start2] of [
+    [0, 0],
+    [2, 1],
+    [4, 1],
+    [3, 0],
+  ]) {
     const expected = runTf((o) => build(o, start, start2), [], new Map());
-    const feeds = new Map<string, Arr>([['x', x], ['start', { data: new Float32Array([start]), shape: [1] }], ['start2', { data: new Float32Array([start2]), shape: [1] }]]);
+    const feeds = new Map<string, Arr>([
+      ['x', x],
+      ['start', { data: new Float32Array([start]), shape: [1] }],
+      ['start2', { data: new Float32Array([start2]), shape: [1] }],
+    ]);
     const r = await session.run(feedsOf(feeds));
     expected.forEach((e, i) => {
       const got = r[`y${i}`];
@@ -220,28 +324,66 @@ test('sliceAt: one traced graph serves every start, fed as data', async () => {
 });
 
 test('composition: layerNorm + linear, and relative attention, traced vs tfjs', async () => {
-  const d = 4, hidden = 6;
-  const w = new Map<string, Arr>([['ln.g', rand([d], 0.5, 1.5)], ['ln.b', rand([d], -0.2, 0.2)], ['fc.w', rand([d, hidden])], ['fc.b', rand([hidden])]]);
-  await compare('layerNorm + linear', [rand([2, 3, d], -2, 2)], (o, [x], p) => o.relu(linear(o, layerNorm(o, x, p.get('ln.g')!, p.get('ln.b')!), p.get('fc.w')!, p.get('fc.b')!)), w);
+  const d = 4,
+    hidden = 6;
+  const w = new Map<string, Arr>([
+    ['ln.g', rand([d], 0.5, 1.5)],
+    ['ln.b', rand([d], -0.2, 0.2)],
+    ['fc.w', rand([d, hidden])],
+    ['fc.b', rand([hidden])],
+  ]);
+  await compare(
+    'layerNorm + linear',
+    [rand([2, 3, d], -2, 2)],
+    (o, [x], p) => o.relu(linear(o, layerNorm(o, x, p.get('ln.g')!, p.get('ln.b')!), p.get('fc.w')!, p.get('fc.b')!)),
+    w,
+  );
 
-  const B = 2, n = 3, K = 5, H = 2, dh = 3;
+  const B = 2,
+    n = 3,
+    K = 5,
+    H = 2,
+    dh = 3;
   const aw = new Map<string, Arr>([
-    ['attn.wq', rand([d, H * dh], -0.5, 0.5)], ['attn.wk', rand([d, H * dh], -0.5, 0.5)], ['attn.wv', rand([d, H * dh], -0.5, 0.5)],
-    ['attn.wr', rand([d, H * dh], -0.5, 0.5)], ['attn.u', rand([H, dh], -0.3, 0.3)], ['attn.v', rand([H, dh], -0.3, 0.3)], ['attn.wo', rand([H * dh, d], -0.5, 0.5)],
+    ['attn.wq', rand([d, H * dh], -0.5, 0.5)],
+    ['attn.wk', rand([d, H * dh], -0.5, 0.5)],
+    ['attn.wv', rand([d, H * dh], -0.5, 0.5)],
+    ['attn.wr', rand([d, H * dh], -0.5, 0.5)],
+    ['attn.u', rand([H, dh], -0.3, 0.3)],
+    ['attn.v', rand([H, dh], -0.3, 0.3)],
+    ['attn.wo', rand([H * dh, d], -0.5, 0.5)],
   ]);
   const mask = { data: attentionMask(B, n, K, (b, j) => !(b === 1 && j === 0)), shape: [B, 1, n, K] };
-  const tracer = await compare('relativeAttention', [rand([B, n, d]), rand([B, K, d]), mask], (o, [q, c, m], p) => {
-    const g = (k: string) => p.get(`attn.${k}`)!;
-    const { out, probs } = relativeAttention(o, { wq: g('wq'), wk: g('wk'), wv: g('wv'), wr: g('wr'), u: g('u'), v: g('v'), wo: g('wo') }, q, c, m, { B, n, K, H, dh });
-    return [out, probs];
-  }, aw);
+  const tracer = await compare(
+    'relativeAttention',
+    [rand([B, n, d]), rand([B, K, d]), mask],
+    (o, [q, c, m], p) => {
+      const g = (k: string) => p.get(`attn.${k}`)!;
+      const { out, probs } = relativeAttention(
+        o,
+        { wq: g('wq'), wk: g('wk'), wv: g('wv'), wr: g('wr'), u: g('u'), v: g('v'), wo: g('wo') },
+        q,
+        c,
+        m,
+        { B, n, K, H, dh },
+      );
+      return [out, probs];
+    },
+    aw,
+  );
   // The weights keep their names, so an exported graph's initializers line up with a checkpoint.
   for (const name of aw.keys()) assert.equal(tracer.initializers.get(name)?.isParam, true, name);
-  assert.ok(tracer.nodes.some((nd) => nd.op === 'MatMul' && nd.shape.length === 3), 'batched matmul recorded with its shape');
+  assert.ok(
+    tracer.nodes.some((nd) => nd.op === 'MatMul' && nd.shape.length === 3),
+    'batched matmul recorded with its shape',
+  );
 });
 
 test('outputs: the same tensor twice, an input passed straight through; pruning and metadata', async () => {
-  await compare('same tensor twice', [rand([2, 3])], (o, [a]) => { const y = o.exp(a); return [y, y]; });
+  await compare('same tensor twice', [rand([2, 3])], (o, [a]) => {
+    const y = o.exp(a);
+    return [y, y];
+  });
   await compare('input as output', [rand([2, 3])], (o, [a]) => [a, o.neg(a)]);
 
   const t = new OnnxTracer();
@@ -259,11 +401,29 @@ test('outputs: the same tensor twice, an input passed straight through; pruning 
   const m = onnx.onnx.ModelProto.decode(bytes);
   assert.equal(m.producerName, 'ctspeech');
   assert.equal(Number(m.irVersion), 8);
-  assert.deepEqual(m.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', 17]]);
-  assert.deepEqual(m.metadataProps.map((p) => [p.key, p.value]), [['model', 'ct-tiny'], ['step', '12']]);
-  assert.deepEqual(graphOf(m).initializer.map((i) => i.name), [k1.name]);
-  assert.deepEqual(graphOf(m).node.map((nd) => nd.opType), ['Mul', 'Identity']);
-  assert.deepEqual(graphOf(m).input.map((i) => i.name), ['x', 'unused']);
+  assert.deepEqual(
+    m.opsetImport.map((o) => [o.domain, Number(o.version)]),
+    [['', 17]],
+  );
+  assert.deepEqual(
+    m.metadataProps.map((p) => [p.key, p.value]),
+    [
+      ['model', 'ct-tiny'],
+      ['step', '12'],
+    ],
+  );
+  assert.deepEqual(
+    graphOf(m).initializer.map((i) => i.name),
+    [k1.name],
+  );
+  assert.deepEqual(
+    graphOf(m).node.map((nd) => nd.opType),
+    ['Mul', 'Identity'],
+  );
+  assert.deepEqual(
+    graphOf(m).input.map((i) => i.name),
+    ['x', 'unused'],
+  );
   assert.deepEqual([...t.exampleFeeds().keys()], ['x', 'unused']);
 });
 
@@ -283,17 +443,67 @@ test('checkOnnxModel reports broken models', () => {
     edit(m);
     return checkOnnxModel(onnx.onnx.ModelProto.encode(m).finish());
   };
-  const has = (problems: string[], re: RegExp) => assert.ok(problems.some((p) => re.test(p)), `expected ${re} in ${JSON.stringify(problems)}`);
-  has(broken((m) => { graphOf(m).node[0].input[0] = 'nowhere'; }), /input nowhere is not defined/);
-  has(broken((m) => { graphOf(m).node.reverse(); }), /not defined before use/);
-  has(broken((m) => { graphOf(m).node[0].output[0] = 'x'; }), /x is defined twice/);
-  has(broken((m) => { graphOf(m).output[0].name = 'ghost'; }), /ghost is never produced/);
-  has(broken((m) => { graphOf(m).node[0].opType = 'MyCustomOp'; }), /not in the allow-list/);
-  has(broken((m) => { graphOf(m).initializer[0].rawData = new Uint8Array(3); }), /raw_data holds 3 bytes/);
-  has(broken((m) => { m.opsetImport = []; }), /no ai.onnx opset import/);
-  has(broken((m) => { graphOf(m).node[0].attribute.find((a) => a.name === 'keepdims')!.type = onnx.onnx.AttributeProto.AttributeType.FLOAT; }), /keepdims has type FLOAT/);
+  const has = (problems: string[], re: RegExp) =>
+    assert.ok(
+      problems.some((p) => re.test(p)),
+      `expected ${re} in ${JSON.stringify(problems)}`,
+    );
+  has(
+    broken((m) => {
+      graphOf(m).node[0].input[0] = 'nowhere';
+    }),
+    /input nowhere is not defined/,
+  );
+  has(
+    broken((m) => {
+      graphOf(m).node.reverse();
+    }),
+    /not defined before use/,
+  );
+  has(
+    broken((m) => {
+      graphOf(m).node[0].output[0] = 'x';
+    }),
+    /x is defined twice/,
+  );
+  has(
+    broken((m) => {
+      graphOf(m).output[0].name = 'ghost';
+    }),
+    /ghost is never produced/,
+  );
+  has(
+    broken((m) => {
+      graphOf(m).node[0].opType = 'MyCustomOp';
+    }),
+    /not in the allow-list/,
+  );
+  has(
+    broken((m) => {
+      graphOf(m).initializer[0].rawData = new Uint8Array(3);
+    }),
+    /raw_data holds 3 bytes/,
+  );
+  has(
+    broken((m) => {
+      m.opsetImport = [];
+    }),
+    /no ai.onnx opset import/,
+  );
+  has(
+    broken((m) => {
+      graphOf(m).node[0].attribute.find((a) => a.name === 'keepdims')!.type =
+        onnx.onnx.AttributeProto.AttributeType.FLOAT;
+    }),
+    /keepdims has type FLOAT/,
+  );
   // ReduceMean's axes became an input only at opset 18: as an input at 17 onnxruntime rejects it.
-  has(broken((m) => { graphOf(m).node[0].input.push(graphOf(m).initializer[0].name); }), /axes must be an attribute at opset 17/);
+  has(
+    broken((m) => {
+      graphOf(m).node[0].input.push(graphOf(m).initializer[0].name);
+    }),
+    /axes must be an attribute at opset 17/,
+  );
   assert.deepEqual(checkOnnxModel(new Uint8Array([0xff, 0xff, 0xff])).length, 1);
 });
 
@@ -313,7 +523,9 @@ test('an exported model runs in a fresh node process that imports only onnxrunti
       const r = await s.run({ x0: new ort.Tensor('float32', Float32Array.from(x.data), x.shape) });
       console.log(JSON.stringify(s.outputNames.map((n) => ({ shape: r[n].dims, data: Array.from(r[n].data) }))));`;
     const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: REPO, encoding: 'utf8', env: { ...process.env, MODEL: file, X: JSON.stringify({ data: Array.from(x.data), shape: x.shape }) },
+      cwd: REPO,
+      encoding: 'utf8',
+      env: { ...process.env, MODEL: file, X: JSON.stringify({ data: Array.from(x.data), shape: x.shape }) },
     });
     const got = JSON.parse(stdout.trim().split('\n').pop()!) as { shape: number[]; data: number[] }[];
     assert.equal(got.length, 2);

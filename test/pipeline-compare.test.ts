@@ -8,7 +8,11 @@ import { CLI, REPO, tempDir } from './helpers.js';
 const LN2 = Math.log(2);
 
 function readJsonl(file: string): Record<string, number>[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 }
 
 /** The first table of a Markdown text as objects keyed by column header. */
@@ -17,8 +21,21 @@ function reportTable(md: string): Record<string, string>[] {
   const start = all.findIndex((l) => l.startsWith('| '));
   const end = all.findIndex((l, i) => i > start && !l.startsWith('|'));
   const lines = all.slice(start, end < 0 ? undefined : end);
-  const head = lines[0].split('|').slice(1, -1).map((s) => s.trim());
-  return lines.slice(1).filter((l) => l.includes('`')).map((l) => Object.fromEntries(l.split('|').slice(1, -1).map((c, i) => [head[i], c.trim()])));
+  const head = lines[0]
+    .split('|')
+    .slice(1, -1)
+    .map((s) => s.trim());
+  return lines
+    .slice(1)
+    .filter((l) => l.includes('`'))
+    .map((l) =>
+      Object.fromEntries(
+        l
+          .split('|')
+          .slice(1, -1)
+          .map((c, i) => [head[i], c.trim()]),
+      ),
+    );
 }
 
 const RUNS = ['ct-seed0', 'ct-seed1', 'txl-seed0', 'txl-seed1', 'wavenet-seed0', 'wavenet-seed1'];
@@ -26,10 +43,32 @@ const RUNS = ['ct-seed0', 'ct-seed1', 'txl-seed0', 'txl-seed1', 'wavenet-seed0',
 test('speech-compare-cpu.yaml at tiny scale with two seeds: runs end to end, resumes, and its report matches the runs', () => {
   const work = tempDir('ctspeech-compare-');
   const args = [
-    CLI, 'pipeline', path.join(REPO, 'pipelines', 'speech-compare-cpu.yaml'), '--data', path.join(REPO, 'samples', 'speech'), '--workdir', work,
-    '--set', 'ct_model=ct-tiny', '--set', 'txl_model=txl-tiny', '--set', 'wavenet_model=wavenet-tiny',
+    CLI,
+    'pipeline',
+    path.join(REPO, 'pipelines', 'speech-compare-cpu.yaml'),
+    '--data',
+    path.join(REPO, 'samples', 'speech'),
+    '--workdir',
+    work,
+    '--set',
+    'ct_model=ct-tiny',
+    '--set',
+    'txl_model=txl-tiny',
+    '--set',
+    'wavenet_model=wavenet-tiny',
     // 4 steps of 128 samples for every model: ct/txl-tiny 8 x 16, wavenet-tiny 2 x 64.
-    '--set', 'seeds=0,1', '--set', 'budget=512', '--set', 'warmup=1', '--set', 'valid_every=2', '--set', 'seconds=0.05', '--set', 'test_files=2',
+    '--set',
+    'seeds=0,1',
+    '--set',
+    'budget=512',
+    '--set',
+    'warmup=1',
+    '--set',
+    'valid_every=2',
+    '--set',
+    'seconds=0.05',
+    '--set',
+    'test_files=2',
   ];
   const first = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, CI: '1' }, cwd: REPO });
   assert.equal(first.status, 0, first.stderr + first.stdout);
@@ -37,7 +76,10 @@ test('speech-compare-cpu.yaml at tiny scale with two seeds: runs end to end, res
   const md = fs.readFileSync(path.join(work, 'report.md'), 'utf8');
   const [overSeeds, everyRun] = md.split('## Every run');
   const rows = reportTable(everyRun);
-  assert.deepEqual(rows.map((r) => r.run.replace(/`/g, '')), RUNS);
+  assert.deepEqual(
+    rows.map((r) => r.run.replace(/`/g, '')),
+    RUNS,
+  );
   for (const row of rows) {
     const run = path.join(work, row.run.replace(/`/g, ''));
     const metrics = readJsonl(path.join(run, 'metrics.jsonl'));
@@ -59,29 +101,50 @@ test('speech-compare-cpu.yaml at tiny scale with two seeds: runs end to end, res
     assert.ok(fs.existsSync(path.join(run, gen.files[0])), `${row.run}: generated WAV written`);
     const trained = JSON.parse(fs.readFileSync(path.join(run, 'train.json'), 'utf8'));
     assert.equal(trained.corpus, '../corpus', 'train.json names the corpus relative to the run folder');
-    assert.equal(trained.seed, Number(/seed(\d+)$/.exec(row.run.replace(/`/g, ''))![1]), 'each seed run trains with its seed');
+    assert.equal(
+      trained.seed,
+      Number(/seed(\d+)$/.exec(row.run.replace(/`/g, ''))![1]),
+      'each seed run trains with its seed',
+    );
     assert.match(md, new RegExp(`\\]\\(${row.run.replace(/`/g, '')}/generated/continuation\\.wav\\)`));
   }
   // Seeds differ: not the same weights twice.
   assert.notEqual(rows[0]['test NLL (nats)'], rows[1]['test NLL (nats)'], 'two seeds give two different models');
   // The same test files, in the same order, for every run.
-  const fileLists = rows.map((r) => JSON.parse(fs.readFileSync(path.join(work, r.run.replace(/`/g, ''), 'eval-test.json'), 'utf8')).files.map((f: { path: string }) => f.path));
+  const fileLists = rows.map((r) =>
+    JSON.parse(fs.readFileSync(path.join(work, r.run.replace(/`/g, ''), 'eval-test.json'), 'utf8')).files.map(
+      (f: { path: string }) => f.path,
+    ),
+  );
   for (const list of fileLists) assert.deepEqual(list, fileLists[0]);
 
   // The seed table: each model's mean and sample standard deviation of its runs' test NLL.
   const groups = reportTable(overSeeds);
-  assert.deepEqual(groups.map((g) => g.runs.replace(/`/g, '')), ['ct', 'txl', 'wavenet']);
+  assert.deepEqual(
+    groups.map((g) => g.runs.replace(/`/g, '')),
+    ['ct', 'txl', 'wavenet'],
+  );
   for (const [k, g] of groups.entries()) {
-    const bits = [rows[2 * k], rows[2 * k + 1]].map((r) => JSON.parse(fs.readFileSync(path.join(work, r.run.replace(/`/g, ''), 'eval-test.json'), 'utf8')).bits);
+    const bits = [rows[2 * k], rows[2 * k + 1]].map(
+      (r) => JSON.parse(fs.readFileSync(path.join(work, r.run.replace(/`/g, ''), 'eval-test.json'), 'utf8')).bits,
+    );
     const mean = (bits[0] + bits[1]) / 2;
     const sd = Math.abs(bits[0] - bits[1]) / Math.SQRT2;
     assert.equal(g.seeds, '0, 1');
-    assert.equal(g['test NLL (bits), mean ± sd (n, min–max)'], `${mean.toFixed(3)} ± ${sd.toFixed(3)} (n = 2, ${Math.min(...bits).toFixed(3)}–${Math.max(...bits).toFixed(3)})`);
+    assert.equal(
+      g['test NLL (bits), mean ± sd (n, min–max)'],
+      `${mean.toFixed(3)} ± ${sd.toFixed(3)} (n = 2, ${Math.min(...bits).toFixed(3)}–${Math.max(...bits).toFixed(3)})`,
+    );
   }
-  assert.match(md, /Lowest mean test NLL: (ct|txl|wavenet)\*\* at \d\.\d{3} bits per sample; \w+ \+\d\.\d{3} bits \(\d+\.\d standard errors: /);
+  assert.match(
+    md,
+    /Lowest mean test NLL: (ct|txl|wavenet)\*\* at \d\.\d{3} bits per sample; \w+ \+\d\.\d{3} bits \(\d+\.\d standard errors: /,
+  );
 
   // Attention: the mean over the CT's seeds.
-  const atts = ['ct-seed0', 'ct-seed1'].map((r) => JSON.parse(fs.readFileSync(path.join(work, r, 'attention.json'), 'utf8')));
+  const atts = ['ct-seed0', 'ct-seed1'].map((r) =>
+    JSON.parse(fs.readFileSync(path.join(work, r, 'attention.json'), 'utf8')),
+  );
   for (const att of atts) {
     const mass = att.regions.reduce((a: number, r: { mass: number }) => a + r.mass, 0);
     assert.ok(Math.abs(mass - 1) < 1e-4, `attention masses sum to ${mass}`);
@@ -90,7 +153,8 @@ test('speech-compare-cpu.yaml at tiny scale with two seeds: runs end to end, res
     const mean = (r.mass + atts[1].regions[k].mass) / 2;
     assert.match(md, new RegExp(`\\| ${r.name} \\| ${r.slots} \\| ${(100 * mean).toFixed(1)}% \\|`));
   });
-  for (const png of ['valid-nll.png', 'nll-comparison.png', 'ct-seed0/attention.png']) assert.ok(fs.statSync(path.join(work, png)).size > 1000, png);
+  for (const png of ['valid-nll.png', 'nll-comparison.png', 'ct-seed0/attention.png'])
+    assert.ok(fs.statSync(path.join(work, png)).size > 1000, png);
 
   // Rerun: the finished models are not retrained (their metrics are untouched), the report is rewritten.
   const before = fs.readFileSync(path.join(work, 'ct-seed1', 'metrics.jsonl'), 'utf8');

@@ -12,6 +12,8 @@ test('every shipped pipeline parses and names known presets', () => {
   assert.ok(files.length >= 3);
   for (const f of files) {
     const p = loadPipeline(path.join(dir, f));
-    for (const step of p.steps) if ('train' in step && step.train.model) assert.doesNotThrow(() => modelPreset(step.train.model!), `${f}: ${step.train.model}`);
+    for (const step of p.steps)
+      if ('train' in step && step.train.model)
+        assert.doesNotThrow(() => modelPreset(step.train.model!), `${f}: ${step.train.model}`);
   }
 });

@@ -14,15 +14,21 @@ function crcBitwise(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-interface Decoded { w: number; h: number; px: (x: number, y: number) => string; colours: Set<string> }
+interface Decoded {
+  w: number;
+  h: number;
+  px: (x: number, y: number) => string;
+  colours: Set<string>;
+}
 
 /** An independent decoder for exactly what the spec asks raster.ts to write: 8-bit RGB, filter 0 rows. */
 function decodePng(png: Buffer): Decoded {
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'signature');
   const types: string[] = [];
   const idat: Buffer[] = [];
-  let w = 0, h = 0;
-  for (let at = 8; at < png.length; ) {
+  let w = 0,
+    h = 0;
+  for (let at = 8; at < png.length;) {
     const len = png.readUInt32BE(at);
     const type = png.subarray(at + 4, at + 8).toString('latin1');
     const data = png.subarray(at + 8, at + 8 + len);
@@ -101,7 +107,8 @@ test('text: "1" and "7" differ, glyphs stay in their cell, unknown characters do
     cv.text(2, 2, s, '#000000', { scale: 1 });
     return setPixels(cv);
   };
-  const one = draw('1'), seven = draw('7');
+  const one = draw('1'),
+    seven = draw('7');
   assert.ok(one.size > 3 && seven.size > 3, 'both glyphs draw something');
   assert.notDeepEqual(one, seven);
   for (const p of [...one, ...seven]) {
@@ -114,13 +121,18 @@ test('text: "1" and "7" differ, glyphs stay in their cell, unknown characters do
 });
 
 test('text scale, alignment and vertical rotation', () => {
-  const cv1 = new Canvas(40, 40), cv2 = new Canvas(40, 40);
+  const cv1 = new Canvas(40, 40),
+    cv2 = new Canvas(40, 40);
   cv1.text(0, 0, 'E', '#000000', { scale: 1 });
   cv2.text(0, 0, 'E', '#000000', { scale: 2 });
   assert.equal(setPixels(cv2).size, 4 * setPixels(cv1).size);
   const right = new Canvas(40, 10);
   right.text(30, 0, 'AB', '#000000', { align: 'right' });
-  assert.equal(Math.max(...[...setPixels(right)].map((p) => Number(p.split(',')[0]))), 29, 'right-aligned text ends left of x');
+  assert.equal(
+    Math.max(...[...setPixels(right)].map((p) => Number(p.split(',')[0]))),
+    29,
+    'right-aligned text ends left of x',
+  );
   const vert = new Canvas(20, 40);
   vert.text(5, 30, 'AB', '#000000', { vertical: true });
   const ps = [...setPixels(vert)].map((p) => p.split(',').map(Number) as [number, number]);
@@ -132,17 +144,32 @@ test('text scale, alignment and vertical rotation', () => {
 
 test('niceTicks picks 1/2/5 x 10^k steps that cover the range', () => {
   const t = niceTicks(0, 7.3, 5);
-  const ok = [[0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 2, 4, 6, 8]].some((e) => JSON.stringify(e) === JSON.stringify(t));
+  const ok = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8],
+    [0, 2, 4, 6, 8],
+  ].some((e) => JSON.stringify(e) === JSON.stringify(t));
   assert.ok(ok, `got ${t}`);
-  for (const [lo, hi, n] of [[0.013, 0.0871, 6], [-3, 1234, 5], [2.2, 2.3, 4], [1e5, 2.5e5, 5]] as const) {
+  for (const [lo, hi, n] of [
+    [0.013, 0.0871, 6],
+    [-3, 1234, 5],
+    [2.2, 2.3, 4],
+    [1e5, 2.5e5, 5],
+  ] as const) {
     const ticks = niceTicks(lo, hi, n);
     const step = ticks[1]! - ticks[0]!;
     const mant = step / 10 ** Math.floor(Math.log10(step) + 1e-9);
-    assert.ok([1, 2, 5].some((m) => Math.abs(mant - m) < 1e-6), `step ${step} for [${lo}, ${hi}]`);
+    assert.ok(
+      [1, 2, 5].some((m) => Math.abs(mant - m) < 1e-6),
+      `step ${step} for [${lo}, ${hi}]`,
+    );
     assert.ok(ticks[0]! <= lo && ticks.at(-1)! >= hi, `[${ticks[0]}, ${ticks.at(-1)}] covers [${lo}, ${hi}]`);
     assert.ok(ticks.length >= 2 && ticks.length <= 2 * n + 1);
   }
-  assert.deepEqual(niceTicks(0.1, 0.7, 6), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], 'no float noise like 0.30000000000000004');
+  assert.deepEqual(
+    niceTicks(0.1, 0.7, 6),
+    [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+    'no float noise like 0.30000000000000004',
+  );
   assert.ok(niceTicks(5, 5, 5).length >= 2, 'degenerate range still gets ticks');
 });
 
@@ -151,8 +178,26 @@ const twoSeries: LineChart = {
   xLabel: 'step',
   yLabel: 'loss (nats)',
   series: [
-    { name: 'a<&>b', points: [[0, 3], [1, 2.5], [2, 2.2], [3, 2.1]], color: '#d62728' },
-    { name: 'valid', points: [[0, 3.2], [1, 2.7], [2, NaN], [3, 2.4]], dashed: true },
+    {
+      name: 'a<&>b',
+      points: [
+        [0, 3],
+        [1, 2.5],
+        [2, 2.2],
+        [3, 2.1],
+      ],
+      color: '#d62728',
+    },
+    {
+      name: 'valid',
+      points: [
+        [0, 3.2],
+        [1, 2.7],
+        [2, NaN],
+        [3, 2.4],
+      ],
+      dashed: true,
+    },
   ],
 };
 
@@ -181,8 +226,24 @@ function polylinePoints(svg: string, colour: string): [number, number][][] {
 
 test('log axis skips non-positive and non-finite values, with 1e-k labels', () => {
   const c: LineChart = {
-    title: 't', xLabel: 'x', yLabel: 'y', yLog: true,
-    series: [{ name: 's', color: '#123456', points: [[1, 1e-4], [2, 0], [3, -1], [4, 1e-3], [5, Infinity], [6, 0.1]] }],
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    yLog: true,
+    series: [
+      {
+        name: 's',
+        color: '#123456',
+        points: [
+          [1, 1e-4],
+          [2, 0],
+          [3, -1],
+          [4, 1e-3],
+          [5, Infinity],
+          [6, 0.1],
+        ],
+      },
+    ],
   };
   const svg = chartSvg(c);
   const lines = polylinePoints(svg, '#123456');
@@ -198,7 +259,21 @@ test('log axis skips non-positive and non-finite values, with 1e-k labels', () =
 test('empty charts render axes and a no-data note instead of throwing', () => {
   for (const c of [
     { title: 'e', xLabel: 'x', yLabel: 'y', series: [] },
-    { title: 'e', xLabel: 'x', yLabel: 'y', yLog: true, series: [{ name: 'z', points: [[1, 0], [2, NaN]] as [number, number][] }] },
+    {
+      title: 'e',
+      xLabel: 'x',
+      yLabel: 'y',
+      yLog: true,
+      series: [
+        {
+          name: 'z',
+          points: [
+            [1, 0],
+            [2, NaN],
+          ] as [number, number][],
+        },
+      ],
+    },
     { title: 'e', xLabel: 'x', yLabel: 'y', series: [], bars: [] },
   ] satisfies LineChart[]) {
     assert.ok(chartSvg(c).includes('no data'));
@@ -208,8 +283,15 @@ test('empty charts render axes and a no-data note instead of throwing', () => {
 
 test('bar chart: one bar per finite category, labelled', () => {
   const c: LineChart = {
-    title: 'NLL', xLabel: 'model', yLabel: 'nats', series: [],
-    bars: [{ label: 'WaveNet', value: 2.5, color: '#00aa00' }, { label: 'TXL', value: 2.3 }, { label: 'bad', value: NaN }],
+    title: 'NLL',
+    xLabel: 'model',
+    yLabel: 'nats',
+    series: [],
+    bars: [
+      { label: 'WaveNet', value: 2.5, color: '#00aa00' },
+      { label: 'TXL', value: 2.3 },
+      { label: 'bad', value: NaN },
+    ],
   };
   const svg = chartSvg(c);
   assert.equal((svg.match(/<rect[^>]*fill="#00aa00"/g) ?? []).length, 1);
@@ -218,7 +300,21 @@ test('bar chart: one bar per finite category, labelled', () => {
 });
 
 test('explicit x ticks get exact labels; a long curve is thinned but keeps its extremes', () => {
-  const ticks = chartSvg({ title: 't', xLabel: 'x', yLabel: 'y', xTicks: [0, 0.25, 0.5], series: [{ name: 's', points: [[0, 1], [0.5, 2]] }] });
+  const ticks = chartSvg({
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    xTicks: [0, 0.25, 0.5],
+    series: [
+      {
+        name: 's',
+        points: [
+          [0, 1],
+          [0.5, 2],
+        ],
+      },
+    ],
+  });
   for (const l of ['0', '0.25', '0.5']) assert.ok(ticks.includes(`>${l}<`), `tick label ${l}`);
   // 100k points in [0, 1] with one spike to 10: the y axis tops out at 10, so the spike must touch the frame.
   const points = Array.from({ length: 100000 }, (_, i) => [i, i === 54321 ? 10 : (i % 97) / 97] as [number, number]);

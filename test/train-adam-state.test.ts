@@ -3,7 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { initBackend, tf } from '../src/engine/backend.js';
-import { exportAdam, type F32Map, getAdamLearningRate, importAdam, setAdamLearningRate, slotKey } from '../src/train/adam-state.js';
+import {
+  exportAdam,
+  type F32Map,
+  getAdamLearningRate,
+  importAdam,
+  setAdamLearningRate,
+  slotKey,
+} from '../src/train/adam-state.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
 import { learningRate } from '../src/train/schedule.js';
 import { tempDir } from './helpers.js';
@@ -26,11 +33,15 @@ const N = 5;
 let runs = 0;
 function makeVars(w: Weights): tf.Variable[] {
   const id = runs++;
-  return tf.tidy(() => [...w].map(([name, t]) => tf.variable(tf.tensor(t.data, t.shape, 'float32'), true, `adamtest${id}/${name}`)));
+  return tf.tidy(() =>
+    [...w].map(([name, t]) => tf.variable(tf.tensor(t.data, t.shape, 'float32'), true, `adamtest${id}/${name}`)),
+  );
 }
 
 function readVars(vars: tf.Variable[]): Weights {
-  return new Map([...INIT.keys()].map((name, i) => [name, { shape: [...vars[i].shape], data: vars[i].dataSync() as Float32Array }]));
+  return new Map(
+    [...INIT.keys()].map((name, i) => [name, { shape: [...vars[i].shape], data: vars[i].dataSync() as Float32Array }]),
+  );
 }
 
 /** Steps [from, to) as the trainer does them: gradients by position, lr from the schedule. */
@@ -41,7 +52,10 @@ function train(opt: tf.AdamOptimizer, vars: tf.Variable[], from: number, to: num
       const x = tf.tensor2d(X, [5, 3]);
       const t = tf.tensor2d(T, [5, 4]);
       const [w, b, s] = vars;
-      const { grads } = tf.variableGrads(() => tf.sum(tf.square(tf.sub(tf.add(tf.mul(s, tf.matMul(x, w)), b), t))) as tf.Scalar, vars);
+      const { grads } = tf.variableGrads(
+        () => tf.sum(tf.square(tf.sub(tf.add(tf.mul(s, tf.matMul(x, w)), b), t))) as tf.Scalar,
+        vars,
+      );
       opt.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
     });
   }
@@ -67,7 +81,13 @@ for (const backend of ['cpu', 'wasm'] as const) {
     train(first, firstVars, 0, N);
     const dir = tempDir();
     const file = path.join(dir, 'checkpoint.safetensors');
-    saveCheckpoint(file, { model: 'test', config: {}, params: readVars(firstVars), optimizer: await exportAdam(first), state: { step: N } });
+    saveCheckpoint(file, {
+      model: 'test',
+      config: {},
+      params: readVars(firstVars),
+      optimizer: await exportAdam(first),
+      state: { step: N },
+    });
     first.dispose();
     tf.dispose(firstVars);
 
@@ -82,7 +102,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
     // The optimizers agree too, so every later step would as well.
     const gotAdam = await exportAdam(resumed);
     assert.deepEqual([...gotAdam.keys()], [...wantAdam.keys()]);
-    for (const [k, t] of wantAdam) assert.deepEqual(Buffer.from(gotAdam.get(k)!.data.buffer), Buffer.from(t.data.buffer), k);
+    for (const [k, t] of wantAdam)
+      assert.deepEqual(Buffer.from(gotAdam.get(k)!.data.buffer), Buffer.from(t.data.buffer), k);
     assert.deepEqual([...gotAdam.get('iterations')!.data], [0, 2 * N]);
     // Training moved the weights: the comparison is not between two untouched copies.
     assert.notDeepEqual(bytesOf(want), bytesOf(INIT));
@@ -162,11 +183,23 @@ test('adam-state: mismatched or malformed state is refused; re-import frees the 
   const opt = tf.train.adam(0.01);
   train(opt, vars, 0, 2);
   const state = await exportAdam(opt);
-  assert.deepEqual([...state.keys()].filter((k) => k.startsWith('slot/')), [0, 1, 2].flatMap((i) => [slotKey(i, 'm'), slotKey(i, 'v')]));
+  assert.deepEqual(
+    [...state.keys()].filter((k) => k.startsWith('slot/')),
+    [0, 1, 2].flatMap((i) => [slotKey(i, 'm'), slotKey(i, 'v')]),
+  );
 
-  await assert.rejects(importAdam(tf.train.adam(0.01, 0.95), state), /saved with beta1=0\.8999999761581421, but this optimizer has beta1=0\.95/);
-  await assert.rejects(importAdam(tf.train.adam(0.01), state, [vars[1], vars[0], vars[2]]), /'slot\/0000\/m' has shape \[3, 4\], expected \[4\]/);
-  await assert.rejects(importAdam(tf.train.adam(0.01), state, vars.slice(0, 2)), /moments for 3 variables, but 2 were given/);
+  await assert.rejects(
+    importAdam(tf.train.adam(0.01, 0.95), state),
+    /saved with beta1=0\.8999999761581421, but this optimizer has beta1=0\.95/,
+  );
+  await assert.rejects(
+    importAdam(tf.train.adam(0.01), state, [vars[1], vars[0], vars[2]]),
+    /'slot\/0000\/m' has shape \[3, 4\], expected \[4\]/,
+  );
+  await assert.rejects(
+    importAdam(tf.train.adam(0.01), state, vars.slice(0, 2)),
+    /moments for 3 variables, but 2 were given/,
+  );
   const missing: F32Map = new Map(state);
   missing.delete(slotKey(1, 'v'));
   await assert.rejects(importAdam(tf.train.adam(0.01), missing), /missing 'slot\/0001\/v'/);

@@ -4,7 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { encodeSafetensors, saveSafetensors } from '../src/models/safetensors.js';
-import { CHECKPOINT_FILE, CheckpointError, type CheckpointData, loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
+import {
+  CHECKPOINT_FILE,
+  CheckpointError,
+  type CheckpointData,
+  loadCheckpoint,
+  saveCheckpoint,
+} from '../src/train/checkpoint.js';
 import { tempDir } from './helpers.js';
 
 function f32(shape: number[], seed: number) {
@@ -30,7 +36,14 @@ function sample(step = 1234): CheckpointData {
       ['slot/0000/m', f32([256, 8], 6)],
       ['slot/0000/v', f32([256, 8], 7)],
     ]),
-    state: { step, samplesSeen: step * 4096, rng: { s: [1, 2, 3, 4] }, stream: { kind: 'segment', rows: [{ pos: 7, epoch: 0 }] }, skipped: 2, lr: 3e-4 },
+    state: {
+      step,
+      samplesSeen: step * 4096,
+      rng: { s: [1, 2, 3, 4] },
+      stream: { kind: 'segment', rows: [{ pos: 7, epoch: 0 }] },
+      skipped: 2,
+      lr: 3e-4,
+    },
   };
 }
 
@@ -44,7 +57,11 @@ function assertSame(got: CheckpointData, want: CheckpointData) {
       const g = got[key].get(name)!;
       assert.deepEqual(g.shape, t.shape, name);
       assert.ok(g.data instanceof Float32Array);
-      assert.deepEqual(Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength), Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength), name);
+      assert.deepEqual(
+        Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength),
+        Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+        name,
+      );
     }
   }
 }
@@ -76,7 +93,12 @@ test('checkpoint: round trip keeps tensors bit-exact, in order, with config and 
   assert.equal(header.__metadata__.format, 'ctspeech-checkpoint');
   assert.equal(header.__metadata__.version, '1');
   assert.equal(header.__metadata__.model, 'transformer');
-  assert.equal(header.__metadata__.checksum, createHash('sha256').update(bytes.subarray(dataStart(bytes))).digest('hex'));
+  assert.equal(
+    header.__metadata__.checksum,
+    createHash('sha256')
+      .update(bytes.subarray(dataStart(bytes)))
+      .digest('hex'),
+  );
   // Overwriting replaces the content.
   saveCheckpoint(file, sample(99));
   assert.equal((loadCheckpoint(file).state as { step: number }).step, 99);
@@ -143,7 +165,10 @@ test('checkpoint: a file that is not a checkpoint, or another version, is refuse
   fs.writeFileSync(file, 'this is not a checkpoint at all, just text');
   assert.throws(() => loadCheckpoint(file), err(file, /not a checkpoint: header length \d+ is implausible|truncated/));
   fs.writeFileSync(file, encodeSafetensors(new Map(), { format: 'ctspeech-checkpoint', version: '2' }));
-  assert.throws(() => loadCheckpoint(file), err(file, /checkpoint version "2" is not supported \(this build reads version 1\)/));
+  assert.throws(
+    () => loadCheckpoint(file),
+    err(file, /checkpoint version "2" is not supported \(this build reads version 1\)/),
+  );
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -152,14 +177,23 @@ test('checkpoint: another model kind or config is refused, saying whose it is', 
   const file = path.join(dir, CHECKPOINT_FILE);
   const c = sample();
   saveCheckpoint(file, c);
-  assert.throws(() => loadCheckpoint(file, { model: 'wavenet' }), err(file, /belongs to a 'transformer' run, not to this 'wavenet' run/));
+  assert.throws(
+    () => loadCheckpoint(file, { model: 'wavenet' }),
+    err(file, /belongs to a 'transformer' run, not to this 'wavenet' run/),
+  );
   const other = { ...(c.config as object), d_model: 64, nested: { memory: [64, 32], c: 4 } };
   assert.throws(
     () => loadCheckpoint(file, { model: 'transformer', config: other }),
-    err(file, /'transformer' run with a different config \(d_model: 32 in the checkpoint, 64 here; nested\.memory\.1: 16 in the checkpoint, 32 here\)/),
+    err(
+      file,
+      /'transformer' run with a different config \(d_model: 32 in the checkpoint, 64 here; nested\.memory\.1: 16 in the checkpoint, 32 here\)/,
+    ),
   );
   const { layers: _dropped, ...fewer } = c.config as Record<string, unknown>;
-  assert.throws(() => loadCheckpoint(file, { config: fewer }), err(file, /layers: 2 in the checkpoint, \(absent\) here/));
+  assert.throws(
+    () => loadCheckpoint(file, { config: fewer }),
+    err(file, /layers: 2 in the checkpoint, \(absent\) here/),
+  );
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -189,8 +223,14 @@ test('checkpoint: bad input to save is refused, and the previous file is untouch
   const before = fs.readFileSync(file);
   const bad: [Partial<CheckpointData>, RegExp][] = [
     [{ model: '' }, /model kind must be a non-empty string/],
-    [{ params: new Map([['w', { shape: [3], data: new Float32Array(2) }]]) }, /tensor 'param\/w': shape \[3\] holds 3 elements but data has 2/],
-    [{ params: new Map([['w', { shape: [2], data: new Float64Array(2) as unknown as Float32Array }]]) }, /'param\/w' must be a Float32Array/],
+    [
+      { params: new Map([['w', { shape: [3], data: new Float32Array(2) }]]) },
+      /tensor 'param\/w': shape \[3\] holds 3 elements but data has 2/,
+    ],
+    [
+      { params: new Map([['w', { shape: [2], data: new Float64Array(2) as unknown as Float32Array }]]) },
+      /'param\/w' must be a Float32Array/,
+    ],
     [{ state: { n: 1n } }, /state is not JSON-serializable/],
     [{ config: undefined }, /config is not JSON-serializable/],
   ];
@@ -198,6 +238,9 @@ test('checkpoint: bad input to save is refused, and the previous file is untouch
   assert.deepEqual(fs.readFileSync(file), before);
   assert.deepEqual(fs.readdirSync(dir), [CHECKPOINT_FILE]);
   // An unwritable destination is a CheckpointError too.
-  assert.throws(() => saveCheckpoint(path.join(dir, 'no', 'such', 'dir', CHECKPOINT_FILE), sample()), (e: unknown) => e instanceof CheckpointError && /cannot write checkpoint/.test(e.message));
+  assert.throws(
+    () => saveCheckpoint(path.join(dir, 'no', 'such', 'dir', CHECKPOINT_FILE), sample()),
+    (e: unknown) => e instanceof CheckpointError && /cannot write checkpoint/.test(e.message),
+  );
   fs.rmSync(dir, { recursive: true });
 });

@@ -14,7 +14,12 @@ import { CLI, REPO, SAMPLES, tempDir } from './helpers.js';
 /** A small audio tree (a few seconds per split) so runs take seconds. */
 async function smallAudio(): Promise<string> {
   const root = path.join(tempDir(), 'audio');
-  const pick: [string, string][] = [['train', 'train/vm-review.wav'], ['train', 'train/vm-msginstruct.wav'], ['valid', 'valid/vm-tempgreeting2.wav'], ['test', 'test/vm-forwardoptions.wav']];
+  const pick: [string, string][] = [
+    ['train', 'train/vm-review.wav'],
+    ['train', 'train/vm-msginstruct.wav'],
+    ['valid', 'valid/vm-tempgreeting2.wav'],
+    ['test', 'test/vm-forwardoptions.wav'],
+  ];
   for (const [split, rel] of pick) {
     const a = await decodeAudio(path.join(SAMPLES, rel), 16000);
     fs.mkdirSync(path.join(root, split), { recursive: true });
@@ -25,8 +30,21 @@ async function smallAudio(): Promise<string> {
 
 function opts(data: string, run: string, over: Partial<TrainOptions> = {}): TrainOptions {
   return {
-    data: [data], run, model: modelPreset('ct-tiny'), batch: 4, steps: 24, peakLr: 3e-3, minLr: 1e-5, warmup: 4, clip: 1, accumulate: 1,
-    validEvery: 12, validSamples: 2000, checkpointEvery: 5, seed: 3, ...over,
+    data: [data],
+    run,
+    model: modelPreset('ct-tiny'),
+    batch: 4,
+    steps: 24,
+    peakLr: 3e-3,
+    minLr: 1e-5,
+    warmup: 4,
+    clip: 1,
+    accumulate: 1,
+    validEvery: 12,
+    validSamples: 2000,
+    checkpointEvery: 5,
+    seed: 3,
+    ...over,
   };
 }
 
@@ -47,19 +65,42 @@ test('training is deterministic: N steps straight equal N/2, a stop, and N/2 res
     const wa = fs.readFileSync(path.join(root, `${model}-a`, 'weights.safetensors'));
     const wb = fs.readFileSync(path.join(root, `${model}-b`, 'weights.safetensors'));
     assert.ok(wa.equals(wb), `${model}: resumed weights equal the straight run's, bit for bit`);
-    const steps = fs.readFileSync(path.join(root, `${model}-b`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.nll !== undefined).map((m) => m.step);
-    assert.deepEqual(steps, Array.from({ length: 24 }, (_, i) => i + 1), 'one metrics line per step, none replayed');
+    const steps = fs
+      .readFileSync(path.join(root, `${model}-b`, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((m) => m.nll !== undefined)
+      .map((m) => m.step);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 24 }, (_, i) => i + 1),
+      'one metrics line per step, none replayed',
+    );
   }
 });
 
 test('loss falls on samples/ and validation NLL ends below the unigram entropy', async () => {
   await initBackend('wasm');
   const run = path.join(tempDir(), 'learn');
-  const s = await train(opts(SAMPLES, run, { steps: 160, batch: 8, validEvery: 80, validSamples: 6000, checkpointEvery: 80 }));
-  assert.ok(s.validNats !== null && s.validNats < s.unigramNats - 0.5, `valid ${s.validNats} vs unigram ${s.unigramNats}`);
-  const nll = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.nll !== undefined).map((m) => m.nll);
+  const s = await train(
+    opts(SAMPLES, run, { steps: 160, batch: 8, validEvery: 80, validSamples: 6000, checkpointEvery: 80 }),
+  );
+  assert.ok(
+    s.validNats !== null && s.validNats < s.unigramNats - 0.5,
+    `valid ${s.validNats} vs unigram ${s.unigramNats}`,
+  );
+  const nll = fs
+    .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.nll !== undefined)
+    .map((m) => m.nll);
   const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
   assert.ok(mean(nll.slice(-20)) < mean(nll.slice(0, 20)) - 0.5, 'training NLL falls');
+  const first = JSON.parse(fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').split('\n')[0]);
+  assert.equal(first.lr, 1e-5, 'step 1 logs the rate it applied: the warm-up start (minLr)');
   const png = fs.readFileSync(path.join(run, 'curves.png'));
   assert.equal(png.subarray(1, 4).toString(), 'PNG');
 });
@@ -71,12 +112,30 @@ function cli(args: string[]) {
 test('bad inputs: clear errors, nothing overwritten', async () => {
   const root = tempDir();
   fs.mkdirSync(path.join(root, 'empty'));
-  const empty = cli(['train', path.join(root, 'empty'), '--run', path.join(root, 'r1'), '--model', 'ct-tiny', '--steps', '2']);
+  const empty = cli([
+    'train',
+    path.join(root, 'empty'),
+    '--run',
+    path.join(root, 'r1'),
+    '--model',
+    'ct-tiny',
+    '--steps',
+    '2',
+  ]);
   assert.equal(empty.status, 2, empty.stderr);
   assert.match(empty.stderr, /no decodable audio in .*empty/);
   fs.mkdirSync(path.join(root, 'junk'));
   fs.writeFileSync(path.join(root, 'junk', 'a.wav'), 'not a wav');
-  const junk = cli(['train', path.join(root, 'junk'), '--run', path.join(root, 'r2'), '--model', 'ct-tiny', '--steps', '2']);
+  const junk = cli([
+    'train',
+    path.join(root, 'junk'),
+    '--run',
+    path.join(root, 'r2'),
+    '--model',
+    'ct-tiny',
+    '--steps',
+    '2',
+  ]);
   assert.equal(junk.status, 2);
   assert.match(junk.stderr, /no decodable audio .*a\.wav: not a/);
   const cfgFile = path.join(root, 'bad.json');
@@ -107,14 +166,33 @@ test('bad inputs: clear errors, nothing overwritten', async () => {
 test('Ctrl-C saves a checkpoint and exits cleanly; kill -9 loses at most the steps since the last one', async () => {
   const audio = await smallAudio();
   const run = path.join(tempDir(), 'sig');
-  const args = [CLI, 'train', audio, '--run', run, '--model', 'ct-tiny', '--steps', '400', '--checkpoint-every', '7', '--valid-every', '1000', '--batch', '2'];
+  const args = [
+    CLI,
+    'train',
+    audio,
+    '--run',
+    run,
+    '--model',
+    'ct-tiny',
+    '--steps',
+    '400',
+    '--checkpoint-every',
+    '7',
+    '--valid-every',
+    '1000',
+    '--batch',
+    '2',
+  ];
   const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, CI: '1' } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
-      if (fs.existsSync(path.join(run, 'metrics.jsonl')) && fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').split('\n').length > 10) {
+      if (
+        fs.existsSync(path.join(run, 'metrics.jsonl')) &&
+        fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').split('\n').length > 10
+      ) {
         clearInterval(timer);
         child.kill('SIGINT');
         resolve();
@@ -134,7 +212,20 @@ test('Ctrl-C saves a checkpoint and exits cleanly; kill -9 loses at most the ste
   await new Promise((r) => hard.on('exit', r));
   const after = loadCheckpoint(path.join(run, 'checkpoint.safetensors'));
   assert.ok((after.state as { step: number }).step >= saved, 'a loadable checkpoint survives kill -9');
-  const resume = cli(['train', audio, '--run', run, '--model', 'ct-tiny', '--steps', String((after.state as { step: number }).step + 2), '--valid-every', '1000', '--batch', '2']);
+  const resume = cli([
+    'train',
+    audio,
+    '--run',
+    run,
+    '--model',
+    'ct-tiny',
+    '--steps',
+    String((after.state as { step: number }).step + 2),
+    '--valid-every',
+    '1000',
+    '--batch',
+    '2',
+  ]);
   assert.equal(resume.status, 0, resume.stderr + resume.stdout);
   assert.match(resume.stdout, /resumed from step/);
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { learningRate, PAPER_LR, ScheduleError, validateSchedule, type ScheduleConfig } from '../src/train/schedule.js';
 
-const close = (a: number, b: number, rel = 1e-12) => assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)), `${a} != ${b}`);
+const close = (a: number, b: number, rel = 1e-12) =>
+  assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)), `${a} != ${b}`);
 
 test('schedule: hand-computed values on a small schedule (1 -> 3 -> 1, warm-up 4, total 8)', () => {
   const s: ScheduleConfig = { warmupSteps: 4, totalSteps: 8, minLr: 1, peakLr: 3 };
@@ -59,7 +60,8 @@ test('schedule: no warm-up starts at the peak; warm-up == total ends at the floo
   close(learningRate(9, flat), 1.9);
   assert.equal(learningRate(10, flat), 1);
   // min == peak is a constant rate.
-  for (const i of [0, 3, 7, 20]) assert.equal(learningRate(i, { warmupSteps: 5, totalSteps: 10, minLr: 0.5, peakLr: 0.5 }), 0.5);
+  for (const i of [0, 3, 7, 20])
+    assert.equal(learningRate(i, { warmupSteps: 5, totalSteps: 10, minLr: 0.5, peakLr: 0.5 }), 0.5);
 });
 
 test('schedule: invalid configs are refused naming the field', () => {
@@ -76,7 +78,11 @@ test('schedule: invalid configs are refused naming the field', () => {
     [{ minLr: 1e-3 }, /schedule\.minLr \(0\.001\) must be <= schedule\.peakLr \(0\.0003\)/],
   ];
   for (const [patch, re] of bad) {
-    assert.throws(() => learningRate(0, { ...ok, ...patch }), (e: unknown) => e instanceof ScheduleError && re.test(e.message), JSON.stringify(patch));
+    assert.throws(
+      () => learningRate(0, { ...ok, ...patch }),
+      (e: unknown) => e instanceof ScheduleError && re.test(e.message),
+      JSON.stringify(patch),
+    );
   }
   assert.throws(() => learningRate(-1, ok), /step must be a non-negative integer/);
   assert.throws(() => learningRate(2.5, ok), /step must be a non-negative integer/);

@@ -17,8 +17,32 @@ export interface DecodedAudio {
 export const WAV_EXTENSIONS = new Set(['.wav', '.wave']);
 /** What a folder scan treats as audio; anything ffmpeg reads can still be decoded by path. */
 export const AUDIO_EXTENSIONS = new Set([
-  ...WAV_EXTENSIONS, '.flac', '.mp3', '.ogg', '.oga', '.opus', '.m4a', '.mp4', '.aac', '.g722', '.722',
-  '.aif', '.aiff', '.aifc', '.au', '.snd', '.wma', '.webm', '.mka', '.caf', '.amr', '.gsm', '.spx', '.wv', '.ape', '.mkv',
+  ...WAV_EXTENSIONS,
+  '.flac',
+  '.mp3',
+  '.ogg',
+  '.oga',
+  '.opus',
+  '.m4a',
+  '.mp4',
+  '.aac',
+  '.g722',
+  '.722',
+  '.aif',
+  '.aiff',
+  '.aifc',
+  '.au',
+  '.snd',
+  '.wma',
+  '.webm',
+  '.mka',
+  '.caf',
+  '.amr',
+  '.gsm',
+  '.spx',
+  '.wv',
+  '.ape',
+  '.mkv',
 ]);
 
 export function isAudioPath(p: string): boolean {
@@ -30,7 +54,8 @@ export function isAudioPath(p: string): boolean {
  * our band-limited resampler; everything else (and WAV encodings such as ADPCM) goes through ffmpeg.
  */
 export async function decodeAudio(file: string, sampleRate = 16000): Promise<DecodedAudio> {
-  if (!Number.isInteger(sampleRate) || sampleRate <= 0) throw new Error(`sample rate must be a positive integer, got ${sampleRate}`);
+  if (!Number.isInteger(sampleRate) || sampleRate <= 0)
+    throw new Error(`sample rate must be a positive integer, got ${sampleRate}`);
   const abs = path.resolve(file);
   if (WAV_EXTENSIONS.has(path.extname(abs).toLowerCase())) {
     try {

@@ -19,10 +19,35 @@ export function ffmpegBinary(): string {
 
 // ffmpeg names layouts, not counts; these are the ones its channel_layout table prints.
 const LAYOUT_CHANNELS: Record<string, number> = {
-  mono: 1, stereo: 2, '2.1': 3, '3.0': 3, '3.0(back)': 3, '4.0': 4, quad: 4, 'quad(side)': 4, '3.1': 4,
-  '5.0': 5, '5.0(side)': 5, '4.1': 5, '5.1': 6, '5.1(side)': 6, '6.0': 6, '6.0(front)': 6, hexagonal: 6,
-  '6.1': 7, '6.1(back)': 7, '6.1(front)': 7, '7.0': 7, '7.0(front)': 7, '7.1': 8, '7.1(wide)': 8,
-  '7.1(wide-side)': 8, octagonal: 8, hexadecagonal: 16, downmix: 2, '2 channels': 2,
+  mono: 1,
+  stereo: 2,
+  '2.1': 3,
+  '3.0': 3,
+  '3.0(back)': 3,
+  '4.0': 4,
+  quad: 4,
+  'quad(side)': 4,
+  '3.1': 4,
+  '5.0': 5,
+  '5.0(side)': 5,
+  '4.1': 5,
+  '5.1': 6,
+  '5.1(side)': 6,
+  '6.0': 6,
+  '6.0(front)': 6,
+  hexagonal: 6,
+  '6.1': 7,
+  '6.1(back)': 7,
+  '6.1(front)': 7,
+  '7.0': 7,
+  '7.0(front)': 7,
+  '7.1': 8,
+  '7.1(wide)': 8,
+  '7.1(wide-side)': 8,
+  octagonal: 8,
+  hexadecagonal: 16,
+  downmix: 2,
+  '2 channels': 2,
 };
 
 export function parseLayout(name: string): number | null {
@@ -69,7 +94,11 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
     const fail = (reason: string) => {
       if (failed) return;
       failed = true;
-      try { cmd.kill('SIGKILL'); } catch { /* already gone */ }
+      try {
+        cmd.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
       reject(new AudioDecodeError(path, reason));
     };
 
@@ -92,7 +121,19 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
     const cmd = ffmpeg(path)
       .setFfmpegPath(ffmpegBinary())
       .inputOptions(['-nostdin'])
-      .outputOptions(['-map', '0:a:0', '-vn', '-sn', '-dn', '-af', `aresample=${sampleRate}:resampler=soxr`, '-c:a', 'pcm_f32le', '-f', 'f32le'])
+      .outputOptions([
+        '-map',
+        '0:a:0',
+        '-vn',
+        '-sn',
+        '-dn',
+        '-af',
+        `aresample=${sampleRate}:resampler=soxr`,
+        '-c:a',
+        'pcm_f32le',
+        '-f',
+        'f32le',
+      ])
       .on('stderr', onLine)
       .on('error', (err: Error) => {
         fail(summarizeFfmpegError(err.message, stderr));
@@ -113,7 +154,10 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
     const stream = cmd.pipe();
     stream.on('data', (chunk: Buffer) => {
       if (failed) return;
-      if (channels === null) { pending.push(chunk); return; }
+      if (channels === null) {
+        pending.push(chunk);
+        return;
+      }
       for (const b of pending.splice(0)) consume(b);
       consume(chunk);
     });
@@ -123,12 +167,17 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
 
 function summarizeFfmpegError(message: string, stderr: string[]): string {
   const text = stderr.join('\n');
-  if (/ENOENT/.test(message) || /spawn .* ENOENT/.test(message)) return `ffmpeg not found (${ffmpegBinary()}); set FFMPEG_PATH`;
+  if (/ENOENT/.test(message) || /spawn .* ENOENT/.test(message))
+    return `ffmpeg not found (${ffmpegBinary()}); set FFMPEG_PATH`;
   if (/matches no streams/.test(text)) return 'no audio stream in file';
-  if (/Invalid data found when processing input/.test(text)) return 'not a readable audio file (ffmpeg: invalid data found when processing input)';
+  if (/Invalid data found when processing input/.test(text))
+    return 'not a readable audio file (ffmpeg: invalid data found when processing input)';
   if (/No such file or directory/.test(text)) return 'no such file';
   if (/Permission denied/.test(text)) return 'permission denied';
-  const last = stderr.filter((l) => l.trim() && !/^\s+(built|configuration|lib|Copyright)/.test(l)).slice(-2).join(' | ');
+  const last = stderr
+    .filter((l) => l.trim() && !/^\s+(built|configuration|lib|Copyright)/.test(l))
+    .slice(-2)
+    .join(' | ');
   return `ffmpeg failed: ${last || message}`.slice(0, 500);
 }
 

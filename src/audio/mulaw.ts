@@ -65,14 +65,24 @@ for (let i = 0; i < GRID.length; i++) {
 
 /** Encode a whole signal; `out` may be passed to avoid allocation. */
 export function muLawEncode(samples: Float32Array, out: Uint8Array = new Uint8Array(samples.length)): Uint8Array {
-  if (out.length < samples.length) throw new Error(`muLawEncode: output holds ${out.length} codes, input has ${samples.length}`);
+  if (out.length < samples.length)
+    throw new Error(`muLawEncode: output holds ${out.length} codes, input has ${samples.length}`);
   const th = THRESHOLDS;
   for (let i = 0; i < samples.length; i++) {
     const x = samples[i];
-    if (x >= 1) { out[i] = MU; continue; }
-    if (x <= -1) { out[i] = 0; continue; }
+    if (x >= 1) {
+      out[i] = MU;
+      continue;
+    }
+    if (x <= -1) {
+      out[i] = 0;
+      continue;
+    }
     // NaN fails both tests above and every comparison below; treat it as silence.
-    if (x !== x) { out[i] = SILENCE_CODE; continue; }
+    if (x !== x) {
+      out[i] = SILENCE_CODE;
+      continue;
+    }
     let c = GRID[((x + 1) * GRID_HALF) | 0];
     // Rounding in the index can land one cell off; these settle the exact code either way.
     while (c > 0 && x < th[c - 1]) c--;
@@ -82,11 +92,16 @@ export function muLawEncode(samples: Float32Array, out: Uint8Array = new Uint8Ar
   return out;
 }
 
-export function muLawDecode(codes: ArrayLike<number>, out: Float32Array = new Float32Array(codes.length)): Float32Array {
-  if (out.length < codes.length) throw new Error(`muLawDecode: output holds ${out.length} samples, input has ${codes.length}`);
+export function muLawDecode(
+  codes: ArrayLike<number>,
+  out: Float32Array = new Float32Array(codes.length),
+): Float32Array {
+  if (out.length < codes.length)
+    throw new Error(`muLawDecode: output holds ${out.length} samples, input has ${codes.length}`);
   for (let i = 0; i < codes.length; i++) {
     const q = codes[i];
-    if (!(q >= 0 && q <= MU) || q !== Math.floor(q)) throw new Error(`muLawDecode: code ${q} at index ${i} is outside 0..${MU}`);
+    if (!(q >= 0 && q <= MU) || q !== Math.floor(q))
+      throw new Error(`muLawDecode: code ${q} at index ${i} is outside 0..${MU}`);
     out[i] = DECODE_TABLE[q];
   }
   return out;

@@ -96,8 +96,17 @@ function makePlan(fromRate: number, toRate: number, opts: ResamplerOptions): Pla
   const K = Math.ceil(W);
   const T = 2 * K;
   const plan: Plan = {
-    L, M, q: Math.floor(M / L), r: M % L, K, T,
-    bank: null, table: null, tableScale: TABLE_RES / S, scratch: new Float32Array(T), tmp: new Float64Array(T),
+    L,
+    M,
+    q: Math.floor(M / L),
+    r: M % L,
+    K,
+    T,
+    bank: null,
+    table: null,
+    tableScale: TABLE_RES / S,
+    scratch: new Float32Array(T),
+    tmp: new Float64Array(T),
   };
   const tmp = plan.tmp;
   if (L * T <= BANK_LIMIT) {
@@ -136,15 +145,26 @@ function fillScratch(plan: Plan, p: number): void {
   normalizeInto(tmp, scratch, 0);
 }
 
-interface Cursor { n: number; p: number }
+interface Cursor {
+  n: number;
+  p: number;
+}
 
 /**
  * Renders `count` outputs starting at the cursor. Input index j (absolute) is buf[j - bufStart]
  * when bufStart <= j < availEnd and zero otherwise; the whole-signal and streaming paths both
  * go through here so their sums are formed in the same order and agree bit for bit.
  */
-function render(plan: Plan, cur: Cursor, buf: Float32Array, bufStart: number, availEnd: number,
-  out: Float32Array, outOff: number, count: number): void {
+function render(
+  plan: Plan,
+  cur: Cursor,
+  buf: Float32Array,
+  bufStart: number,
+  availEnd: number,
+  out: Float32Array,
+  outOff: number,
+  count: number,
+): void {
   const { T, K, L, q, r, bank } = plan;
   let { n, p } = cur;
   for (let c = 0; c < count; c++) {
@@ -187,7 +207,12 @@ function outputLength(len: number, L: number, M: number): number {
 }
 
 /** Resample a whole mono signal; output length is ceil(input.length * toRate / fromRate) in reduced terms. */
-export function resample(input: Float32Array, fromRate: number, toRate: number, opts: ResamplerOptions = {}): Float32Array {
+export function resample(
+  input: Float32Array,
+  fromRate: number,
+  toRate: number,
+  opts: ResamplerOptions = {},
+): Float32Array {
   checkRate('fromRate', fromRate);
   checkRate('toRate', toRate);
   if (fromRate === toRate) return input.slice();

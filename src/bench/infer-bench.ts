@@ -18,7 +18,10 @@ const RATE = 16000;
  * 1 and all threads) and generation samples/s with the real-time factor at 16 kHz, batch 1 and 8.
  * Weights are the seeded initialisation: speed does not depend on training.
  */
-export async function benchInfer(presets: string[], opts: { log?: (s: string) => void; genSteps?: number } = {}): Promise<BenchRow[]> {
+export async function benchInfer(
+  presets: string[],
+  opts: { log?: (s: string) => void; genSteps?: number } = {},
+): Promise<BenchRow[]> {
   const log = opts.log ?? (() => {});
   const rows: BenchRow[] = [];
   const cores = os.availableParallelism();
@@ -44,7 +47,12 @@ export async function benchInfer(presets: string[], opts: { log?: (s: string) =>
         }
         await exec.dispose();
         const rate = (B * n) / median(times);
-        rows.push({ name: `onnxruntime: ${name} evaluation, ${threads} thread${threads > 1 ? 's' : ''}`, value: rate, unit: 'samples/s', note: `B ${B} x ${n}, ${(flops.forward / 1e6).toFixed(1)} MFLOP/sample -> ${((rate * flops.forward) / 1e9).toFixed(1)} GFLOP/s; ${info.summary}` });
+        rows.push({
+          name: `onnxruntime: ${name} evaluation, ${threads} thread${threads > 1 ? 's' : ''}`,
+          value: rate,
+          unit: 'samples/s',
+          note: `B ${B} x ${n}, ${(flops.forward / 1e6).toFixed(1)} MFLOP/sample -> ${((rate * flops.forward) / 1e9).toFixed(1)} GFLOP/s; ${info.summary}`,
+        });
         log(rows[rows.length - 1].name);
       }
       // Enough steps to cross several memory rolls (every n_s samples) for the transformers.
@@ -59,7 +67,12 @@ export async function benchInfer(presets: string[], opts: { log?: (s: string) =>
         const secs = (performance.now() - t0) / 1000;
         await gen.dispose();
         const perRow = steps / secs;
-        rows.push({ name: `onnxruntime: ${name} generation, batch ${batch}`, value: perRow * batch, unit: 'samples/s', note: `${perRow.toFixed(0)} steps/s, real-time factor ${(RATE / perRow).toFixed(2)} per stream at 16 kHz (${steps} steps); ${info.summary}` });
+        rows.push({
+          name: `onnxruntime: ${name} generation, batch ${batch}`,
+          value: perRow * batch,
+          unit: 'samples/s',
+          note: `${perRow.toFixed(0)} steps/s, real-time factor ${(RATE / perRow).toFixed(2)} per stream at 16 kHz (${steps} steps); ${info.summary}`,
+        });
         log(rows[rows.length - 1].name);
       }
     } finally {

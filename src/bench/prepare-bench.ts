@@ -74,7 +74,12 @@ export async function benchPrepare(samplesDir: string, log: (s: string) => void 
         seconds += a.samples.length / sr;
       }
     });
-    rows.push({ name: 'WAV decode + mu-law (16-bit, 16 kHz)', value: seconds / t, unit: 'audio s / wall s', note: `${wavs.length} files, ${seconds.toFixed(1)} s, one thread` });
+    rows.push({
+      name: 'WAV decode + mu-law (16-bit, 16 kHz)',
+      value: seconds / t,
+      unit: 'audio s / wall s',
+      note: `${wavs.length} files, ${seconds.toFixed(1)} s, one thread`,
+    });
     log('wav done');
   }
 
@@ -85,12 +90,26 @@ export async function benchPrepare(samplesDir: string, log: (s: string) => void 
     const wav44 = path.join(tmp, 'speech44k.wav');
     writeWav(wav44, long, hi);
     const t44 = await timeIt(async () => muLawEncode((await decodeAudio(wav44, sr)).samples));
-    rows.push({ name: 'WAV decode + resample 44.1->16 kHz + mu-law', value: 30 / t44, unit: 'audio s / wall s', note: '30 s 16-bit mono, one thread' });
+    rows.push({
+      name: 'WAV decode + resample 44.1->16 kHz + mu-law',
+      value: 30 / t44,
+      unit: 'audio s / wall s',
+      note: '30 s 16-bit mono, one thread',
+    });
     const tRs = await timeIt(() => resample(long, hi, sr));
-    rows.push({ name: 'resample 44.1 -> 16 kHz alone', value: 30 / tRs, unit: 'audio s / wall s', note: 'windowed-sinc polyphase' });
+    rows.push({
+      name: 'resample 44.1 -> 16 kHz alone',
+      value: 30 / tRs,
+      unit: 'audio s / wall s',
+      note: 'windowed-sinc polyphase',
+    });
     log('resample done');
 
-    const flacs = [...listAudio(samplesDir, '.flac'), ...listAudio(samplesDir, '.g722'), ...listAudio(samplesDir, '.opus')];
+    const flacs = [
+      ...listAudio(samplesDir, '.flac'),
+      ...listAudio(samplesDir, '.g722'),
+      ...listAudio(samplesDir, '.opus'),
+    ];
     if (flacs.length) {
       let seconds = 0;
       const t = await timeIt(async () => {
@@ -101,7 +120,12 @@ export async function benchPrepare(samplesDir: string, log: (s: string) => void 
           seconds += a.samples.length / sr;
         }
       });
-      rows.push({ name: 'ffmpeg decode + mu-law (FLAC/G.722/Opus)', value: seconds / t, unit: 'audio s / wall s', note: `${flacs.length} files, ${seconds.toFixed(1)} s, process spawn included` });
+      rows.push({
+        name: 'ffmpeg decode + mu-law (FLAC/G.722/Opus)',
+        value: seconds / t,
+        unit: 'audio s / wall s',
+        note: `${flacs.length} files, ${seconds.toFixed(1)} s, process spawn included`,
+      });
       log('ffmpeg done');
     }
 
@@ -109,14 +133,31 @@ export async function benchPrepare(samplesDir: string, log: (s: string) => void 
     const many = path.join(tmp, 'many');
     fs.mkdirSync(many);
     for (let k = 0; k < 8; k++) fs.copyFileSync(wav44, path.join(many, `f${k}.wav`));
-    for (const [label, input] of [['samples/', samplesDir], ['8 x 30 s 44.1 kHz WAV', many]] as const) {
+    for (const [label, input] of [
+      ['samples/', samplesDir],
+      ['8 x 30 s 44.1 kHz WAV', many],
+    ] as const) {
       for (const workers of [1, os.availableParallelism()]) {
         let seconds = 0;
-        const t = await timeIt(async () => {
-          const r = await prepareCorpus({ inputs: [input], out: path.join(tmp, `corpus-${workers}`), workers, force: true });
-          seconds = r.manifest.files.reduce((a, f) => a + f.length, 0) / sr;
-        }, 1000, 5);
-        rows.push({ name: `prepare ${label} (${workers} worker${workers > 1 ? 's' : ''})`, value: seconds / t, unit: 'audio s / wall s', note: `${seconds.toFixed(1)} s of audio, worker start-up included` });
+        const t = await timeIt(
+          async () => {
+            const r = await prepareCorpus({
+              inputs: [input],
+              out: path.join(tmp, `corpus-${workers}`),
+              workers,
+              force: true,
+            });
+            seconds = r.manifest.files.reduce((a, f) => a + f.length, 0) / sr;
+          },
+          1000,
+          5,
+        );
+        rows.push({
+          name: `prepare ${label} (${workers} worker${workers > 1 ? 's' : ''})`,
+          value: seconds / t,
+          unit: 'audio s / wall s',
+          note: `${seconds.toFixed(1)} s of audio, worker start-up included`,
+        });
       }
     }
     log('prepare done');

@@ -17,7 +17,10 @@ export function median(xs: number[]): number {
 export function seededInit(cfg: ModelConfig) {
   const specs = paramSpecOf(cfg);
   const values = initParams(specs, cfg.seed, cfg.initStd);
-  return { count: paramCount(specs), init: new Map(specs.map((s) => [s.name, { shape: s.shape, data: values.get(s.name)! }])) };
+  return {
+    count: paramCount(specs),
+    init: new Map(specs.map((s) => [s.name, { shape: s.shape, data: values.get(s.name)! }])),
+  };
 }
 
 /** Dense matmul throughput of the backend: the ceiling a training step is measured against. */
@@ -50,7 +53,11 @@ function syntheticBatch(cfg: ModelConfig, B: number) {
  * Training-step and forward throughput of a preset on one backend, in scored samples per second,
  * with FLOPs per sample so the gap to the backend's matmul ceiling is visible.
  */
-export async function benchTrain(presets: string[], backends: BackendName[], opts: { batch?: number; steps?: number; log?: (s: string) => void } = {}): Promise<BenchRow[]> {
+export async function benchTrain(
+  presets: string[],
+  backends: BackendName[],
+  opts: { batch?: number; steps?: number; log?: (s: string) => void } = {},
+): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const log = opts.log ?? (() => {});
   for (const backend of backends) {
@@ -61,8 +68,8 @@ export async function benchTrain(presets: string[], backends: BackendName[], opt
     for (const name of presets) {
       const cfg = modelPreset(name);
       // WaveNet crops carry a receptive field of unscored context: 8 of them exceed wasm's 4 GB heap.
-      const B = slow ? 1 : opts.batch ?? (cfg.kind === 'wavenet' ? 2 : 8);
-      const steps = slow ? 2 : opts.steps ?? 6;
+      const B = slow ? 1 : (opts.batch ?? (cfg.kind === 'wavenet' ? 2 : 8));
+      const steps = slow ? 2 : (opts.steps ?? 6);
       const { count, init } = seededInit(cfg);
       const trainer = new TrainStep(cfg, init, B, { lr: 3e-4, clip: 0.1 });
       const batch = syntheticBatch(cfg, B);
@@ -96,9 +103,22 @@ export async function benchTrain(presets: string[], backends: BackendName[], opt
       const perScored = batch.positions / batch.scored;
       const trainRate = batch.scored / median(times);
       const fwdRate = batch.scored / median(fwdTimes);
-      const shape = cfg.kind === 'wavenet' ? `B ${B} crops of ${batch.positions / B}, ${cfg.segment} scored` : `B ${B} x ${cfg.segment}`;
-      rows.push({ name: `${backend}: ${name} training step`, value: trainRate, unit: 'samples/s', note: `${shape}, ${(count / 1e6).toFixed(2)}M params, ${(flops.train / 1e6).toFixed(1)} MFLOP/position -> ${((trainRate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s` });
-      rows.push({ name: `${backend}: ${name} forward`, value: fwdRate, unit: 'samples/s', note: `${(flops.forward / 1e6).toFixed(1)} MFLOP/position -> ${((fwdRate * perScored * flops.forward) / 1e9).toFixed(2)} GFLOP/s` });
+      const shape =
+        cfg.kind === 'wavenet'
+          ? `B ${B} crops of ${batch.positions / B}, ${cfg.segment} scored`
+          : `B ${B} x ${cfg.segment}`;
+      rows.push({
+        name: `${backend}: ${name} training step`,
+        value: trainRate,
+        unit: 'samples/s',
+        note: `${shape}, ${(count / 1e6).toFixed(2)}M params, ${(flops.train / 1e6).toFixed(1)} MFLOP/position -> ${((trainRate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s`,
+      });
+      rows.push({
+        name: `${backend}: ${name} forward`,
+        value: fwdRate,
+        unit: 'samples/s',
+        note: `${(flops.forward / 1e6).toFixed(1)} MFLOP/position -> ${((fwdRate * perScored * flops.forward) / 1e9).toFixed(2)} GFLOP/s`,
+      });
       if (cfg.kind === 'wavenet' && !slow) rows.push(...benchWavenetSteps(cfg, init));
       log(`${backend} ${name} done`);
     }
@@ -121,7 +141,12 @@ function benchWavenetSteps(cfg: WavenetConfig, init: Map<string, { shape: number
       if (s >= 10) times.push((performance.now() - t0) / 1000);
     }
     const rate = 1 / median(times);
-    rows.push({ name: `wavenet fast step, batch ${B}`, value: rate, unit: 'steps/s', note: `${(rate * B).toFixed(0)} samples/s, real-time factor ${((rate * B) / 16000).toFixed(3)} at 16 kHz` });
+    rows.push({
+      name: `wavenet fast step, batch ${B}`,
+      value: rate,
+      unit: 'steps/s',
+      note: `${(rate * B).toFixed(0)} samples/s, real-time factor ${((rate * B) / 16000).toFixed(3)} at 16 kHz`,
+    });
   }
   tf.dispose([...p.values()]);
   return rows;

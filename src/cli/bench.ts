@@ -10,8 +10,14 @@ export function registerBench(program: Command): void {
   program
     .command('bench')
     .summary('measure the performance figures: prepare, training, evaluation and generation')
-    .description('Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\nMedians of repeated runs; nothing here is a pass/fail test.')
-    .option('--only <parts>', 'comma-separated: prepare, train, infer (onnxruntime evaluation and generation)', 'prepare,train,infer')
+    .description(
+      'Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\nMedians of repeated runs; nothing here is a pass/fail test.',
+    )
+    .option(
+      '--only <parts>',
+      'comma-separated: prepare, train, infer (onnxruntime evaluation and generation)',
+      'prepare,train,infer',
+    )
     .option('--samples <dir>', 'audio to benchmark decoding on', 'samples/speech')
     .option('--presets <names>', 'model presets for the training and inference figures', 'ct-cpu,txl-cpu,wavenet-cpu')
     .option('--backends <names>', 'tfjs backends for the training figures (wasm, cpu, tensorflow)', 'wasm,cpu')
@@ -21,7 +27,8 @@ export function registerBench(program: Command): void {
       const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
       const rows: BenchRow[] = [];
       if (parts.includes('prepare')) rows.push(...(await benchPrepare(o.samples, log)));
-      if (parts.includes('train')) rows.push(...(await benchTrain(o.presets.split(','), o.backends.split(',') as BackendName[], { log })));
+      if (parts.includes('train'))
+        rows.push(...(await benchTrain(o.presets.split(','), o.backends.split(',') as BackendName[], { log })));
       if (parts.includes('infer')) rows.push(...(await benchInfer(o.presets.split(','), { log })));
       const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
       if (o.json) {
@@ -30,6 +37,11 @@ export function registerBench(program: Command): void {
       }
       console.log(`Machine: ${machine}\n`);
       const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
-      console.log(formatTable(['benchmark', 'value', 'unit', 'note'], rows.map((r) => [r.name, fmt(r.value), r.unit, r.note])));
+      console.log(
+        formatTable(
+          ['benchmark', 'value', 'unit', 'note'],
+          rows.map((r) => [r.name, fmt(r.value), r.unit, r.note]),
+        ),
+      );
     });
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { decodeAudio } from '../audio/decode.js';
 import { muLawEncode } from '../audio/mulaw.js';
-import { CorpusError, filesOf, manifestPath, readManifest, SPLITS, type Split } from '../data/manifest.js';
+import { manifestPath, SPLITS, type Split } from '../data/manifest.js';
 import { scanInputs } from '../data/scan.js';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
 import { evalConfig, evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
@@ -15,7 +15,6 @@ import { intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { ENGINES, type EngineName, opener } from '../infer/engines.js';
 import { type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
-
 
 interface EvalFlags {
   run: string;
@@ -40,7 +39,7 @@ export function registerEval(program: Command): void {
       'Score every sample of held-out files with a trained model: each file from empty memory, every\n' +
         'sample after the first predicted from all before it. Prints the NLL per file and over the split\n' +
         '(sample-weighted), in nats and bits per sample, beside the unigram entropy of the same codes.\n\n' +
-        'Data: by default the run\'s own corpus (<run>/corpus, split test). --data may name another\n' +
+        "Data: by default the run's own corpus (<run>/corpus, split test). --data may name another\n" +
         'corpus (a folder with manifest.json), or audio files/folders, decoded at 16 kHz.',
     )
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')
@@ -51,11 +50,18 @@ export function registerEval(program: Command): void {
     .option('--batch <n>', 'files scored in parallel rows', intArg(1, 1024), 8)
     .option('--engine <name>', 'onnxruntime (graphs exported into <run>/onnx on first use) or tfjs', 'onnxruntime')
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
-    .option('--device <name>', 'onnxruntime: auto, cpu or cuda (auto takes cuda when its provider is installed)', 'auto')
+    .option(
+      '--device <name>',
+      'onnxruntime: auto, cpu or cuda (auto takes cuda when its provider is installed)',
+      'auto',
+    )
     .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', 'auto')
     .option('--limit-files <n>', 'score only the first n files', intArg(1))
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  ctspeech eval --run runs/ct\n  ctspeech eval --run runs/ct --memory 1024 --json\n  ctspeech eval --run runs/ct --data my-recordings/\n  ctspeech eval --run runs/ct --engine tfjs --backend wasm')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ctspeech eval --run runs/ct\n  ctspeech eval --run runs/ct --memory 1024 --json\n  ctspeech eval --run runs/ct --data my-recordings/\n  ctspeech eval --run runs/ct --engine tfjs --backend wasm',
+    )
     .action(async (o: EvalFlags) => {
       await runEval(o);
     });
@@ -63,15 +69,20 @@ export function registerEval(program: Command): void {
 
 export async function runEval(o: EvalFlags): Promise<EvalResult> {
   checkEngineFlags(o);
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
-  if (!(SPLITS as readonly string[]).includes(o.split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
+  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend))
+    throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+  if (!(SPLITS as readonly string[]).includes(o.split))
+    throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
   const { cfg, params } = loadRun(o.run);
   // Bad memory overrides fail now, before any audio is decoded.
   evalConfig(cfg, { memory: o.memory, compressedMemory: o.compressedMemory });
   const { files, source, skipped } = await loadData(o);
   const short = files.filter((f) => f.codes.length < 2);
   const usable = files.filter((f) => f.codes.length >= 2).slice(0, o.limitFiles ?? Infinity);
-  if (usable.length === 0) throw new UsageError(`${source}: no audio to score${files.length ? ' (every file is shorter than 2 samples)' : ''}`);
+  if (usable.length === 0)
+    throw new UsageError(
+      `${source}: no audio to score${files.length ? ' (every file is shorter than 2 samples)' : ''}`,
+    );
 
   const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
   if (o.engine === 'tfjs') log(backendSummary(await initBackend(o.backend as BackendName | 'auto')));
@@ -84,7 +95,12 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
     memory: o.memory,
     compressedMemory: o.compressedMemory,
     onProgress: (d, t) => progress.update(d, t),
-    open: opener(o.run, { engine: o.engine as EngineName, threads: o.threads, device: o.device as OrtDevice, onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`) }),
+    open: opener(o.run, {
+      engine: o.engine as EngineName,
+      threads: o.threads,
+      device: o.device as OrtDevice,
+      onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`),
+    }),
   });
   progress.done();
   if (o.json) {
@@ -93,29 +109,41 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
   }
   if (r.memoryOverride) {
     const m = r.memoryOverride;
-    console.log(`memory at evaluation: ${m.memory} + compressed ${m.compressedMemory} (trained with ${m.trainedMemory} + ${m.trainedCompressedMemory})`);
+    console.log(
+      `memory at evaluation: ${m.memory} + compressed ${m.compressedMemory} (trained with ${m.trainedMemory} + ${m.trainedCompressedMemory})`,
+    );
   }
   console.log(`Scored ${source}: ${r.files.length} file(s), ${formatHours(r.totalSamples / MODEL_RATE / 3600)}`);
   console.log(
     formatTable(
       ['file', 'samples', 'NLL (nats)', 'NLL (bits)'],
-      [...r.files.map((f) => [f.path, f.samples, f.nats.toFixed(4), f.bits.toFixed(4)]), ['total', r.totalSamples, r.nats.toFixed(4), r.bits.toFixed(4)]],
+      [
+        ...r.files.map((f) => [f.path, f.samples, f.nats.toFixed(4), f.bits.toFixed(4)]),
+        ['total', r.totalSamples, r.nats.toFixed(4), r.bits.toFixed(4)],
+      ],
     ),
   );
-  console.log(`unigram entropy of the same codes: ${r.unigramNats.toFixed(4)} nats, ${r.unigramBits.toFixed(4)} bits per sample (a context-free model's NLL)`);
-  console.log(`${Math.round(r.samplesPerSecond).toLocaleString('en-US')} samples/s (batch ${r.batch}, segment ${r.segment}, ${r.backend})`);
+  console.log(
+    `unigram entropy of the same codes: ${r.unigramNats.toFixed(4)} nats, ${r.unigramBits.toFixed(4)} bits per sample (a context-free model's NLL)`,
+  );
+  console.log(
+    `${Math.round(r.samplesPerSecond).toLocaleString('en-US')} samples/s (batch ${r.batch}, segment ${r.segment}, ${r.backend})`,
+  );
   return r;
 }
 
 /** --engine / --device checked before any work, naming the flag. */
 export function checkEngineFlags(o: { engine: string; device: string }): void {
-  if (!(ENGINES as readonly string[]).includes(o.engine)) throw new UsageError(`--engine must be ${ENGINES.join(' or ')}, got ${o.engine}`);
-  if (!['auto', 'cpu', 'cuda'].includes(o.device)) throw new UsageError(`--device must be auto, cpu or cuda, got ${o.device}`);
+  if (!(ENGINES as readonly string[]).includes(o.engine))
+    throw new UsageError(`--engine must be ${ENGINES.join(' or ')}, got ${o.engine}`);
+  if (!['auto', 'cpu', 'cuda'].includes(o.device))
+    throw new UsageError(`--device must be auto, cpu or cuda, got ${o.device}`);
   if (o.engine === 'onnxruntime') resolveDevice(o.device as OrtDevice);
 }
 
-
-async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: string; skipped: { source: string; reason: string }[] }> {
+async function loadData(
+  o: EvalFlags,
+): Promise<{ files: EvalFile[]; source: string; skipped: { source: string; reason: string }[] }> {
   if (o.data === undefined) {
     // The corpus the run trained on: <run>/corpus when training prepared audio, else the one train.json names.
     let corpus = path.join(o.run, 'corpus');
@@ -130,12 +158,15 @@ async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: stri
       }
     }
     if (!fs.existsSync(manifestPath(corpus))) {
-      throw new UsageError(`run ${o.run} has no prepared corpus at ${corpus} (the trainer prepares it there); pass --data <corpus | audio folder | file>`);
+      throw new UsageError(
+        `run ${o.run} has no prepared corpus at ${corpus} (the trainer prepares it there); pass --data <corpus | audio folder | file>`,
+      );
     }
     return { ...readCorpus(corpus, o.split as Split, o.limitFiles), skipped: [] };
   }
   if (!fs.existsSync(o.data)) throw new UsageError(`--data ${o.data} does not exist`);
-  if (fs.statSync(o.data).isDirectory() && fs.existsSync(manifestPath(o.data))) return { ...readCorpus(o.data, o.split as Split, o.limitFiles), skipped: [] };
+  if (fs.statSync(o.data).isDirectory() && fs.existsSync(manifestPath(o.data)))
+    return { ...readCorpus(o.data, o.split as Split, o.limitFiles), skipped: [] };
   // Plain audio: every file under the path, whatever its folder says about splits.
   const scan = scanInputs([o.data], { validFraction: 0, testFraction: 0 });
   const skipped = [...scan.skipped];
@@ -149,7 +180,9 @@ async function loadData(o: EvalFlags): Promise<{ files: EvalFile[]; source: stri
       skipped.push({ source: f.source, reason: (e as Error).message });
     }
   }
-  if (files.length === 0) throw new UsageError(`--data ${o.data}: no decodable audio${skipped.length ? ` (${skipped.length} file(s) failed: ${skipped[0].reason})` : ''}`);
+  if (files.length === 0)
+    throw new UsageError(
+      `--data ${o.data}: no decodable audio${skipped.length ? ` (${skipped.length} file(s) failed: ${skipped[0].reason})` : ''}`,
+    );
   return { files, source: o.data, skipped };
 }
-

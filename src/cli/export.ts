@@ -19,7 +19,8 @@ interface ExportFlags {
 
 function batches(list: string): number[] {
   const out = list.split(',').map((s) => Number(s.trim()));
-  if (out.length === 0 || out.some((b) => !Number.isInteger(b) || b < 1 || b > 1024)) throw new UsageError(`--batch must be a comma-separated list of integers in 1..1024, got ${list}`);
+  if (out.length === 0 || out.some((b) => !Number.isInteger(b) || b < 1 || b > 1024))
+    throw new UsageError(`--batch must be a comma-separated list of integers in 1..1024, got ${list}`);
   return [...new Set(out)];
 }
 
@@ -28,7 +29,7 @@ export function registerExport(program: Command): void {
     .command('export')
     .summary('trace a trained model into ONNX graphs for onnxruntime (eval and generate do it on demand)')
     .description(
-      'Trace the run\'s model, with its weights, into standard ONNX graphs (opset 17) under <run>/onnx:\n' +
+      "Trace the run's model, with its weights, into standard ONNX graphs (opset 17) under <run>/onnx:\n" +
         '  segment  B rows x one segment: evaluation and prompt priming\n' +
         '  step     one sample per row, with explicit state inputs and outputs (cached memory keys and\n' +
         '           values for the transformers, the per-layer queues for WaveNet)\n' +
@@ -41,7 +42,10 @@ export function registerExport(program: Command): void {
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')
     .option('--batch <list>', 'generation batch sizes to export step graphs for', '1,8')
     .option('--eval-batch <n>', 'rows of the evaluation segment graph', intArg(1, 1024), 8)
-    .addHelpText('after', '\nExamples:\n  ctspeech export --run runs/ct\n  ctspeech export --run runs/wavenet --batch 1,4,16')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ctspeech export --run runs/ct\n  ctspeech export --run runs/wavenet --batch 1,4,16',
+    )
     .action((o: ExportFlags) => {
       runExport(o);
     });
@@ -54,7 +58,12 @@ export function runExport(o: ExportFlags): string[] {
   const evalLength = cfg.kind === 'wavenet' ? WAVENET_EVAL_SEGMENT : cfg.segment;
   const specs: GraphSpec[] = [{ kind: 'segment', batch: o.evalBatch, length: evalLength }];
   for (const b of sizes) {
-    for (const kind of generationGraphs(cfg)) specs.push({ kind, batch: b, length: kind === 'segment' ? (cfg.kind === 'wavenet' ? WAVENET_PRIME_CHUNK : cfg.segment) : 1 });
+    for (const kind of generationGraphs(cfg))
+      specs.push({
+        kind,
+        batch: b,
+        length: kind === 'segment' ? (cfg.kind === 'wavenet' ? WAVENET_PRIME_CHUNK : cfg.segment) : 1,
+      });
   }
   const rows: (string | number)[][] = [];
   const files: string[] = [];
@@ -63,7 +72,15 @@ export function runExport(o: ExportFlags): string[] {
     if (files.includes(r.file)) continue;
     files.push(r.file);
     const problems = checkOnnxModel(fs.readFileSync(r.file));
-    rows.push([path.basename(r.file), spec.kind, spec.batch, spec.length, `${(r.bytes / 1e6).toFixed(2)} MB`, r.exported ? 'exported' : 'up to date', problems.length ? problems[0] : 'clean']);
+    rows.push([
+      path.basename(r.file),
+      spec.kind,
+      spec.batch,
+      spec.length,
+      `${(r.bytes / 1e6).toFixed(2)} MB`,
+      r.exported ? 'exported' : 'up to date',
+      problems.length ? problems[0] : 'clean',
+    ]);
   }
   console.log(formatTable(['file', 'graph', 'batch', 'positions', 'size', 'status', 'check'], rows));
   console.log(`graphs in ${path.join(o.run, 'onnx')}`);

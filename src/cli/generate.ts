@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { decodeAudio } from '../audio/decode.js';
 import { muLawEncode } from '../audio/mulaw.js';
-import { ENGINES, type EngineName, openGenerator } from '../infer/engines.js';
+import { type EngineName, openGenerator } from '../infer/engines.js';
 import { codesToWav, generateCodes, type GenerateResult } from '../infer/generate.js';
 import type { OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../infer/sampling.js';
@@ -13,7 +13,6 @@ import { loadRun } from '../models/model-files.js';
 import { MODEL_RATE } from '../data/corpus-files.js';
 import { floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
-
 
 export interface GenerateFlags {
   run: string;
@@ -47,7 +46,7 @@ export function registerGenerate(program: Command): void {
     .summary('continue a prompt (or silence) with a trained model and write WAV files')
     .description(
       'Sample audio one mu-law code at a time from a trained model. With --prompt, the prompt primes\n' +
-        'the model\'s state (whole segments at once, then sample by sample) and the output holds the\n' +
+        "the model's state (whole segments at once, then sample by sample) and the output holds the\n" +
         'prompt followed by the continuation; without one, generation starts from silence.\n' +
         '--count N generates N continuations as one batch (one model call per sample for all N).\n' +
         'Runs on onnxruntime by default (graphs exported into <run>/onnx on first use).\n\n' +
@@ -56,7 +55,11 @@ export function registerGenerate(program: Command): void {
     )
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')
     .option('--prompt <audio>', 'audio to continue (any format ffmpeg reads; resampled to 16 kHz mono)')
-    .option('--prompt-seconds <s>', 'use only the first s seconds of the prompt', floatArg(0, Infinity, { exclusiveMax: true }))
+    .option(
+      '--prompt-seconds <s>',
+      'use only the first s seconds of the prompt',
+      floatArg(0, Infinity, { exclusiveMax: true }),
+    )
     .option('--continuation-only', 'write only the generated part, not the prompt')
     .option('--seconds <s>', 'seconds of audio to generate per continuation', Number, 2)
     .option('--temperature <t>', 'sampling temperature; 0 picks the most likely code', Number, 1)
@@ -64,7 +67,10 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling: the smallest set of codes holding probability p (0 < p <= 1)', Number)
     .option('--seed <n>', 'random seed', intArg(0), 0)
     .option('--count <n>', 'continuations generated together as one batch', intArg(1, 1024), 1)
-    .option('--out <file.wav>', 'output WAV (with --count > 1: file-1.wav, file-2.wav, ...); default <run>/generated/seed<seed>.wav')
+    .option(
+      '--out <file.wav>',
+      'output WAV (with --count > 1: file-1.wav, file-2.wav, ...); default <run>/generated/seed<seed>.wav',
+    )
     .option('--engine <name>', 'onnxruntime or tfjs', 'onnxruntime')
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
     .option('--device <name>', 'onnxruntime: auto, cpu or cuda', 'auto')
@@ -81,7 +87,8 @@ export function registerGenerate(program: Command): void {
 function outputPaths(o: GenerateFlags): string[] {
   const out = o.out ?? path.join(o.run, 'generated', `seed${o.seed}.wav`);
   if (!/\.wav$/i.test(out)) throw new UsageError(`--out must name a .wav file, got ${out}`);
-  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; name a .wav file`);
+  if (fs.existsSync(out) && fs.statSync(out).isDirectory())
+    throw new UsageError(`--out ${out} is a folder; name a .wav file`);
   if (o.count === 1) return [out];
   const stem = out.replace(/\.wav$/i, '');
   return Array.from({ length: o.count }, (_, k) => `${stem}-${k + 1}.wav`);
@@ -89,7 +96,8 @@ function outputPaths(o: GenerateFlags): string[] {
 
 export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
   checkEngineFlags(o);
-  if (!Number.isFinite(o.seconds) || o.seconds <= 0) throw new UsageError(`--seconds must be a number > 0, got ${o.seconds}`);
+  if (!Number.isFinite(o.seconds) || o.seconds <= 0)
+    throw new UsageError(`--seconds must be a number > 0, got ${o.seconds}`);
   try {
     validateSamplingOptions({ temperature: o.temperature, topK: o.topK, topP: o.topP });
   } catch (e) {
@@ -97,12 +105,20 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
   }
   const files = outputPaths(o);
   const { cfg, params } = loadRun(o.run);
-  let prompt: Uint8Array | undefined = o.promptCodes ? o.promptCodes.subarray(0, o.promptSeconds !== undefined ? Math.round(o.promptSeconds * MODEL_RATE) : undefined) : undefined;
+  let prompt: Uint8Array | undefined = o.promptCodes
+    ? o.promptCodes.subarray(0, o.promptSeconds !== undefined ? Math.round(o.promptSeconds * MODEL_RATE) : undefined)
+    : undefined;
   if (o.prompt !== undefined && !prompt) {
     if (!fs.existsSync(o.prompt)) throw new UsageError(`--prompt ${o.prompt} does not exist`);
     const audio = await decodeAudio(o.prompt, MODEL_RATE);
-    const keep = o.promptSeconds !== undefined ? Math.min(audio.samples.length, Math.round(o.promptSeconds * MODEL_RATE)) : audio.samples.length;
-    if (keep < 1) throw new UsageError(`--prompt ${o.prompt} holds no audio${o.promptSeconds !== undefined ? ` in its first ${o.promptSeconds} s` : ''}`);
+    const keep =
+      o.promptSeconds !== undefined
+        ? Math.min(audio.samples.length, Math.round(o.promptSeconds * MODEL_RATE))
+        : audio.samples.length;
+    if (keep < 1)
+      throw new UsageError(
+        `--prompt ${o.prompt} holds no audio${o.promptSeconds !== undefined ? ` in its first ${o.promptSeconds} s` : ''}`,
+      );
     prompt = muLawEncode(audio.samples.subarray(0, keep));
   }
   const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
@@ -124,14 +140,21 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
       prompt,
       seed: o.seed,
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
-      onProgress: (d, t, sps) => progress.update(d, t, `${Math.round(sps * o.count).toLocaleString('en-US')} samples/s, ${((sps * o.count) / MODEL_RATE).toFixed(3)}x real time`),
+      onProgress: (d, t, sps) =>
+        progress.update(
+          d,
+          t,
+          `${Math.round(sps * o.count).toLocaleString('en-US')} samples/s, ${((sps * o.count) / MODEL_RATE).toFixed(3)}x real time`,
+        ),
     });
   } finally {
     progress.done();
     await gen.dispose();
   }
   fs.mkdirSync(path.dirname(path.resolve(files[0])), { recursive: true });
-  r.codes.forEach((row, k) => codesToWav(files[k], o.continuationOnly ? row.subarray(r.promptLength) : row, MODEL_RATE));
+  r.codes.forEach((row, k) =>
+    codesToWav(files[k], o.continuationOnly ? row.subarray(r.promptLength) : row, MODEL_RATE),
+  );
   const { codes: _codes, ...figures } = r;
   const summary: GenerateSummary = { ...figures, files, engine: info.summary, batch: o.count };
   if (o.json) {

@@ -17,7 +17,11 @@ export function registerInfo(program: Command): void {
         'worth training must beat it. Also writes a plot of the code distribution.',
     )
     .argument('<corpus>', 'a folder made by `ctspeech prepare`')
-    .option('--plot <file>', 'where to write the code histogram (.svg or .png; default <corpus>/code-histogram.svg and .png)', '')
+    .option(
+      '--plot <file>',
+      'where to write the code histogram (.svg or .png; default <corpus>/code-histogram.svg and .png)',
+      '',
+    )
     .option('--no-plot', 'do not write the plot')
     .option('--json', 'print the statistics as JSON')
     .action((corpus: string, o: { plot: string | false; json?: boolean }) => {
@@ -25,31 +29,53 @@ export function registerInfo(program: Command): void {
     });
 }
 
-export function runInfo(corpus: string, { plot, json = false }: { plot?: string | null; json?: boolean } = {}): SplitStats[] {
+export function runInfo(
+  corpus: string,
+  { plot, json = false }: { plot?: string | null; json?: boolean } = {},
+): SplitStats[] {
   const m = readManifest(corpus);
   const stats = corpusStats(corpus, m);
-  const plots = plot === null ? [] : plot ? [plot] : [path.join(corpus, 'code-histogram.svg'), path.join(corpus, 'code-histogram.png')];
+  const plots =
+    plot === null
+      ? []
+      : plot
+        ? [plot]
+        : [path.join(corpus, 'code-histogram.svg'), path.join(corpus, 'code-histogram.png')];
   for (const p of plots) {
     fs.mkdirSync(path.dirname(path.resolve(p)), { recursive: true });
     writeFileAtomic(p, renderHistogram(stats, `mu-law code distribution: ${path.basename(path.resolve(corpus))}`, p));
   }
   if (json) {
-    console.log(JSON.stringify({ corpus, sampleRate: m.settings.sampleRate, splits: stats, skipped: m.skipped, plots }, null, 2));
+    console.log(
+      JSON.stringify({ corpus, sampleRate: m.settings.sampleRate, splits: stats, skipped: m.skipped, plots }, null, 2),
+    );
     return stats;
   }
-  const total = stats.reduce((a, s) => ({ files: a.files + s.files, samples: a.samples + s.samples, hours: a.hours + s.hours }), { files: 0, samples: 0, hours: 0 });
+  const total = stats.reduce(
+    (a, s) => ({ files: a.files + s.files, samples: a.samples + s.samples, hours: a.hours + s.hours }),
+    { files: 0, samples: 0, hours: 0 },
+  );
   console.log(`Corpus ${corpus}: ${m.settings.sampleRate} Hz, mu-law mu=${m.settings.mu}, prepared ${m.createdAt}`);
   console.log(
     formatTable(
       ['split', 'files', 'duration', 'hours', 'samples', 'entropy (nats)', 'entropy (bits)'],
       [
-        ...stats.map((s) => [s.split, s.files, formatHours(s.hours), s.hours.toFixed(4), s.samples, s.entropyNats.toFixed(4), s.entropyBits.toFixed(4)]),
+        ...stats.map((s) => [
+          s.split,
+          s.files,
+          formatHours(s.hours),
+          s.hours.toFixed(4),
+          s.samples,
+          s.entropyNats.toFixed(4),
+          s.entropyBits.toFixed(4),
+        ]),
         ['total', total.files, formatHours(total.hours), total.hours.toFixed(4), total.samples, '', ''],
       ],
     ),
   );
   console.log('Unigram entropy = NLL per sample of a context-free model: the bar a trained model must beat.');
-  if (m.skipped.length) console.log(`${m.skipped.length} file(s) were skipped at prepare time (see manifest.json "skipped").`);
+  if (m.skipped.length)
+    console.log(`${m.skipped.length} file(s) were skipped at prepare time (see manifest.json "skipped").`);
   if (plots.length) console.log(`Code histogram: ${plots.join(', ')}`);
   return stats;
 }

@@ -41,6 +41,6 @@ try {
   if (e instanceof CommanderError) process.exit(e.exitCode);
   // RangeError: library functions reject out-of-range arguments with it, naming the argument.
   const known = e instanceof UserError || e instanceof RangeError;
-  console.error(`ctspeech: error: ${known ? (e as Error).message : (e as Error).stack ?? String(e)}`);
+  console.error(`ctspeech: error: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
   process.exit(e instanceof UserError ? e.exitCode : known ? 2 : 1);
 }

@@ -5,7 +5,14 @@ import { backendSummary, type BackendName, initBackend } from '../engine/backend
 import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
 import { saveModel } from '../models/model-files.js';
 import { initParams } from '../models/param-spec.js';
-import { ALL_PRESETS, describeModel, type ModelConfig, modelPreset, paramSpecOf, parseModelConfig } from '../models/registry.js';
+import {
+  ALL_PRESETS,
+  describeModel,
+  type ModelConfig,
+  modelPreset,
+  paramSpecOf,
+  parseModelConfig,
+} from '../models/registry.js';
 import { receptiveField } from '../models/wavenet-config.js';
 import { UsageError } from './options.js';
 
@@ -31,20 +38,29 @@ export function registerModel(program: Command): void {
         console.log(JSON.stringify(cfg, null, 2));
         return;
       }
-      if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+      if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend))
+        throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
       const info = await initBackend(o.backend as BackendName | 'auto');
       console.log(describeModel(cfg));
       if (cfg.kind === 'wavenet') {
         const rf = receptiveField(cfg);
-        console.log(`  receptive field ${rf} samples (${((rf / 16000) * 1000).toFixed(0)} ms at 16 kHz); training crops score ${cfg.segment} positions each`);
+        console.log(
+          `  receptive field ${rf} samples (${((rf / 16000) * 1000).toFixed(0)} ms at 16 kHz); training crops score ${cfg.segment} positions each`,
+        );
         const flops = wavenetFlopsPerSample(cfg);
-        console.log(`  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`);
+        console.log(
+          `  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`,
+        );
       } else {
         const flops = transformerFlopsPerSample(cfg);
-        console.log(`  segment ${cfg.segment}, memory ${cfg.memory}${cfg.compressedMemory ? `, compressed memory ${cfg.compressedMemory} (rate ${cfg.compressionRate}, ${cfg.compression}, aux loss ${cfg.auxLoss})` : ''}`);
+        console.log(
+          `  segment ${cfg.segment}, memory ${cfg.memory}${cfg.compressedMemory ? `, compressed memory ${cfg.compressedMemory} (rate ${cfg.compressionRate}, ${cfg.compression}, aux loss ${cfg.auxLoss})` : ''}`,
+        );
         const span = cfg.segment + cfg.memory + cfg.compressedMemory * cfg.compressionRate;
         console.log(`  attention span per layer: ${span} samples (${((span / 16000) * 1000).toFixed(0)} ms at 16 kHz)`);
-        console.log(`  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`);
+        console.log(
+          `  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`,
+        );
       }
       console.log(`  ${backendSummary(info)}`);
       if (o.save) {
@@ -68,7 +84,9 @@ export function loadConfig(o: { preset: string; config?: string }): ModelConfig 
   try {
     raw = o.config.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
-    throw new UsageError(`--config ${o.config} is not valid ${o.config.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+    throw new UsageError(
+      `--config ${o.config} is not valid ${o.config.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
   }
   // A config file may start from a preset and override fields: {preset: ct-cpu, layers: 6}.
   const obj = (raw ?? {}) as Record<string, unknown>;

@@ -5,7 +5,8 @@ import { UserError } from '../util/errors.js';
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^[-+]?\d+$/.test(v.trim()) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}.`);
+    if (!/^[-+]?\d+$/.test(v.trim()) || n < min || n > max)
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}.`);
     return n;
   };
 }
@@ -13,7 +14,8 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
 export function floatArg(min: number, max: number, { exclusiveMax = false } = {}) {
   return (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || (exclusiveMax ? n >= max : n > max)) throw new InvalidArgumentError(`expected a number from ${min} to ${max}${exclusiveMax ? ' (exclusive)' : ''}.`);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || (exclusiveMax ? n >= max : n > max))
+      throw new InvalidArgumentError(`expected a number from ${min} to ${max}${exclusiveMax ? ' (exclusive)' : ''}.`);
     return n;
   };
 }

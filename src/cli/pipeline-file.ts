@@ -21,9 +21,15 @@ export const PrepareStep = z.strictObject({
 const Seeds = z
   .union([z.number().int().nonnegative(), z.string()])
   .transform((v, ctx) => {
-    const list = String(v).split(',').map((x) => x.trim()).filter((x) => x !== '');
+    const list = String(v)
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '');
     if (!list.length || list.some((x) => !/^\d+$/.test(x))) {
-      ctx.addIssue({ code: 'custom', message: `seeds must be a comma-separated list of non-negative integers, got "${v}"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `seeds must be a comma-separated list of non-negative integers, got "${v}"`,
+      });
       return z.NEVER;
     }
     const seeds = list.map(Number);
@@ -58,8 +64,23 @@ const TrainStepSpec = z.strictObject({
   seed: z.number().int().nonnegative().optional(),
   seeds: Seeds,
 });
-const EvalStep = z.strictObject({ run: z.string(), data: z.string().optional(), split: z.enum(['train', 'valid', 'test']).optional(), memory: z.number().int().nonnegative().optional(), compressedMemory: z.number().int().nonnegative().optional(), limitFiles: z.number().int().positive().optional(), engine: z.enum(['onnxruntime', 'tfjs']).optional(), seeds: Seeds });
-const ReportStep = z.strictObject({ runs: z.array(z.string()).min(1), out: z.string(), title: z.string().optional(), intro: z.string().optional(), seeds: Seeds });
+const EvalStep = z.strictObject({
+  run: z.string(),
+  data: z.string().optional(),
+  split: z.enum(['train', 'valid', 'test']).optional(),
+  memory: z.number().int().nonnegative().optional(),
+  compressedMemory: z.number().int().nonnegative().optional(),
+  limitFiles: z.number().int().positive().optional(),
+  engine: z.enum(['onnxruntime', 'tfjs']).optional(),
+  seeds: Seeds,
+});
+const ReportStep = z.strictObject({
+  runs: z.array(z.string()).min(1),
+  out: z.string(),
+  title: z.string().optional(),
+  intro: z.string().optional(),
+  seeds: Seeds,
+});
 const GenerateStep = z.strictObject({
   run: z.string(),
   seconds: z.number().positive().optional(),
@@ -74,7 +95,13 @@ const GenerateStep = z.strictObject({
   out: z.string().optional(),
   seeds: Seeds,
 });
-const AttentionStep = z.strictObject({ run: z.string(), corpus: z.string(), split: z.enum(['train', 'valid', 'test']).optional(), segments: z.number().int().positive().optional(), seeds: Seeds });
+const AttentionStep = z.strictObject({
+  run: z.string(),
+  corpus: z.string(),
+  split: z.enum(['train', 'valid', 'test']).optional(),
+  segments: z.number().int().positive().optional(),
+  seeds: Seeds,
+});
 const Step = z.union([
   z.strictObject({ prepare: PrepareStep }),
   z.strictObject({ info: InfoStep }),
@@ -96,7 +123,10 @@ export const PipelineFile = z.strictObject({
 export type PipelineFile = z.infer<typeof PipelineFile>;
 
 /** The run folders a step with `seeds` stands for: `<run>-seed<s>` for each seed, else the run itself. */
-export function seededRuns(run: string, seeds: readonly number[] | undefined): { run: string; seed: number | undefined }[] {
+export function seededRuns(
+  run: string,
+  seeds: readonly number[] | undefined,
+): { run: string; seed: number | undefined }[] {
   return seeds ? seeds.map((seed) => ({ run: `${run}-seed${seed}`, seed })) : [{ run, seed: undefined }];
 }
 
@@ -110,12 +140,16 @@ function substitute(doc: unknown, vars: Record<string, string>, file: string): u
       const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(v);
       if (whole && whole[1] in vars && /^-?\d+(\.\d+)?$/.test(vars[whole[1]])) return Number(vars[whole[1]]);
       return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
-        if (!(name in vars)) throw new UsageError(`${file}: \${${name}} is used but not defined (add it under vars: or pass --set ${name}=...)`);
+        if (!(name in vars))
+          throw new UsageError(
+            `${file}: \${${name}} is used but not defined (add it under vars: or pass --set ${name}=...)`,
+          );
         return vars[name];
       });
     }
     if (Array.isArray(v)) return v.map(walk);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'vars' ? x : walk(x)]));
+    if (v && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'vars' ? x : walk(x)]));
     return v;
   };
   return walk(doc);
@@ -135,15 +169,19 @@ export function loadPipeline(file: string, overrides: Record<string, string> = {
     throw new UsageError(`${file} is not valid YAML: ${(e as Error).message}`);
   }
   const declared = (doc as { vars?: unknown } | null)?.vars;
-  const vars = { ...(declared && typeof declared === 'object' ? (declared as Record<string, string>) : {}), ...overrides };
+  const vars = {
+    ...(declared && typeof declared === 'object' ? (declared as Record<string, string>) : {}),
+    ...overrides,
+  };
   const parsed = PipelineFile.safeParse(substitute(doc, vars, file));
   if (!parsed.success) {
     const msgs = parsed.error.issues.map((i) => {
       const where = i.path.join('.') || '(top level)';
-      return i.code === 'invalid_union' ? `${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields` : `${where}: ${i.message}`;
+      return i.code === 'invalid_union'
+        ? `${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`
+        : `${where}: ${i.message}`;
     });
     throw new UsageError(`${file}: ${msgs.join('; ')}`);
   }
   return parsed.data;
 }
-

@@ -19,11 +19,17 @@ export function firstFileCodes(corpus: string, split: Split): { path: string; co
  */
 export async function runAttentionStep(run: string, corpus: string, split: Split, segments: number): Promise<void> {
   const { cfg, params } = loadModel(run);
-  if (cfg.kind === 'wavenet') throw new UsageError(`attention step: ${run} is a WaveNet, which has no attention memory to analyse`);
+  if (cfg.kind === 'wavenet')
+    throw new UsageError(`attention step: ${run} is a WaveNet, which has no attention memory to analyse`);
   const { files } = readCorpus(corpus, split);
   const profile = await attentionByAge(cfg, params, files, { maxSegments: segments });
   writeFileAtomic(path.join(run, 'attention.json'), JSON.stringify(profile, null, 2) + '\n');
-  writeFileAtomic(path.join(run, 'attention.png'), chartPng(attentionChart(profile, `attention by memory age: ${path.basename(run)}`)));
-  const line = profile.regions.map((r) => `${r.name} ${(100 * r.mass).toFixed(1)}% (${r.perSlot.toExponential(2)}/slot)`).join(', ');
+  writeFileAtomic(
+    path.join(run, 'attention.png'),
+    chartPng(attentionChart(profile, `attention by memory age: ${path.basename(run)}`)),
+  );
+  const line = profile.regions
+    .map((r) => `${r.name} ${(100 * r.mass).toFixed(1)}% (${r.perSlot.toExponential(2)}/slot)`)
+    .join(', ');
   console.log(`attention over ${profile.counted} full-memory segments: ${line}`);
 }

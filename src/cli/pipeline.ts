@@ -21,14 +21,17 @@ export function registerPipeline(program: Command): void {
     .summary('run a whole experiment described in a YAML file')
     .description(
       'Run the steps of a pipeline file in order. Inputs are read relative to the current folder;\n' +
-        'everything a step writes goes under the file\'s `workdir` (override with --workdir).\n' +
+        "everything a step writes goes under the file's `workdir` (override with --workdir).\n" +
         `Step kinds: ${STEP_KINDS.join(', ')}.`,
     )
     .argument('<file>', 'a pipeline YAML, e.g. pipelines/quickstart.yaml')
-    .option('--workdir <dir>', 'write outputs here instead of the file\'s workdir')
+    .option('--workdir <dir>', "write outputs here instead of the file's workdir")
     .option('--data <folder>', 'audio to run on: sets the pipeline variable ${data}')
     .option('--set <name=value...>', 'set other pipeline variables (${name} in the file)')
-    .addHelpText('after', '\nExamples:\n  ctspeech pipeline pipelines/quickstart.yaml\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data corpora/asterisk-en\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine --set minutes=30')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ctspeech pipeline pipelines/quickstart.yaml\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data corpora/asterisk-en\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine --set minutes=30',
+    )
     .action(async (file: string, o: { workdir?: string; data?: string; set?: string[] }) => {
       const vars: Record<string, string> = {};
       for (const kv of o.set ?? []) {
@@ -53,7 +56,15 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
     if ('prepare' in step) {
       const s = step.prepare;
       console.log(`\n== step ${i + 1}/${p.steps.length}: prepare ${s.inputs.join(' ')} -> ${inWork(s.out)}`);
-      await runPrepare({ inputs: s.inputs, out: inWork(s.out), sampleRate: s.sampleRate, validFraction: s.validFraction, testFraction: s.testFraction, trimDb: s.trimDb ?? null, workers: s.workers });
+      await runPrepare({
+        inputs: s.inputs,
+        out: inWork(s.out),
+        sampleRate: s.sampleRate,
+        validFraction: s.validFraction,
+        testFraction: s.testFraction,
+        trimDb: s.trimDb ?? null,
+        workers: s.workers,
+      });
     } else if ('info' in step) {
       const s = step.info;
       console.log(`\n== step ${i + 1}/${p.steps.length}: info ${inWork(s.corpus)}`);
@@ -64,24 +75,56 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const data = (Array.isArray(s.data) ? s.data : [s.data]).map((d) => (fs.existsSync(inWork(d)) ? inWork(d) : d));
       const d = TRAIN_DEFAULTS;
       for (const { run, seed } of seededRuns(s.run, s.seeds)) {
-        console.log(`\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(run)}`);
+        console.log(
+          `\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(run)}`,
+        );
         await runTrain(data, {
-          model: s.model ?? 'ct-cpu', config: s.config, run: inWork(run), steps: s.steps ?? d.steps, samples: s.samples, minutes: s.minutes, batch: s.batch ?? d.batch, lr: s.lr ?? d.lr, minLr: s.minLr ?? d.minLr,
-          warmup: s.warmup ?? d.warmup, clip: s.clip ?? d.clip, accumulate: s.accumulate ?? d.accumulate, validEvery: s.validEvery ?? d.validEvery, validSamples: s.validSamples ?? d.validSamples,
-          checkpointEvery: s.checkpointEvery ?? d.checkpointEvery, seed: seed ?? s.seed ?? d.seed, backend: 'auto',
+          model: s.model ?? 'ct-cpu',
+          config: s.config,
+          run: inWork(run),
+          steps: s.steps ?? d.steps,
+          samples: s.samples,
+          minutes: s.minutes,
+          batch: s.batch ?? d.batch,
+          lr: s.lr ?? d.lr,
+          minLr: s.minLr ?? d.minLr,
+          warmup: s.warmup ?? d.warmup,
+          clip: s.clip ?? d.clip,
+          accumulate: s.accumulate ?? d.accumulate,
+          validEvery: s.validEvery ?? d.validEvery,
+          validSamples: s.validSamples ?? d.validSamples,
+          checkpointEvery: s.checkpointEvery ?? d.checkpointEvery,
+          seed: seed ?? s.seed ?? d.seed,
+          backend: 'auto',
         });
       }
     } else if ('eval' in step) {
       const s = step.eval;
       const split = s.split ?? 'test';
       for (const { run } of seededRuns(s.run, s.seeds)) {
-        console.log(`\n== step ${i + 1}/${p.steps.length}: eval ${inWork(run)} on ${s.data ?? 'its corpus'} (${split})`);
-        const r = await runEval({ run: inWork(run), data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined, split, memory: s.memory, compressedMemory: s.compressedMemory, batch: 8, backend: 'auto', engine: s.engine ?? 'onnxruntime', device: 'auto', limitFiles: s.limitFiles });
+        console.log(
+          `\n== step ${i + 1}/${p.steps.length}: eval ${inWork(run)} on ${s.data ?? 'its corpus'} (${split})`,
+        );
+        const r = await runEval({
+          run: inWork(run),
+          data: s.data ? (fs.existsSync(inWork(s.data)) ? inWork(s.data) : s.data) : undefined,
+          split,
+          memory: s.memory,
+          compressedMemory: s.compressedMemory,
+          batch: 8,
+          backend: 'auto',
+          engine: s.engine ?? 'onnxruntime',
+          device: 'auto',
+          limitFiles: s.limitFiles,
+        });
         writeFileAtomic(path.join(inWork(run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
       }
     } else if ('generate' in step) {
       const s = step.generate;
-      if (s.out && s.seeds && s.seeds.length > 1) throw new UsageError(`generate step ${i + 1}: out cannot be combined with several seeds (each seed's run writes generated/continuation.wav)`);
+      if (s.out && s.seeds && s.seeds.length > 1)
+        throw new UsageError(
+          `generate step ${i + 1}: out cannot be combined with several seeds (each seed's run writes generated/continuation.wav)`,
+        );
       let promptCodes: Uint8Array | undefined;
       let prompt = s.prompt;
       const fromCorpus = s.prompt ? /^corpus:(train|valid|test)$/.exec(s.prompt) : null;
@@ -95,21 +138,41 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       }
       for (const seeded of seededRuns(s.run, s.seeds)) {
         const run = inWork(seeded.run);
-        console.log(`\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? 2} s with ${run}${prompt ? ` from ${prompt}` : ''}`);
+        console.log(
+          `\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? 2} s with ${run}${prompt ? ` from ${prompt}` : ''}`,
+        );
         const summary = await runGenerate({
-          run, prompt, promptCodes, promptSeconds: s.promptSeconds, seconds: s.seconds ?? 2, temperature: s.temperature ?? 1, topK: s.topK, topP: s.topP,
-          seed: s.seed ?? 0, count: 1, out: s.out ? inWork(s.out) : path.join(run, 'generated', 'continuation.wav'), engine: 'onnxruntime', device: 'auto',
+          run,
+          prompt,
+          promptCodes,
+          promptSeconds: s.promptSeconds,
+          seconds: s.seconds ?? 2,
+          temperature: s.temperature ?? 1,
+          topK: s.topK,
+          topP: s.topP,
+          seed: s.seed ?? 0,
+          count: 1,
+          out: s.out ? inWork(s.out) : path.join(run, 'generated', 'continuation.wav'),
+          engine: 'onnxruntime',
+          device: 'auto',
         });
         // Paths relative to the run folder, so the run reads the same wherever it is moved or committed.
-        const files = summary.files.map((f) => path.relative(path.resolve(run), path.resolve(f)).split(path.sep).join('/'));
-        writeFileAtomic(path.join(run, 'generate.json'), JSON.stringify({ ...summary, files, prompt: prompt ?? null }, null, 2) + '\n');
+        const files = summary.files.map((f) =>
+          path.relative(path.resolve(run), path.resolve(f)).split(path.sep).join('/'),
+        );
+        writeFileAtomic(
+          path.join(run, 'generate.json'),
+          JSON.stringify({ ...summary, files, prompt: prompt ?? null }, null, 2) + '\n',
+        );
       }
     } else if ('attention' in step) {
       const s = step.attention;
       const split = s.split ?? 'test';
       for (const seeded of seededRuns(s.run, s.seeds)) {
         const run = inWork(seeded.run);
-        console.log(`\n== step ${i + 1}/${p.steps.length}: attention by memory age of ${run} on ${inWork(s.corpus)} (${split})`);
+        console.log(
+          `\n== step ${i + 1}/${p.steps.length}: attention by memory age of ${run} on ${inWork(s.corpus)} (${split})`,
+        );
         await runAttentionStep(run, inWork(s.corpus), split, s.segments ?? 64);
       }
     } else {
@@ -120,7 +183,11 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
         const c = parseModelConfig(json);
         return { model: modelName(c), params: `${(paramCount(paramSpecOf(c)) / 1e6).toFixed(2)}M` };
       };
-      const summaries = s.runs.flatMap((group) => seededRuns(group, s.seeds).map(({ run, seed }) => summarizeRun(run, inWork(run), describe, { group, seed: seed ?? null })));
+      const summaries = s.runs.flatMap((group) =>
+        seededRuns(group, s.seeds).map(({ run, seed }) =>
+          summarizeRun(run, inWork(run), describe, { group, seed: seed ?? null }),
+        ),
+      );
       writeReport(out, s.title ?? `ctspeech: ${p.name}`, summaries, s.intro);
       console.log(`report written: ${out}`);
     }

@@ -13,7 +13,7 @@ export function registerPrepare(program: Command): void {
       'Decode every audio file under the given folders (recursively) to mono at --sample-rate, quantize it\n' +
         'to 256 mu-law codes (WaveNet companding, mu = 255) and store one code binary per split plus a\n' +
         'manifest.json in --out. Splits come from train/ valid/ (or validation/, dev/) test/ subfolders when\n' +
-        'an input has them, otherwise from a hash of each file\'s path (stable across runs and machines).\n' +
+        "an input has them, otherwise from a hash of each file's path (stable across runs and machines).\n" +
         'Running prepare again on the same output decodes only new or changed files.\n\n' +
         'WAV (PCM 8/16/24/32-bit, float 32/64, extensible) is read natively; FLAC, MP3, Ogg/Opus, G.722, M4A\n' +
         'and anything else ffmpeg reads go through ffmpeg (bundled; override with FFMPEG_PATH).\n' +
@@ -22,35 +22,105 @@ export function registerPrepare(program: Command): void {
     .argument('<inputs...>', 'folders (or single files) of audio')
     .requiredOption('-o, --out <dir>', 'corpus folder to create or update')
     .option('-r, --sample-rate <hz>', 'target sample rate', intArg(1000, 384000), 16000)
-    .option('--valid <fraction>', 'share of hashed files for the validation split', floatArg(0, 1, { exclusiveMax: true }), 0.05)
-    .option('--test <fraction>', 'share of hashed files for the test split', floatArg(0, 1, { exclusiveMax: true }), 0.05)
-    .option('--trim-db <dBFS>', 'cut leading/trailing silence quieter than this level, e.g. -50 (off by default)', floatArg(-200, -0.001))
+    .option(
+      '--valid <fraction>',
+      'share of hashed files for the validation split',
+      floatArg(0, 1, { exclusiveMax: true }),
+      0.05,
+    )
+    .option(
+      '--test <fraction>',
+      'share of hashed files for the test split',
+      floatArg(0, 1, { exclusiveMax: true }),
+      0.05,
+    )
+    .option(
+      '--trim-db <dBFS>',
+      'cut leading/trailing silence quieter than this level, e.g. -50 (off by default)',
+      floatArg(-200, -0.001),
+    )
     .option('-j, --workers <n>', 'decoder threads (default: one per CPU)', intArg(1, 256))
     .option('--force', 'decode every file again, ignoring the previous corpus')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  ctspeech prepare samples/speech --out corpora/samples\n  ctspeech prepare ~/audio/a ~/audio/b --out corpora/ab --sample-rate 16000 --trim-db -50')
-    .action(async (inputs: string[], o: { out: string; sampleRate: number; valid: number; test: number; trimDb?: number; workers?: number; force?: boolean; json?: boolean }) => {
-      await runPrepare({ inputs, out: o.out, sampleRate: o.sampleRate, validFraction: o.valid, testFraction: o.test, trimDb: o.trimDb ?? null, workers: o.workers, force: o.force }, { json: o.json });
-    });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ctspeech prepare samples/speech --out corpora/samples\n  ctspeech prepare ~/audio/a ~/audio/b --out corpora/ab --sample-rate 16000 --trim-db -50',
+    )
+    .action(
+      async (
+        inputs: string[],
+        o: {
+          out: string;
+          sampleRate: number;
+          valid: number;
+          test: number;
+          trimDb?: number;
+          workers?: number;
+          force?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        await runPrepare(
+          {
+            inputs,
+            out: o.out,
+            sampleRate: o.sampleRate,
+            validFraction: o.valid,
+            testFraction: o.test,
+            trimDb: o.trimDb ?? null,
+            workers: o.workers,
+            force: o.force,
+          },
+          { json: o.json },
+        );
+      },
+    );
 }
 
 export async function runPrepare(opts: PrepareOptions, { json = false } = {}): Promise<PrepareReport> {
   const bar = new Progress('prepare');
-  const report = await prepareCorpus({ ...opts, onProgress: (p) => bar.update(p.done, p.total, `${formatHours(p.audioSeconds / 3600)} of audio`) });
+  const report = await prepareCorpus({
+    ...opts,
+    onProgress: (p) => bar.update(p.done, p.total, `${formatHours(p.audioSeconds / 3600)} of audio`),
+  });
   bar.done();
   if (report.manifest.files.length === 0) {
     printSkipped(report);
     throw new UsageError(`no audio could be prepared from ${opts.inputs.join(', ')}`);
   }
   if (json) {
-    console.log(JSON.stringify({ corpus: report.corpusDir, decoded: report.decoded, reused: report.reused, removed: report.removed, ignored: report.ignored, skipped: report.skipped, rebuiltBecause: report.rebuiltBecause, splits: summary(report) }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          corpus: report.corpusDir,
+          decoded: report.decoded,
+          reused: report.reused,
+          removed: report.removed,
+          ignored: report.ignored,
+          skipped: report.skipped,
+          rebuiltBecause: report.rebuiltBecause,
+          splits: summary(report),
+        },
+        null,
+        2,
+      ),
+    );
     return report;
   }
   const s = report.manifest.settings;
-  console.log(`Corpus ${report.corpusDir} (${s.sampleRate} Hz, mu-law mu=${s.mu}${s.trimDb !== null ? `, silence trimmed below ${s.trimDb} dBFS` : ''})`);
+  console.log(
+    `Corpus ${report.corpusDir} (${s.sampleRate} Hz, mu-law mu=${s.mu}${s.trimDb !== null ? `, silence trimmed below ${s.trimDb} dBFS` : ''})`,
+  );
   if (report.rebuiltBecause) console.log(`  rebuilt from scratch: ${report.rebuiltBecause}`);
-  console.log(`  decoded ${report.decoded} file(s), reused ${report.reused} unchanged, removed ${report.removed}; ${report.ignored} non-audio file(s) ignored`);
-  console.log(formatTable(['split', 'files', 'duration', 'samples', 'entropy (bits)'], summary(report).map((r) => [r.split, r.files, formatHours(r.hours), r.samples, r.entropyBits.toFixed(3)])));
+  console.log(
+    `  decoded ${report.decoded} file(s), reused ${report.reused} unchanged, removed ${report.removed}; ${report.ignored} non-audio file(s) ignored`,
+  );
+  console.log(
+    formatTable(
+      ['split', 'files', 'duration', 'samples', 'entropy (bits)'],
+      summary(report).map((r) => [r.split, r.files, formatHours(r.hours), r.samples, r.entropyBits.toFixed(3)]),
+    ),
+  );
   printSkipped(report);
   return report;
 }

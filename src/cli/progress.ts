@@ -8,7 +8,11 @@ export class Progress {
   private readonly start = Date.now();
   private drawn = false;
 
-  constructor(private readonly label: string, private readonly stream: NodeJS.WriteStream = process.stderr, private readonly plainEveryMs = 5000) {
+  constructor(
+    private readonly label: string,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly plainEveryMs = 5000,
+  ) {
     this.tty = Boolean(stream.isTTY) && !process.env.CI;
   }
 

@@ -27,7 +27,20 @@ export interface TrainCliOptions {
   backend: string;
 }
 
-export const TRAIN_DEFAULTS = { steps: 1000, batch: 8, lr: 3e-4, minLr: 1e-6, warmup: 100, clip: 0.1, accumulate: 1, validEvery: 100, validSamples: 32000, checkpointEvery: 50, seed: 0, backend: 'auto' };
+export const TRAIN_DEFAULTS = {
+  steps: 1000,
+  batch: 8,
+  lr: 3e-4,
+  minLr: 1e-6,
+  warmup: 100,
+  clip: 0.1,
+  accumulate: 1,
+  validEvery: 100,
+  validSamples: 32000,
+  checkpointEvery: 50,
+  seed: 0,
+  backend: 'auto',
+};
 
 export function registerTrain(program: Command): void {
   program
@@ -47,32 +60,71 @@ export function registerTrain(program: Command): void {
     .option('-m, --model <preset>', 'model preset (see `ctspeech model --help`)', 'ct-cpu')
     .option('-c, --config <file>', 'model config JSON/YAML (overrides --model)')
     .option('--steps <n>', 'total optimizer steps of the run', intArg(1), TRAIN_DEFAULTS.steps)
-    .option('--samples <n>', 'budget in training samples instead of steps (sets --steps to samples / (batch x segment x accumulate))', intArg(1))
+    .option(
+      '--samples <n>',
+      'budget in training samples instead of steps (sets --steps to samples / (batch x segment x accumulate))',
+      intArg(1),
+    )
     .option('--minutes <m>', 'stop this invocation after m minutes (checkpointed)', floatArg(0.01, 1e6))
     .option('--stop-after <n>', 'stop this invocation after n steps (checkpointed; rerun to continue)', intArg(1))
-    .option('-b, --batch <n>', 'parallel streams (transformers) or crops (WaveNet) per step', intArg(1, 4096), TRAIN_DEFAULTS.batch)
+    .option(
+      '-b, --batch <n>',
+      'parallel streams (transformers) or crops (WaveNet) per step',
+      intArg(1, 4096),
+      TRAIN_DEFAULTS.batch,
+    )
     .option('--lr <rate>', 'peak learning rate', floatArg(1e-9, 1), TRAIN_DEFAULTS.lr)
-    .option('--min-lr <rate>', 'learning rate at the start of warm-up and the end of decay', floatArg(1e-12, 1), TRAIN_DEFAULTS.minLr)
+    .option(
+      '--min-lr <rate>',
+      'learning rate at the start of warm-up and the end of decay',
+      floatArg(1e-12, 1),
+      TRAIN_DEFAULTS.minLr,
+    )
     .option('--warmup <steps>', 'linear warm-up steps', intArg(0), TRAIN_DEFAULTS.warmup)
     .option('--clip <norm>', 'global gradient-norm clip (0 = off)', floatArg(0, 1e6), TRAIN_DEFAULTS.clip)
-    .option('--accumulate <k>', 'update every k micro-batches (gradient accumulation)', intArg(1, 1024), TRAIN_DEFAULTS.accumulate)
-    .option('--valid-every <steps>', 'validation NLL every n steps (and at the end)', intArg(1), TRAIN_DEFAULTS.validEvery)
-    .option('--valid-samples <n>', 'samples of the valid split to score each time', intArg(2), TRAIN_DEFAULTS.validSamples)
-    .option('--checkpoint-every <steps>', 'checkpoint every n steps (and at the end, and on Ctrl-C)', intArg(1), TRAIN_DEFAULTS.checkpointEvery)
+    .option(
+      '--accumulate <k>',
+      'update every k micro-batches (gradient accumulation)',
+      intArg(1, 1024),
+      TRAIN_DEFAULTS.accumulate,
+    )
+    .option(
+      '--valid-every <steps>',
+      'validation NLL every n steps (and at the end)',
+      intArg(1),
+      TRAIN_DEFAULTS.validEvery,
+    )
+    .option(
+      '--valid-samples <n>',
+      'samples of the valid split to score each time',
+      intArg(2),
+      TRAIN_DEFAULTS.validSamples,
+    )
+    .option(
+      '--checkpoint-every <steps>',
+      'checkpoint every n steps (and at the end, and on Ctrl-C)',
+      intArg(1),
+      TRAIN_DEFAULTS.checkpointEvery,
+    )
     .option('--seed <n>', 'initialisation, data order and dropout seed', intArg(0), TRAIN_DEFAULTS.seed)
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
-    .addHelpText('after', '\nExamples:\n  ctspeech train samples/speech --model ct-tiny --run runs/ct-tiny --steps 300\n  ctspeech train corpora/librispeech --model ct-cpu --run runs/ct --minutes 30   # rerun to continue')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ctspeech train samples/speech --model ct-tiny --run runs/ct-tiny --steps 300\n  ctspeech train corpora/librispeech --model ct-cpu --run runs/ct --minutes 30   # rerun to continue',
+    )
     .action(async (data: string[], o: TrainCliOptions) => {
       await runTrain(data, o);
     });
 }
 
 export async function runTrain(data: string[], o: TrainCliOptions): Promise<TrainSummary> {
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend)) throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend))
+    throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
   // A sample budget is a step budget in disguise: every step scores batch x segment samples.
-  const steps = o.samples !== undefined ? Math.max(1, Math.ceil(o.samples / (o.batch * cfg.segment * o.accumulate))) : o.steps;
+  const steps =
+    o.samples !== undefined ? Math.max(1, Math.ceil(o.samples / (o.batch * cfg.segment * o.accumulate))) : o.steps;
   const info = await initBackend(o.backend as BackendName | 'auto');
   console.log(`ctspeech train: ${describeModel(cfg)}`);
   console.log(`  ${backendSummary(info)}`);
@@ -80,7 +132,9 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
   const onSignal = (sig: string) => {
     if (stop.stop) process.exit(130); // a second Ctrl-C: the user insists
     stop.stop = true;
-    process.stderr.write(`\n${sig}: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)\n`);
+    process.stderr.write(
+      `\n${sig}: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)\n`,
+    );
   };
   const sigint = () => onSignal('SIGINT');
   const sigterm = () => onSignal('SIGTERM');
@@ -89,18 +143,47 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
   const bar = new Progress('train');
   try {
     const s = await train({
-      data, run: o.run, model: cfg, batch: o.batch, steps, minutes: o.minutes, stopAfter: o.stopAfter, peakLr: o.lr, minLr: o.minLr, warmup: o.warmup, clip: o.clip,
-      accumulate: o.accumulate, validEvery: o.validEvery, validSamples: o.validSamples, checkpointEvery: o.checkpointEvery, seed: o.seed, stopSignal: stop,
-      onStep: (p) => bar.update(p.step, p.steps, `${Math.round(p.samplesPerSecond)} samples/s  loss ${p.loss.toFixed(4)}  nll ${p.nll.toFixed(4)}  lr ${p.lr.toExponential(2)}`),
+      data,
+      run: o.run,
+      model: cfg,
+      batch: o.batch,
+      steps,
+      minutes: o.minutes,
+      stopAfter: o.stopAfter,
+      peakLr: o.lr,
+      minLr: o.minLr,
+      warmup: o.warmup,
+      clip: o.clip,
+      accumulate: o.accumulate,
+      validEvery: o.validEvery,
+      validSamples: o.validSamples,
+      checkpointEvery: o.checkpointEvery,
+      seed: o.seed,
+      stopSignal: stop,
+      onStep: (p) =>
+        bar.update(
+          p.step,
+          p.steps,
+          `${Math.round(p.samplesPerSecond)} samples/s  loss ${p.loss.toFixed(4)}  nll ${p.nll.toFixed(4)}  lr ${p.lr.toExponential(2)}`,
+        ),
       onLog: (line) => {
         bar.done();
         console.log(line);
       },
     });
     bar.done();
-    const how = s.finished ? 'finished' : s.interrupted ? 'stopped (checkpoint saved; rerun the same command to resume)' : 'stopped';
-    console.log(`${how} at step ${s.step}${s.resumedFrom !== null ? ` (resumed from step ${s.resumedFrom})` : ''}; ${Math.round(s.samplesPerSecond)} samples/s`);
-    if (s.validNats !== null) console.log(`validation NLL ${s.validNats.toFixed(4)} nats/sample (${(s.validNats / Math.LN2).toFixed(4)} bits); unigram entropy ${s.unigramNats.toFixed(4)} nats`);
+    const how = s.finished
+      ? 'finished'
+      : s.interrupted
+        ? 'stopped (checkpoint saved; rerun the same command to resume)'
+        : 'stopped';
+    console.log(
+      `${how} at step ${s.step}${s.resumedFrom !== null ? ` (resumed from step ${s.resumedFrom})` : ''}; ${Math.round(s.samplesPerSecond)} samples/s`,
+    );
+    if (s.validNats !== null)
+      console.log(
+        `validation NLL ${s.validNats.toFixed(4)} nats/sample (${(s.validNats / Math.LN2).toFixed(4)} bits); unigram entropy ${s.unigramNats.toFixed(4)} nats`,
+      );
     if (s.skippedSteps) console.log(`${s.skippedSteps} step(s) skipped for non-finite loss or gradients`);
     console.log(`run folder: ${o.run} (curves.png, metrics.jsonl, weights.safetensors)`);
     return s;
@@ -109,4 +192,3 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
     process.off('SIGTERM', sigterm);
   }
 }
-

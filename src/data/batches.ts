@@ -43,7 +43,11 @@ class SplitReader {
   readonly total: number;
   private fd: number | null = null;
 
-  constructor(readonly path: string, files: { offset: number; length: number }[], keep: (length: number) => boolean) {
+  constructor(
+    readonly path: string,
+    files: { offset: number; length: number }[],
+    keep: (length: number) => boolean,
+  ) {
     let total = 0;
     for (const [i, f] of files.entries()) {
       if (!Number.isSafeInteger(f.offset) || f.offset < 0 || !Number.isSafeInteger(f.length) || f.length < 0) {
@@ -157,21 +161,30 @@ export class SegmentStream {
     const reader = new SplitReader(src.path, src.files, (len) => len > 0);
     const T = reader.total;
     if (T < 2) throw new BatchConfigError(`split ${src.path} is empty (${T} samples): nothing to stream`);
-    if (T < 2 * B) throw new BatchConfigError(`batch=${B} is too large for split ${src.path}: ${T} samples leave fewer than 2 per row; lower batch`);
+    if (T < 2 * B)
+      throw new BatchConfigError(
+        `batch=${B} is too large for split ${src.path}: ${T} samples leave fewer than 2 per row; lower batch`,
+      );
     for (let b = 0; b < B; b++) {
       this.shareStart.push(Math.floor((b * T) / B));
       this.shareEnd.push(Math.floor(((b + 1) * T) / B));
     }
     if (!reader.lengths.some((len) => len >= 2)) {
-      throw new BatchConfigError(`split ${src.path} has no file with 2 or more samples: no (input, target) pair to stream`);
+      throw new BatchConfigError(
+        `split ${src.path} has no file with 2 or more samples: no (input, target) pair to stream`,
+      );
     }
     for (let b = 0; b < B; b++) {
       // A row without a single in-file pair would never yield a token (and normalize() would spin).
       if (this.pairsInShare(reader, b) === 0) {
-        throw new BatchConfigError(`batch=${B} is too large for split ${src.path}: row ${b}'s share holds no two consecutive samples of one file; lower batch`);
+        throw new BatchConfigError(
+          `batch=${B} is too large for split ${src.path}: row ${b}'s share holds no two consecutive samples of one file; lower batch`,
+        );
       }
     }
-    this.rows = state ? this.restore(state, T, src.path) : this.shareStart.map((pos) => ({ pos, epoch: 0, fresh: true }));
+    this.rows = state
+      ? this.restore(state, T, src.path)
+      : this.shareStart.map((pos) => ({ pos, epoch: 0, fresh: true }));
     this.buf = new Uint8Array(this.n + 1);
     reader.open();
     this.reader = reader;
@@ -189,13 +202,22 @@ export class SegmentStream {
   }
 
   private restore(st: SegmentStreamState, T: number, path: string): SegmentRowState[] {
-    if (st?.kind !== 'segment') throw new BatchConfigError(`not a SegmentStream state: ${JSON.stringify(st)?.slice(0, 80)}`);
-    if (st.batch !== this.B) throw new BatchConfigError(`resume state was saved with batch=${st.batch}, but batch=${this.B} was given`);
-    if (st.total !== T) throw new BatchConfigError(`resume state was saved for a split of ${st.total} samples, but ${path} has ${T}`);
-    if (!Array.isArray(st.rows) || st.rows.length !== this.B) throw new BatchConfigError(`resume state has ${st.rows?.length} rows, expected ${this.B}`);
+    if (st?.kind !== 'segment')
+      throw new BatchConfigError(`not a SegmentStream state: ${JSON.stringify(st)?.slice(0, 80)}`);
+    if (st.batch !== this.B)
+      throw new BatchConfigError(`resume state was saved with batch=${st.batch}, but batch=${this.B} was given`);
+    if (st.total !== T)
+      throw new BatchConfigError(`resume state was saved for a split of ${st.total} samples, but ${path} has ${T}`);
+    if (!Array.isArray(st.rows) || st.rows.length !== this.B)
+      throw new BatchConfigError(`resume state has ${st.rows?.length} rows, expected ${this.B}`);
     return st.rows.map((r, b) => {
-      const ok = Number.isSafeInteger(r.pos) && r.pos >= this.shareStart[b] && r.pos <= this.shareEnd[b]
-        && Number.isSafeInteger(r.epoch) && r.epoch >= 0 && typeof r.fresh === 'boolean';
+      const ok =
+        Number.isSafeInteger(r.pos) &&
+        r.pos >= this.shareStart[b] &&
+        r.pos <= this.shareEnd[b] &&
+        Number.isSafeInteger(r.epoch) &&
+        r.epoch >= 0 &&
+        typeof r.fresh === 'boolean';
       if (!ok) throw new BatchConfigError(`resume state row ${b} is invalid: ${JSON.stringify(r)}`);
       return { pos: r.pos, epoch: r.epoch, fresh: r.fresh };
     });
@@ -303,11 +325,15 @@ export class CropStream {
     this.nt = positiveInt('targetLength', opts.targetLength);
     // A one-sample file has no (input, target) pair, so it must not be drawn.
     const reader = new SplitReader(src.path, src.files, (len) => len >= 2);
-    if (reader.total === 0) throw new BatchConfigError(`split ${src.path} is empty: no file with 2 or more samples to crop`);
+    if (reader.total === 0)
+      throw new BatchConfigError(`split ${src.path} is empty: no file with 2 or more samples to crop`);
     if (state) {
-      if (state?.kind !== 'crop') throw new BatchConfigError(`not a CropStream state: ${JSON.stringify(state)?.slice(0, 80)}`);
+      if (state?.kind !== 'crop')
+        throw new BatchConfigError(`not a CropStream state: ${JSON.stringify(state)?.slice(0, 80)}`);
       if (state.total !== reader.total) {
-        throw new BatchConfigError(`resume state was saved for ${state.total} eligible samples, but ${src.path} has ${reader.total}`);
+        throw new BatchConfigError(
+          `resume state was saved for ${state.total} eligible samples, but ${src.path} has ${reader.total}`,
+        );
       }
       this.rng = new Rng(state.rng);
     } else {

@@ -15,21 +15,32 @@ export interface CorpusFile {
 /** The files of a split in manifest order (the first `limit` of them), read whole. */
 export function readCorpus(corpus: string, split: Split, limit?: number): { files: CorpusFile[]; source: string } {
   const m = readManifest(corpus);
-  if (m.settings.sampleRate !== MODEL_RATE) console.error(`warning: corpus ${corpus} is at ${m.settings.sampleRate} Hz; models are trained on ${MODEL_RATE} Hz codes`);
+  if (m.settings.sampleRate !== MODEL_RATE)
+    console.error(
+      `warning: corpus ${corpus} is at ${m.settings.sampleRate} Hz; models are trained on ${MODEL_RATE} Hz codes`,
+    );
   const entries = filesOf(m, split).slice(0, limit ?? Infinity);
-  if (entries.length === 0) throw new CorpusError(`split ${split} of corpus ${corpus} has no files; choose another split (${SPLITS.join(', ')})`);
+  if (entries.length === 0)
+    throw new CorpusError(
+      `split ${split} of corpus ${corpus} has no files; choose another split (${SPLITS.join(', ')})`,
+    );
   const bin = path.join(corpus, m.binaries[split]);
   let fd: number;
   try {
     fd = fs.openSync(bin, 'r');
   } catch (e) {
-    throw new CorpusError(`corpus ${corpus} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`);
+    throw new CorpusError(
+      `corpus ${corpus} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`,
+    );
   }
   try {
     const files = entries.map((e) => {
       const codes = new Uint8Array(e.length);
       const got = fs.readSync(fd, codes, 0, e.length, e.offset);
-      if (got !== e.length) throw new CorpusError(`corpus ${corpus} is damaged: ${m.binaries[split]} ends before ${e.path}; re-run prepare with --force`);
+      if (got !== e.length)
+        throw new CorpusError(
+          `corpus ${corpus} is damaged: ${m.binaries[split]} ends before ${e.path}; re-run prepare with --force`,
+        );
       return { path: e.path, codes };
     });
     return { files, source: `${corpus} (${split})` };

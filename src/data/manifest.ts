@@ -65,7 +65,11 @@ export function readManifest(corpusDir: string): Manifest {
     raw = fs.readFileSync(p, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CorpusError(code === 'ENOENT' ? `${corpusDir} is not a prepared corpus (no manifest.json); run \`ctspeech prepare\` first` : `cannot read ${p}: ${(e as Error).message}`);
+    throw new CorpusError(
+      code === 'ENOENT'
+        ? `${corpusDir} is not a prepared corpus (no manifest.json); run \`ctspeech prepare\` first`
+        : `cannot read ${p}: ${(e as Error).message}`,
+    );
   }
   let json: unknown;
   try {
@@ -75,9 +79,15 @@ export function readManifest(corpusDir: string): Manifest {
   }
   const head = json as { format?: unknown; version?: unknown };
   if (head?.format !== MANIFEST_FORMAT) throw new CorpusError(`${p} is not a ctspeech corpus manifest`);
-  if (head.version !== MANIFEST_VERSION) throw new CorpusError(`${p} has corpus format version ${String(head.version)}; this ctspeech reads version ${MANIFEST_VERSION} (re-run prepare)`);
+  if (head.version !== MANIFEST_VERSION)
+    throw new CorpusError(
+      `${p} has corpus format version ${String(head.version)}; this ctspeech reads version ${MANIFEST_VERSION} (re-run prepare)`,
+    );
   const parsed = Manifest.safeParse(json);
-  if (!parsed.success) throw new CorpusError(`${p} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new CorpusError(
+      `${p} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }
 
@@ -90,6 +100,13 @@ export function filesOf(m: Manifest, split: Split): FileEntry[] {
 }
 
 /** What the batch streams need to read one split. */
-export function splitSource(corpusDir: string, m: Manifest, split: Split): { path: string; files: { offset: number; length: number }[] } {
-  return { path: path.join(corpusDir, m.binaries[split]), files: filesOf(m, split).map((f) => ({ offset: f.offset, length: f.length })) };
+export function splitSource(
+  corpusDir: string,
+  m: Manifest,
+  split: Split,
+): { path: string; files: { offset: number; length: number }[] } {
+  return {
+    path: path.join(corpusDir, m.binaries[split]),
+    files: filesOf(m, split).map((f) => ({ offset: f.offset, length: f.length })),
+  };
 }

@@ -4,7 +4,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { MU } from '../audio/mulaw.js';
 import type { DecodeJob, DecodeResult } from './decode-worker.js';
-import { CorpusError, type CorpusSettings, type FileEntry, type Manifest, MANIFEST_FORMAT, MANIFEST_VERSION, manifestPath, readManifest, SPLITS, type Split, writeManifest } from './manifest.js';
+import {
+  CorpusError,
+  type CorpusSettings,
+  type FileEntry,
+  type Manifest,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  manifestPath,
+  readManifest,
+  SPLITS,
+  type Split,
+  writeManifest,
+} from './manifest.js';
 import { InputError, type ScannedFile, scanInputs } from './scan.js';
 import { DecodePool } from './worker-pool.js';
 
@@ -65,7 +77,10 @@ export async function prepareCorpus(opts: PrepareOptions): Promise<PrepareReport
 
   const gen = `${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
   const binaries = { train: `codes-train-${gen}.u8`, valid: `codes-valid-${gen}.u8`, test: `codes-test-${gen}.u8` };
-  const writers = Object.fromEntries(SPLITS.map((s) => [s, new BinaryWriter(path.join(out, binaries[s]))])) as Record<Split, BinaryWriter>;
+  const writers = Object.fromEntries(SPLITS.map((s) => [s, new BinaryWriter(path.join(out, binaries[s]))])) as Record<
+    Split,
+    BinaryWriter
+  >;
   const oldReaders = new Map<string, number>();
 
   const jobs = scan.files.map((f) => {
@@ -73,7 +88,9 @@ export async function prepareCorpus(opts: PrepareOptions): Promise<PrepareReport
     return old && old.size === f.size && old.mtimeMs === f.mtimeMs ? { f, old } : { f, old: null };
   });
   const toDecode = jobs.filter((j) => !j.old).length;
-  const pool = toDecode ? new DecodePool(Math.max(1, Math.min(opts.workers ?? os.availableParallelism(), toDecode))) : null;
+  const pool = toDecode
+    ? new DecodePool(Math.max(1, Math.min(opts.workers ?? os.availableParallelism(), toDecode)))
+    : null;
   // A bounded window of decodes in flight keeps workers busy while results are written in order.
   const window = Math.max(4, 4 * (opts.workers ?? os.availableParallelism()));
   const pending = new Map<number, Promise<DecodeResult>>();
@@ -81,7 +98,16 @@ export async function prepareCorpus(opts: PrepareOptions): Promise<PrepareReport
   const launch = () => {
     while (pool && next < jobs.length && pending.size < window) {
       const j = jobs[next];
-      if (!j.old) pending.set(next, pool.run({ id: next, source: j.f.source, sampleRate: settings.sampleRate, trimDb: settings.trimDb } satisfies DecodeJob));
+      if (!j.old)
+        pending.set(
+          next,
+          pool.run({
+            id: next,
+            source: j.f.source,
+            sampleRate: settings.sampleRate,
+            trimDb: settings.trimDb,
+          } satisfies DecodeJob),
+        );
       next++;
     }
   };
@@ -106,7 +132,12 @@ export async function prepareCorpus(opts: PrepareOptions): Promise<PrepareReport
         pending.delete(i);
         if (!r.ok) {
           skipped.push({ source: f.source, reason: r.reason });
-          opts.onProgress?.({ done: i + 1, total: jobs.length, file: f.display, audioSeconds: audioSamples / settings.sampleRate });
+          opts.onProgress?.({
+            done: i + 1,
+            total: jobs.length,
+            file: f.display,
+            audioSeconds: audioSamples / settings.sampleRate,
+          });
           continue;
         }
         codes = r.codes;
@@ -117,7 +148,12 @@ export async function prepareCorpus(opts: PrepareOptions): Promise<PrepareReport
       entries.push(entryOf(f, w.offset, codes.length, meta));
       w.write(codes);
       audioSamples += codes.length;
-      opts.onProgress?.({ done: i + 1, total: jobs.length, file: f.display, audioSeconds: audioSamples / settings.sampleRate });
+      opts.onProgress?.({
+        done: i + 1,
+        total: jobs.length,
+        file: f.display,
+        audioSeconds: audioSamples / settings.sampleRate,
+      });
     }
     for (const w of Object.values(writers)) w.finish();
   } catch (e) {
@@ -145,16 +181,25 @@ export async function prepareCorpus(opts: PrepareOptions): Promise<PrepareReport
 }
 
 function validateSettings(s: CorpusSettings): void {
-  if (!Number.isInteger(s.sampleRate) || s.sampleRate < 1000 || s.sampleRate > 384000) throw new InputError(`--sample-rate must be an integer between 1000 and 384000, got ${s.sampleRate}`);
-  for (const [flag, v] of [['--valid', s.validFraction], ['--test', s.testFraction]] as const) {
+  if (!Number.isInteger(s.sampleRate) || s.sampleRate < 1000 || s.sampleRate > 384000)
+    throw new InputError(`--sample-rate must be an integer between 1000 and 384000, got ${s.sampleRate}`);
+  for (const [flag, v] of [
+    ['--valid', s.validFraction],
+    ['--test', s.testFraction],
+  ] as const) {
     if (!(v >= 0 && v < 1)) throw new InputError(`${flag} must be a fraction in [0, 1), got ${v}`);
   }
-  if (s.validFraction + s.testFraction >= 1) throw new InputError(`--valid + --test must leave something to train on (got ${s.validFraction} + ${s.testFraction})`);
-  if (s.trimDb !== null && !(s.trimDb < 0 && s.trimDb > -200)) throw new InputError(`--trim-db must be a negative dBFS level such as -50, got ${s.trimDb}`);
+  if (s.validFraction + s.testFraction >= 1)
+    throw new InputError(
+      `--valid + --test must leave something to train on (got ${s.validFraction} + ${s.testFraction})`,
+    );
+  if (s.trimDb !== null && !(s.trimDb < 0 && s.trimDb > -200))
+    throw new InputError(`--trim-db must be a negative dBFS level such as -50, got ${s.trimDb}`);
 }
 
 function ensureOutDir(given: string, out: string): void {
-  if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new InputError(`output ${given} exists and is not a folder`);
+  if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
+    throw new InputError(`output ${given} exists and is not a folder`);
   try {
     fs.mkdirSync(out, { recursive: true });
   } catch (e) {
@@ -162,23 +207,31 @@ function ensureOutDir(given: string, out: string): void {
   }
 }
 
-function loadPrevious(out: string, s: CorpusSettings, force: boolean): { previous: Manifest | null; rebuiltBecause: string | null } {
+function loadPrevious(
+  out: string,
+  s: CorpusSettings,
+  force: boolean,
+): { previous: Manifest | null; rebuiltBecause: string | null } {
   if (!fs.existsSync(manifestPath(out))) return { previous: null, rebuiltBecause: null };
   let m: Manifest;
   try {
     m = readManifest(out);
   } catch (e) {
-    if (e instanceof CorpusError) return { previous: null, rebuiltBecause: `previous manifest unreadable (${e.message})` };
+    if (e instanceof CorpusError)
+      return { previous: null, rebuiltBecause: `previous manifest unreadable (${e.message})` };
     throw e;
   }
   if (force) return { previous: null, rebuiltBecause: '--force' };
   const p = m.settings;
-  if (p.sampleRate !== s.sampleRate) return { previous: null, rebuiltBecause: `sample rate changed (${p.sampleRate} -> ${s.sampleRate} Hz)` };
-  if (p.trimDb !== s.trimDb) return { previous: null, rebuiltBecause: `trim threshold changed (${p.trimDb} -> ${s.trimDb})` };
+  if (p.sampleRate !== s.sampleRate)
+    return { previous: null, rebuiltBecause: `sample rate changed (${p.sampleRate} -> ${s.sampleRate} Hz)` };
+  if (p.trimDb !== s.trimDb)
+    return { previous: null, rebuiltBecause: `trim threshold changed (${p.trimDb} -> ${s.trimDb})` };
   for (const split of SPLITS) {
     const bin = path.join(out, m.binaries[split]);
     const need = m.files.filter((f) => f.split === split).reduce((a, f) => Math.max(a, f.offset + f.length), 0);
-    if (!fs.existsSync(bin) || fs.statSync(bin).size < need) return { previous: null, rebuiltBecause: `previous ${m.binaries[split]} is missing or truncated` };
+    if (!fs.existsSync(bin) || fs.statSync(bin).size < need)
+      return { previous: null, rebuiltBecause: `previous ${m.binaries[split]} is missing or truncated` };
   }
   return { previous: m, rebuiltBecause: null };
 }
@@ -196,15 +249,31 @@ function readOldCodes(out: string, m: Manifest, e: FileEntry, fds: Map<string, n
   return buf;
 }
 
-function entryOf(f: ScannedFile, offset: number, length: number, meta: Pick<FileEntry, 'sourceRate' | 'channels' | 'decoder' | 'trimmed'>): FileEntry {
-  return { path: f.display, source: f.source, size: f.size, mtimeMs: f.mtimeMs, split: f.split, splitBy: f.splitBy, offset, length, ...meta };
+function entryOf(
+  f: ScannedFile,
+  offset: number,
+  length: number,
+  meta: Pick<FileEntry, 'sourceRate' | 'channels' | 'decoder' | 'trimmed'>,
+): FileEntry {
+  return {
+    path: f.display,
+    source: f.source,
+    size: f.size,
+    mtimeMs: f.mtimeMs,
+    split: f.split,
+    splitBy: f.splitBy,
+    offset,
+    length,
+    ...meta,
+  };
 }
 
 /** Anything named like a code binary that the new manifest does not reference: old generations, crashed runs. */
 function removeStaleBinaries(out: string, keep: Record<Split, string>): void {
   const live = new Set(Object.values(keep));
   for (const name of fs.readdirSync(out)) {
-    if (/^codes-(train|valid|test)-.*\.u8(\.tmp)?$/.test(name) && !live.has(name)) fs.rmSync(path.join(out, name), { force: true });
+    if (/^codes-(train|valid|test)-.*\.u8(\.tmp)?$/.test(name) && !live.has(name))
+      fs.rmSync(path.join(out, name), { force: true });
   }
 }
 
@@ -225,7 +294,11 @@ class BinaryWriter {
     fs.closeSync(this.fd);
   }
   abandon(): void {
-    try { fs.closeSync(this.fd); } catch { /* already closed */ }
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
     fs.rmSync(this.file, { force: true });
   }
 }

@@ -39,7 +39,12 @@ export class Rng {
       if ((this.s[0] | this.s[1] | this.s[2] | this.s[3]) === 0) this.s[0] = 1;
     } else {
       const w = seed?.s;
-      if (!Array.isArray(w) || w.length !== 4 || !w.every((v) => Number.isInteger(v) && v >= 0 && v < TWO32) || w.every((v) => v === 0)) {
+      if (
+        !Array.isArray(w) ||
+        w.length !== 4 ||
+        !w.every((v) => Number.isInteger(v) && v >= 0 && v < TWO32) ||
+        w.every((v) => v === 0)
+      ) {
         throw new Error(`invalid Rng state ${JSON.stringify(seed)}: expected { s: [4 uint32, not all zero] }`);
       }
       this.s.set(w);
@@ -72,7 +77,8 @@ export class Rng {
    * a multi-GB split is sampled by sample index.
    */
   nextInt(n: number): number {
-    if (!Number.isInteger(n) || n < 1 || n > TWO53) throw new Error(`Rng.nextInt: n must be an integer in [1, 2^53], got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > TWO53)
+      throw new Error(`Rng.nextInt: n must be an integer in [1, 2^53], got ${n}`);
     if (n <= TWO32) {
       const limit = TWO32 - (TWO32 % n);
       for (;;) {

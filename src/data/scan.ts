@@ -29,7 +29,13 @@ export interface SplitFractions {
 
 export class InputError extends UserError {}
 
-const FOLDER_SPLITS: Record<string, Split> = { train: 'train', valid: 'valid', validation: 'valid', dev: 'valid', test: 'test' };
+const FOLDER_SPLITS: Record<string, Split> = {
+  train: 'train',
+  valid: 'valid',
+  validation: 'valid',
+  dev: 'valid',
+  test: 'test',
+};
 
 /**
  * The split of a path by hash: a file keeps its split when others are added or removed,
@@ -62,7 +68,9 @@ export function scanInputs(inputs: string[], fractions: SplitFractions): ScanRes
       continue;
     }
     if (!st.isDirectory()) throw new InputError(`input ${input} is neither a folder nor a file`);
-    const hasSplitFolders = safeReaddir(root, result).some((d) => d.isDirectory() && FOLDER_SPLITS[d.name.toLowerCase()]);
+    const hasSplitFolders = safeReaddir(root, result).some(
+      (d) => d.isDirectory() && FOLDER_SPLITS[d.name.toLowerCase()],
+    );
     walk(root, root, new Set([fs.realpathSync(root)]));
 
     function walk(dir: string, top: string, visited: Set<string>): void {
@@ -73,7 +81,10 @@ export function scanInputs(inputs: string[], fractions: SplitFractions): ScanRes
         try {
           s = fs.statSync(full);
         } catch (err) {
-          result.skipped.push({ source: full, reason: `cannot stat: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+          result.skipped.push({
+            source: full,
+            reason: `cannot stat: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          });
           continue;
         }
         if (s.isDirectory()) {
@@ -83,7 +94,7 @@ export function scanInputs(inputs: string[], fractions: SplitFractions): ScanRes
         } else if (s.isFile()) {
           const rel = path.relative(top, full).split(path.sep).join('/');
           const first = rel.split('/')[0].toLowerCase();
-          const folderSplit = hasSplitFolders && rel.includes('/') ? FOLDER_SPLITS[first] ?? null : null;
+          const folderSplit = hasSplitFolders && rel.includes('/') ? (FOLDER_SPLITS[first] ?? null) : null;
           addFile(full, `${rootName}/${rel}`, rel, folderSplit, s, fractions, result, seen);
         }
       }
@@ -93,7 +104,16 @@ export function scanInputs(inputs: string[], fractions: SplitFractions): ScanRes
   return result;
 }
 
-function addFile(full: string, display: string, hashKey: string, folderSplit: Split | null, st: fs.Stats, f: SplitFractions, result: ScanResult, seen: Set<string>): void {
+function addFile(
+  full: string,
+  display: string,
+  hashKey: string,
+  folderSplit: Split | null,
+  st: fs.Stats,
+  f: SplitFractions,
+  result: ScanResult,
+  seen: Set<string>,
+): void {
   if (!isAudioPath(full)) {
     result.ignored++;
     return;
@@ -102,14 +122,24 @@ function addFile(full: string, display: string, hashKey: string, folderSplit: Sp
   seen.add(full);
   // Hash the path inside the root, so renaming or moving the root folder keeps every split.
   const split = folderSplit ?? hashSplit(hashKey, f);
-  result.files.push({ source: full, display, size: st.size, mtimeMs: st.mtimeMs, split, splitBy: folderSplit ? 'folder' : 'hash' });
+  result.files.push({
+    source: full,
+    display,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    split,
+    splitBy: folderSplit ? 'folder' : 'hash',
+  });
 }
 
 function safeReaddir(dir: string, result: ScanResult): fs.Dirent[] {
   try {
     return fs.readdirSync(dir, { withFileTypes: true });
   } catch (e) {
-    result.skipped.push({ source: dir, reason: `cannot read folder: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    result.skipped.push({
+      source: dir,
+      reason: `cannot read folder: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    });
     return [];
   }
 }

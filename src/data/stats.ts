@@ -40,13 +40,18 @@ export function splitHistogram(corpusDir: string, m: Manifest, split: Split): Fl
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw new CorpusError(`corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`);
+    throw new CorpusError(
+      `corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`,
+    );
   }
   try {
     const buf = Buffer.alloc(1 << 20);
-    for (let pos = 0; pos < total; ) {
+    for (let pos = 0; pos < total;) {
       const got = fs.readSync(fd, buf, 0, Math.min(buf.length, total - pos), pos);
-      if (got <= 0) throw new CorpusError(`corpus ${corpusDir} is damaged: ${m.binaries[split]} ends at byte ${pos}, but the manifest lists ${total} codes; re-run prepare with --force`);
+      if (got <= 0)
+        throw new CorpusError(
+          `corpus ${corpusDir} is damaged: ${m.binaries[split]} ends at byte ${pos}, but the manifest lists ${total} codes; re-run prepare with --force`,
+        );
       for (let i = 0; i < got; i++) counts[buf[i]]++;
       pos += got;
     }
@@ -62,6 +67,14 @@ export function corpusStats(corpusDir: string, m: Manifest): SplitStats[] {
     const samples = files.reduce((a, f) => a + f.length, 0);
     const hist = splitHistogram(corpusDir, m, split);
     const h = entropyNats(hist);
-    return { split, files: files.length, samples, hours: samples / m.settings.sampleRate / 3600, histogram: Array.from(hist), entropyNats: h, entropyBits: h / Math.LN2 };
+    return {
+      split,
+      files: files.length,
+      samples,
+      hours: samples / m.settings.sampleRate / 3600,
+      histogram: Array.from(hist),
+      entropyNats: h,
+      entropyBits: h / Math.LN2,
+    };
   });
 }

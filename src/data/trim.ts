@@ -3,7 +3,11 @@
  * speech at a zero crossing the way a per-sample threshold would.
  * Returns the [start, end) range to keep; start === end when every frame is below the threshold.
  */
-export function silenceBounds(samples: Float32Array, sampleRate: number, thresholdDb: number): { start: number; end: number } {
+export function silenceBounds(
+  samples: Float32Array,
+  sampleRate: number,
+  thresholdDb: number,
+): { start: number; end: number } {
   if (!(thresholdDb < 0)) throw new Error(`trim threshold must be a negative dBFS level, got ${thresholdDb}`);
   const frame = Math.max(1, Math.round(sampleRate / 100));
   const limit = Math.pow(10, thresholdDb / 20);

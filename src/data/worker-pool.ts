@@ -42,7 +42,9 @@ export class DecodePool {
       if (!this.closed) this.pump();
     };
     w.on('error', (e) => onDeath(e.message));
-    w.on('exit', (code) => { if (this.all.has(w)) onDeath(`worker exited with code ${code}`); });
+    w.on('exit', (code) => {
+      if (this.all.has(w)) onDeath(`worker exited with code ${code}`);
+    });
     return w;
   }
 

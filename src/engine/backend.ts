@@ -41,14 +41,17 @@ async function loadTensorflow(): Promise<string> {
       await import(pkg);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      const missing = (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && causeOf(e).includes(`'${pkg}'`);
+      const missing =
+        (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && causeOf(e).includes(`'${pkg}'`);
       failures.push(missing ? `${pkg} not installed` : `${pkg} failed to load: ${causeOf(e)}`);
       continue;
     }
     // A binding built against another tfjs-core version registers on its own copy of the engine,
     // where our tensors would never see it.
     if (!tf.findBackend('tensorflow')) {
-      failures.push(`${pkg} loaded but its 'tensorflow' backend is not on our @tensorflow/tfjs ${tf.version_core} engine (version mismatch?)`);
+      failures.push(
+        `${pkg} loaded but its 'tensorflow' backend is not on our @tensorflow/tfjs ${tf.version_core} engine (version mismatch?)`,
+      );
       continue;
     }
     return `tensorflow via ${pkg} (${kind})`;
@@ -105,8 +108,12 @@ export async function initBackend(forced: BackendName | 'auto' = 'auto'): Promis
     for (const name of BACKENDS) {
       try {
         const detail = await activate(name);
-        const why = name === 'tensorflow' ? 'native TensorFlow is the fastest available'
-          : name === 'wasm' ? 'wasm is the embedded default' : 'cpu is the last resort';
+        const why =
+          name === 'tensorflow'
+            ? 'native TensorFlow is the fastest available'
+            : name === 'wasm'
+              ? 'wasm is the embedded default'
+              : 'cpu is the last resort';
         info = { name, detail, reason: [...skipped, why].join('; ') };
         break;
       } catch (e) {

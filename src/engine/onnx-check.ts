@@ -6,21 +6,61 @@ const D = P.TensorProto.DataType;
 
 /** The ai.onnx ops the tracer emits: anything else in an exported graph is a bug or a foreign graph. */
 export const ALLOWED_OPS: ReadonlySet<string> = new Set([
-  'MatMul', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Neg', 'Exp', 'Log', 'Sqrt', 'Tanh', 'Sigmoid',
-  'Relu', 'Reshape', 'Concat', 'Slice', 'Pad', 'ReduceSum', 'ReduceMean', 'ReduceMax', 'Softmax',
-  'LogSoftmax', 'Identity', 'Cast', 'Round',
+  'MatMul',
+  'Transpose',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'Reshape',
+  'Concat',
+  'Slice',
+  'Pad',
+  'ReduceSum',
+  'ReduceMean',
+  'ReduceMax',
+  'Softmax',
+  'LogSoftmax',
+  'Identity',
+  'Cast',
+  'Round',
 ]);
 
 /** The type each attribute we emit must carry (a wrong one is rejected by onnxruntime at load). */
 const ATTRIBUTE_TYPES: Readonly<Record<string, number>> = {
-  perm: A.INTS, axis: A.INT, axes: A.INTS, keepdims: A.INT, noop_with_empty_axes: A.INT,
-  to: A.INT, mode: A.STRING, allowzero: A.INT,
+  perm: A.INTS,
+  axis: A.INT,
+  axes: A.INTS,
+  keepdims: A.INT,
+  noop_with_empty_axes: A.INT,
+  to: A.INT,
+  mode: A.STRING,
+  allowzero: A.INT,
 };
 
 /** Bytes per element in raw_data. */
 const ELEM_BYTES: Readonly<Record<number, number>> = {
-  [D.FLOAT]: 4, [D.UINT8]: 1, [D.INT8]: 1, [D.UINT16]: 2, [D.INT16]: 2, [D.INT32]: 4, [D.INT64]: 8,
-  [D.BOOL]: 1, [D.FLOAT16]: 2, [D.DOUBLE]: 8, [D.UINT32]: 4, [D.UINT64]: 8, [D.BFLOAT16]: 2,
+  [D.FLOAT]: 4,
+  [D.UINT8]: 1,
+  [D.INT8]: 1,
+  [D.UINT16]: 2,
+  [D.INT16]: 2,
+  [D.INT32]: 4,
+  [D.INT64]: 8,
+  [D.BOOL]: 1,
+  [D.FLOAT16]: 2,
+  [D.DOUBLE]: 8,
+  [D.UINT32]: 4,
+  [D.UINT64]: 8,
+  [D.BFLOAT16]: 2,
 };
 
 /** protobufjs decodes int64 fields as Long when long.js is installed, as numbers otherwise. */
@@ -33,9 +73,16 @@ function checkAttribute(where: string, a: onnx.onnx.IAttributeProto, problems: s
   if (!name) problems.push(`${where}: attribute without a name`);
   const t = a.type ?? A.UNDEFINED;
   const want = ATTRIBUTE_TYPES[name];
-  if (want !== undefined && t !== want) problems.push(`${where}: attribute ${name} has type ${A[t] ?? t}, expected ${A[want]}`);
+  if (want !== undefined && t !== want)
+    problems.push(`${where}: attribute ${name} has type ${A[t] ?? t}, expected ${A[want]}`);
   // The field matching the declared type must be the one that is set.
-  const singular: Partial<Record<number, string>> = { [A.FLOAT]: 'f', [A.INT]: 'i', [A.STRING]: 's', [A.TENSOR]: 't', [A.GRAPH]: 'g' };
+  const singular: Partial<Record<number, string>> = {
+    [A.FLOAT]: 'f',
+    [A.INT]: 'i',
+    [A.STRING]: 's',
+    [A.TENSOR]: 't',
+    [A.GRAPH]: 'g',
+  };
   const field = singular[t];
   if (t === A.UNDEFINED) problems.push(`${where}: attribute ${name} has no type`);
   else if (field && !has(a, field)) problems.push(`${where}: attribute ${name} is ${A[t]} but holds no ${field}`);
@@ -53,12 +100,19 @@ function checkInitializer(t: onnx.onnx.ITensorProto, problems: string[]): void {
   const count = dims.reduce((p, d) => p * d, 1);
   const dtype = t.dataType ?? D.UNDEFINED;
   const size = ELEM_BYTES[dtype];
-  if (!size) { problems.push(`initializer ${name}: unsupported data type ${dtype}`); return; }
-  if (t.rawData && t.rawData.length > 0) {
-    if (t.rawData.length !== count * size) problems.push(`initializer ${name}: raw_data holds ${t.rawData.length} bytes, dims [${dims}] need ${count * size}`);
+  if (!size) {
+    problems.push(`initializer ${name}: unsupported data type ${dtype}`);
     return;
   }
-  const typed = dtype === D.FLOAT ? t.floatData : dtype === D.INT64 ? t.int64Data : dtype === D.DOUBLE ? t.doubleData : t.int32Data;
+  if (t.rawData && t.rawData.length > 0) {
+    if (t.rawData.length !== count * size)
+      problems.push(
+        `initializer ${name}: raw_data holds ${t.rawData.length} bytes, dims [${dims}] need ${count * size}`,
+      );
+    return;
+  }
+  const typed =
+    dtype === D.FLOAT ? t.floatData : dtype === D.INT64 ? t.int64Data : dtype === D.DOUBLE ? t.doubleData : t.int32Data;
   const held = typed?.length ?? 0;
   if (held !== count) problems.push(`initializer ${name}: holds ${held} values, dims [${dims}] need ${count}`);
 }
@@ -86,18 +140,26 @@ export function checkOnnxModel(bytes: Uint8Array): string[] {
   const std = imports.find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = std ? num(std.version as Int64) : 0;
   if (!std || opset <= 0) problems.push('no ai.onnx opset import');
-  for (const o of imports) if (o.domain && o.domain !== 'ai.onnx') problems.push(`opset import of non-standard domain ${o.domain}`);
+  for (const o of imports)
+    if (o.domain && o.domain !== 'ai.onnx') problems.push(`opset import of non-standard domain ${o.domain}`);
   const g = model.graph;
   if (!g) return [...problems, 'model has no graph'];
 
   const defined = new Set<string>();
   const define = (name: string, what: string) => {
     if (!name) problems.push(`${what} has an empty name`);
-    else if (defined.has(name)) problems.push(`${what} ${name} is defined twice (shadows an input, initializer or earlier output)`);
+    else if (defined.has(name))
+      problems.push(`${what} ${name} is defined twice (shadows an input, initializer or earlier output)`);
     else defined.add(name);
   };
-  for (const v of g.input ?? []) { define(v.name ?? '', 'graph input'); checkValueInfo('graph input', v, problems); }
-  for (const t of g.initializer ?? []) { define(t.name ?? '', 'initializer'); checkInitializer(t, problems); }
+  for (const v of g.input ?? []) {
+    define(v.name ?? '', 'graph input');
+    checkValueInfo('graph input', v, problems);
+  }
+  for (const t of g.initializer ?? []) {
+    define(t.name ?? '', 'initializer');
+    checkInitializer(t, problems);
+  }
 
   (g.node ?? []).forEach((n, i) => {
     const op = n.opType ?? '';
@@ -105,7 +167,8 @@ export function checkOnnxModel(bytes: Uint8Array): string[] {
     if (n.domain && n.domain !== 'ai.onnx') problems.push(`${where}: non-standard domain ${n.domain}`);
     if (!ALLOWED_OPS.has(op)) problems.push(`${where}: op ${op || '(none)'} is not in the allow-list`);
     // Optional inputs are left out as empty names; every named one must already exist.
-    for (const inp of n.input ?? []) if (inp && !defined.has(inp)) problems.push(`${where}: input ${inp} is not defined before use`);
+    for (const inp of n.input ?? [])
+      if (inp && !defined.has(inp)) problems.push(`${where}: input ${inp} is not defined before use`);
     for (const a of n.attribute ?? []) checkAttribute(where, a, problems);
     const attrs = new Set((n.attribute ?? []).map((a) => a.name));
     const inputs = (n.input ?? []).length;

@@ -163,7 +163,15 @@ export class OnnxTracer implements Ops<TraceTensor> {
     const src = this.check(t, `output ${name}`);
     if (src.dtype !== 'float32') throw new Error(`output ${name}: only float32 tensors are outputs`);
     this.claim(name, t.shape, 'float32');
-    this.nodes.push({ op: 'Identity', inputs: [t.name], output: name, attrs: {}, shape: [...t.shape], dtype: 'float32', primitive: 'output' });
+    this.nodes.push({
+      op: 'Identity',
+      inputs: [t.name],
+      output: name,
+      attrs: {},
+      shape: [...t.shape],
+      dtype: 'float32',
+      primitive: 'output',
+    });
     this.outputs.push({ name, shape: [...t.shape] });
   }
 
@@ -173,15 +181,19 @@ export class OnnxTracer implements Ops<TraceTensor> {
   }
 
   read(x: TraceTensor): Float32Array {
-    throw new Error(`read(${x.name}): values are not available while tracing; a data-dependent decision (such as most-used compression) cannot be exported`);
+    throw new Error(
+      `read(${x.name}): values are not available while tracing; a data-dependent decision (such as most-used compression) cannot be exported`,
+    );
   }
 
   // ---- elementwise
 
   matMul(a: TraceTensor, b: TraceTensor, transposeA = false, transposeB = false): TraceTensor {
-    this.check(a, 'matMul'); this.check(b, 'matMul');
+    this.check(a, 'matMul');
+    this.check(b, 'matMul');
     const r = a.shape.length;
-    const bad = (why: string) => new Error(`matMul: ${why} (a [${a.shape}]${transposeA ? 'ᵀ' : ''}, b [${b.shape}]${transposeB ? 'ᵀ' : ''})`);
+    const bad = (why: string) =>
+      new Error(`matMul: ${why} (a [${a.shape}]${transposeA ? 'ᵀ' : ''}, b [${b.shape}]${transposeB ? 'ᵀ' : ''})`);
     if (r < 2 || b.shape.length !== r) throw bad('operands must have the same rank, at least 2');
     for (let i = 0; i < r - 2; i++) if (a.shape[i] !== b.shape[i]) throw bad('leading dimensions must match');
     const x = transposeA ? this.swapLast(a, 'matMul') : a;
@@ -189,23 +201,47 @@ export class OnnxTracer implements Ops<TraceTensor> {
     if (x.shape[r - 1] !== y.shape[r - 2]) throw bad(`inner dimensions differ: ${x.shape[r - 1]} vs ${y.shape[r - 2]}`);
     return this.node('MatMul', [x, y], [...x.shape.slice(0, r - 1), y.shape[r - 1]], 'matMul');
   }
-  add(a: TraceTensor, b: TraceTensor): TraceTensor { return this.binary('Add', a, b, 'add'); }
-  sub(a: TraceTensor, b: TraceTensor): TraceTensor { return this.binary('Sub', a, b, 'sub'); }
-  mul(a: TraceTensor, b: TraceTensor): TraceTensor { return this.binary('Mul', a, b, 'mul'); }
-  div(a: TraceTensor, b: TraceTensor): TraceTensor { return this.binary('Div', a, b, 'div'); }
+  add(a: TraceTensor, b: TraceTensor): TraceTensor {
+    return this.binary('Add', a, b, 'add');
+  }
+  sub(a: TraceTensor, b: TraceTensor): TraceTensor {
+    return this.binary('Sub', a, b, 'sub');
+  }
+  mul(a: TraceTensor, b: TraceTensor): TraceTensor {
+    return this.binary('Mul', a, b, 'mul');
+  }
+  div(a: TraceTensor, b: TraceTensor): TraceTensor {
+    return this.binary('Div', a, b, 'div');
+  }
   scale(x: TraceTensor, s: number): TraceTensor {
     // A rank-0 factor, as tfjs's tf.scalar: broadcasting leaves x's shape unchanged.
     return this.binary('Mul', x, this.constant(new Float32Array([s]), []), 'scale');
   }
-  neg(x: TraceTensor): TraceTensor { return this.unary('Neg', x, 'neg'); }
-  exp(x: TraceTensor): TraceTensor { return this.unary('Exp', x, 'exp'); }
-  log(x: TraceTensor): TraceTensor { return this.unary('Log', x, 'log'); }
-  sqrt(x: TraceTensor): TraceTensor { return this.unary('Sqrt', x, 'sqrt'); }
-  tanh(x: TraceTensor): TraceTensor { return this.unary('Tanh', x, 'tanh'); }
-  sigmoid(x: TraceTensor): TraceTensor { return this.unary('Sigmoid', x, 'sigmoid'); }
-  relu(x: TraceTensor): TraceTensor { return this.unary('Relu', x, 'relu'); }
+  neg(x: TraceTensor): TraceTensor {
+    return this.unary('Neg', x, 'neg');
+  }
+  exp(x: TraceTensor): TraceTensor {
+    return this.unary('Exp', x, 'exp');
+  }
+  log(x: TraceTensor): TraceTensor {
+    return this.unary('Log', x, 'log');
+  }
+  sqrt(x: TraceTensor): TraceTensor {
+    return this.unary('Sqrt', x, 'sqrt');
+  }
+  tanh(x: TraceTensor): TraceTensor {
+    return this.unary('Tanh', x, 'tanh');
+  }
+  sigmoid(x: TraceTensor): TraceTensor {
+    return this.unary('Sigmoid', x, 'sigmoid');
+  }
+  relu(x: TraceTensor): TraceTensor {
+    return this.unary('Relu', x, 'relu');
+  }
   // Pow(x, 2), not Mul(x, x): onnxruntime fuses a layer norm written with Pow into one kernel.
-  square(x: TraceTensor): TraceTensor { return this.binary('Pow', x, this.constant(new Float32Array([2]), []), 'square'); }
+  square(x: TraceTensor): TraceTensor {
+    return this.binary('Pow', x, this.constant(new Float32Array([2]), []), 'square');
+  }
 
   // ---- shapes
 
@@ -227,8 +263,15 @@ export class OnnxTracer implements Ops<TraceTensor> {
   transpose(x: TraceTensor, perm: readonly number[]): TraceTensor {
     this.check(x, 'transpose');
     const r = x.shape.length;
-    if (perm.length !== r || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) throw new Error(`transpose: [${perm}] is not a permutation of rank ${r}`);
-    return this.node('Transpose', [x], perm.map((p) => x.shape[p]), 'transpose', { perm: [...perm] });
+    if (perm.length !== r || [...perm].sort((p, q) => p - q).some((p, i) => p !== i))
+      throw new Error(`transpose: [${perm}] is not a permutation of rank ${r}`);
+    return this.node(
+      'Transpose',
+      [x],
+      perm.map((p) => x.shape[p]),
+      'transpose',
+      { perm: [...perm] },
+    );
   }
 
   concat(xs: readonly TraceTensor[], axis: number): TraceTensor {
@@ -237,7 +280,8 @@ export class OnnxTracer implements Ops<TraceTensor> {
     const r = xs[0].shape.length;
     const ax = normAxis(axis, r, 'concat');
     for (const x of xs) {
-      if (x.shape.length !== r || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) throw new Error(`concat: [${x.shape}] does not match [${xs[0].shape}] off axis ${ax}`);
+      if (x.shape.length !== r || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i]))
+        throw new Error(`concat: [${x.shape}] does not match [${xs[0].shape}] off axis ${ax}`);
     }
     const shape = xs[0].shape.map((d, i) => (i === ax ? xs.reduce((s, x) => s + x.shape[ax], 0) : d));
     return this.node('Concat', xs, shape, 'concat', { axis: ax });
@@ -246,45 +290,78 @@ export class OnnxTracer implements Ops<TraceTensor> {
   slice(x: TraceTensor, begin: readonly number[], size: readonly number[]): TraceTensor {
     this.check(x, 'slice');
     const r = x.shape.length;
-    if (begin.length !== r || size.length !== r) throw new Error(`slice: begin [${begin}] / size [${size}] do not match rank ${r}`);
+    if (begin.length !== r || size.length !== r)
+      throw new Error(`slice: begin [${begin}] / size [${size}] do not match rank ${r}`);
     const len = size.map((s, i) => (s === -1 ? x.shape[i] - begin[i] : s));
-    if (begin.some((b, i) => !(b >= 0 && len[i] >= 0 && b + len[i] <= x.shape[i]))) throw new Error(`slice: begin [${begin}] size [${size}] outside [${x.shape}]`);
+    if (begin.some((b, i) => !(b >= 0 && len[i] >= 0 && b + len[i] <= x.shape[i])))
+      throw new Error(`slice: begin [${begin}] size [${size}] outside [${x.shape}]`);
     const axes = x.shape.map((_, i) => i);
-    return this.node('Slice', [x, this.int64s(begin), this.int64s(begin.map((b, i) => b + len[i])), this.int64s(axes)], len, 'slice');
+    return this.node(
+      'Slice',
+      [x, this.int64s(begin), this.int64s(begin.map((b, i) => b + len[i])), this.int64s(axes)],
+      len,
+      'slice',
+    );
   }
 
   pad(x: TraceTensor, paddings: readonly [number, number][]): TraceTensor {
     this.check(x, 'pad');
-    if (paddings.length !== x.shape.length || paddings.flat().some((p) => !(Number.isInteger(p) && p >= 0))) throw new Error(`pad: paddings ${JSON.stringify(paddings)} do not fit [${x.shape}]`);
+    if (paddings.length !== x.shape.length || paddings.flat().some((p) => !(Number.isInteger(p) && p >= 0)))
+      throw new Error(`pad: paddings ${JSON.stringify(paddings)} do not fit [${x.shape}]`);
     // ONNX orders pads as all begins then all ends; no constant_value input means zero.
     const pads = [...paddings.map(([lo]) => lo), ...paddings.map(([, hi]) => hi)];
-    return this.node('Pad', [x, this.int64s(pads)], x.shape.map((d, i) => d + paddings[i][0] + paddings[i][1]), 'pad', { mode: 'constant' });
+    return this.node(
+      'Pad',
+      [x, this.int64s(pads)],
+      x.shape.map((d, i) => d + paddings[i][0] + paddings[i][1]),
+      'pad',
+      { mode: 'constant' },
+    );
   }
 
   sliceAt(x: TraceTensor, axis: number, start: TraceTensor, size: number): TraceTensor {
-    this.check(x, 'sliceAt'); this.check(start, 'sliceAt');
+    this.check(x, 'sliceAt');
+    this.check(start, 'sliceAt');
     const ax = normAxis(axis, x.shape.length, 'sliceAt');
     if (numel(start.shape) !== 1) throw new Error(`sliceAt: start must hold one value, got [${start.shape}]`);
-    if (!(Number.isInteger(size) && size >= 0 && size <= x.shape[ax])) throw new Error(`sliceAt: size ${size} outside axis ${ax} of length ${x.shape[ax]}`);
+    if (!(Number.isInteger(size) && size >= 0 && size <= x.shape[ax]))
+      throw new Error(`sliceAt: size ${size} outside axis ${ax} of length ${x.shape[ax]}`);
     const s1 = start.shape.length === 1 ? start : this.reshape(start, [1]);
     // Round first: Cast truncates, and TfOps rounds (a position computed in float may be 4.9999995).
     const rounded = this.node('Round', [s1], [1], 'sliceAt');
     const starts = this.node('Cast', [rounded], [1], 'sliceAt', { to: ELEM.int64 }, 'int64');
     const ends = this.node('Add', [starts, this.int64s([size])], [1], 'sliceAt', {}, 'int64');
     // ONNX Slice clamps out-of-range starts where TfOps throws: callers must keep start + size in range.
-    return this.node('Slice', [x, starts, ends, this.int64s([ax])], x.shape.map((d, i) => (i === ax ? size : d)), 'sliceAt');
+    return this.node(
+      'Slice',
+      [x, starts, ends, this.int64s([ax])],
+      x.shape.map((d, i) => (i === ax ? size : d)),
+      'sliceAt',
+    );
   }
 
   // ---- reductions
 
-  sum(x: TraceTensor, axes: readonly number[], keepDims = false): TraceTensor { return this.reduce('ReduceSum', x, axes, keepDims, 'sum'); }
-  mean(x: TraceTensor, axes: readonly number[], keepDims = false): TraceTensor { return this.reduce('ReduceMean', x, axes, keepDims, 'mean'); }
-  max(x: TraceTensor, axes: readonly number[], keepDims = false): TraceTensor { return this.reduce('ReduceMax', x, axes, keepDims, 'max'); }
+  sum(x: TraceTensor, axes: readonly number[], keepDims = false): TraceTensor {
+    return this.reduce('ReduceSum', x, axes, keepDims, 'sum');
+  }
+  mean(x: TraceTensor, axes: readonly number[], keepDims = false): TraceTensor {
+    return this.reduce('ReduceMean', x, axes, keepDims, 'mean');
+  }
+  max(x: TraceTensor, axes: readonly number[], keepDims = false): TraceTensor {
+    return this.reduce('ReduceMax', x, axes, keepDims, 'max');
+  }
   // Opset 13+ Softmax normalises along `axis` alone (before 13 it flattened everything from axis on).
-  softmax(x: TraceTensor): TraceTensor { return this.unary('Softmax', x, 'softmax', { axis: -1 }); }
-  logSoftmax(x: TraceTensor): TraceTensor { return this.unary('LogSoftmax', x, 'logSoftmax', { axis: -1 }); }
+  softmax(x: TraceTensor): TraceTensor {
+    return this.unary('Softmax', x, 'softmax', { axis: -1 });
+  }
+  logSoftmax(x: TraceTensor): TraceTensor {
+    return this.unary('LogSoftmax', x, 'logSoftmax', { axis: -1 });
+  }
 
-  stopGradient(x: TraceTensor): TraceTensor { return this.unary('Identity', x, 'stopGradient'); }
+  stopGradient(x: TraceTensor): TraceTensor {
+    return this.unary('Identity', x, 'stopGradient');
+  }
 
   // ---- serialisation
 
@@ -311,9 +388,14 @@ export class OnnxTracer implements Ops<TraceTensor> {
         output: [n.output],
         attribute: Object.entries(n.attrs).map(([name, v]) => attribute(name, v)),
       })),
-      initializer: [...this.initializers.values()].filter((t) => needed.has(t.name)).map((t) => ({
-        name: t.name, dataType: ELEM[t.dtype], dims: [...t.dims], rawData: rawBytes(t.data),
-      })),
+      initializer: [...this.initializers.values()]
+        .filter((t) => needed.has(t.name))
+        .map((t) => ({
+          name: t.name,
+          dataType: ELEM[t.dtype],
+          dims: [...t.dims],
+          rawData: rawBytes(t.data),
+        })),
       // Every input stays, used or not: callers feed all of exampleFeeds(), and onnxruntime rejects unknown feeds.
       input: this.inputs.map((t) => valueInfo(t.name, 'float32', t.shape)),
       output: this.outputs.map((t) => valueInfo(t.name, 'float32', t.shape)),
@@ -347,7 +429,8 @@ export class OnnxTracer implements Ops<TraceTensor> {
 
   private fresh(prefix: string): string {
     let name: string;
-    do name = `${prefix}${this.counter++}`; while (this.values.has(name));
+    do name = `${prefix}${this.counter++}`;
+    while (this.values.has(name));
     return name;
   }
 
@@ -370,11 +453,19 @@ export class OnnxTracer implements Ops<TraceTensor> {
   }
 
   private int64s(values: readonly number[]): TraceTensor {
-    return this.tensorFor(this.autoInitializer('int64', [values.length], BigInt64Array.from(values.map((v) => BigInt(v)))));
+    return this.tensorFor(
+      this.autoInitializer('int64', [values.length], BigInt64Array.from(values.map((v) => BigInt(v)))),
+    );
   }
 
-  private node(op: string, inputs: readonly TraceTensor[], shape: readonly number[], primitive: string,
-    attrs: Record<string, TraceAttr> = {}, dtype: TraceDType = 'float32'): TraceTensor {
+  private node(
+    op: string,
+    inputs: readonly TraceTensor[],
+    shape: readonly number[],
+    primitive: string,
+    attrs: Record<string, TraceAttr> = {},
+    dtype: TraceDType = 'float32',
+  ): TraceTensor {
     const output = this.fresh('_t');
     this.claim(output, shape, dtype);
     this.nodes.push({ op, inputs: inputs.map((t) => t.name), output, attrs, shape: [...shape], dtype, primitive });
@@ -387,7 +478,8 @@ export class OnnxTracer implements Ops<TraceTensor> {
   }
 
   private binary(op: string, a: TraceTensor, b: TraceTensor, primitive: string): TraceTensor {
-    this.check(a, primitive); this.check(b, primitive);
+    this.check(a, primitive);
+    this.check(b, primitive);
     return this.node(op, [a, b], broadcast(a.shape, b.shape), primitive);
   }
 
@@ -395,16 +487,30 @@ export class OnnxTracer implements Ops<TraceTensor> {
     const r = x.shape.length;
     const perm = x.shape.map((_, i) => i);
     [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-    return this.node('Transpose', [x], perm.map((p) => x.shape[p]), primitive, { perm });
+    return this.node(
+      'Transpose',
+      [x],
+      perm.map((p) => x.shape[p]),
+      primitive,
+      { perm },
+    );
   }
 
-  private reduce(op: string, x: TraceTensor, axes: readonly number[], keepDims: boolean, primitive: string): TraceTensor {
+  private reduce(
+    op: string,
+    x: TraceTensor,
+    axes: readonly number[],
+    keepDims: boolean,
+    primitive: string,
+  ): TraceTensor {
     this.check(x, primitive);
     const r = x.shape.length;
     const ax = [...new Set(axes.map((a) => normAxis(a, r, primitive)))].sort((p, q) => p - q);
     // tfjs reduces nothing for []; ONNX would reduce everything (noop_with_empty_axes defaults to 0).
     if (ax.length === 0) return this.node('Identity', [x], x.shape, primitive);
-    const shape = keepDims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
+    const shape = keepDims
+      ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !ax.includes(i));
     const keepdims = keepDims ? 1 : 0;
     // Opset 17: ReduceSum takes axes as an input (since 13); ReduceMean/ReduceMax still as an attribute (until 18).
     if (op === 'ReduceSum') return this.node(op, [x, this.int64s(ax)], shape, primitive, { keepdims });

@@ -51,7 +51,8 @@ function pieces(x: tf.Tensor, split: BatchSplit): tf.Tensor2D[] {
   if (split === 'host') {
     const data = x.dataSync() as Float32Array;
     const size = rows * cols;
-    for (let i = 0; i < count; i++) out.push(tf.tensor2d(data.subarray(i * size, (i + 1) * size), [rows, cols], 'float32'));
+    for (let i = 0; i < count; i++)
+      out.push(tf.tensor2d(data.subarray(i * size, (i + 1) * size), [rows, cols], 'float32'));
   } else {
     const x3 = tf.reshape(x, [count, rows, cols]);
     for (let i = 0; i < count; i++) out.push(tf.reshape(tf.slice(x3, [i, 0, 0], [1, rows, cols]), [rows, cols]));
@@ -68,7 +69,8 @@ function productOfPieces(as: tf.Tensor2D[], bs: tf.Tensor2D[], batch: readonly n
 
 function checkMatMul(a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean): void {
   const r = a.rank;
-  const bad = (why: string) => new Error(`matMul: ${why} (a [${a.shape}]${tA ? 'ᵀ' : ''}, b [${b.shape}]${tB ? 'ᵀ' : ''})`);
+  const bad = (why: string) =>
+    new Error(`matMul: ${why} (a [${a.shape}]${tA ? 'ᵀ' : ''}, b [${b.shape}]${tB ? 'ᵀ' : ''})`);
   if (r < 2 || b.rank !== r) throw bad('operands must have the same rank, at least 2');
   for (let i = 0; i < r - 2; i++) if (a.shape[i] !== b.shape[i]) throw bad('leading dimensions must match');
   const k1 = a.shape[tA ? r - 2 : r - 1];
@@ -85,15 +87,16 @@ function tiledMatMul(a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean, split
     const value = productOfPieces(pieces(tA ? swapLast(x) : x, split), pieces(tB ? swapLast(y) : y, split), batch);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const [sx, sy] = saved;
-        // With C = op(A)·op(B): d op(A) = dC·op(B)ᵀ and d op(B) = op(A)ᵀ·dC. When an operand was
-        // transposed, op(·)ᵀ is the saved operand itself, so no transpose is needed for it.
-        const dys = pieces(dy, split);
-        const dOpA = productOfPieces(dys, pieces(tB ? sy : swapLast(sy), split), batch);
-        const dOpB = productOfPieces(pieces(tA ? sx : swapLast(sx), split), dys, batch);
-        return [tA ? swapLast(dOpA) : dOpA, tB ? swapLast(dOpB) : dOpB];
-      }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sx, sy] = saved;
+          // With C = op(A)·op(B): d op(A) = dC·op(B)ᵀ and d op(B) = op(A)ᵀ·dC. When an operand was
+          // transposed, op(·)ᵀ is the saved operand itself, so no transpose is needed for it.
+          const dys = pieces(dy, split);
+          const dOpA = productOfPieces(dys, pieces(tB ? sy : swapLast(sy), split), batch);
+          const dOpB = productOfPieces(pieces(tA ? sx : swapLast(sx), split), dys, batch);
+          return [tA ? swapLast(dOpA) : dOpA, tB ? swapLast(dOpB) : dOpB];
+        }),
     };
   });
   return f(a, b);
@@ -137,7 +140,8 @@ export class TfOps implements Ops<TfTensor> {
   sliceAt(x: TfTensor, axis: number, start: TfTensor, size: number): TfTensor {
     const at = Math.round(start.dataSync()[0]);
     const ax = axis < 0 ? x.rank + axis : axis;
-    if (!(at >= 0 && at + size <= x.shape[ax])) throw new RangeError(`sliceAt: ${at} + ${size} outside axis ${ax} of length ${x.shape[ax]}`);
+    if (!(at >= 0 && at + size <= x.shape[ax]))
+      throw new RangeError(`sliceAt: ${at} + ${size} outside axis ${ax} of length ${x.shape[ax]}`);
     const begin = x.shape.map((_, i) => (i === ax ? at : 0));
     const len = x.shape.map((v, i) => (i === ax ? size : v));
     return tf.slice(x, begin, len);
@@ -153,37 +157,84 @@ export class TfOps implements Ops<TfTensor> {
     if (this.matMulPath() === 'native') return tf.matMul(a, b, transposeA, transposeB);
     return tiledMatMul(a, b, transposeA, transposeB, this.split);
   }
-  add(a: TfTensor, b: TfTensor): TfTensor { return tf.add(a, b); }
-  sub(a: TfTensor, b: TfTensor): TfTensor { return tf.sub(a, b); }
-  mul(a: TfTensor, b: TfTensor): TfTensor { return tf.mul(a, b); }
-  div(a: TfTensor, b: TfTensor): TfTensor { return tf.div(a, b); }
-  scale(x: TfTensor, s: number): TfTensor { return tf.mul(x, tf.scalar(s, 'float32')); }
-  neg(x: TfTensor): TfTensor { return tf.neg(x); }
-  exp(x: TfTensor): TfTensor { return tf.exp(x); }
-  log(x: TfTensor): TfTensor { return tf.log(x); }
-  sqrt(x: TfTensor): TfTensor { return tf.sqrt(x); }
-  tanh(x: TfTensor): TfTensor { return tf.tanh(x); }
-  sigmoid(x: TfTensor): TfTensor { return tf.sigmoid(x); }
-  relu(x: TfTensor): TfTensor { return tf.relu(x); }
-  square(x: TfTensor): TfTensor { return tf.square(x); }
+  add(a: TfTensor, b: TfTensor): TfTensor {
+    return tf.add(a, b);
+  }
+  sub(a: TfTensor, b: TfTensor): TfTensor {
+    return tf.sub(a, b);
+  }
+  mul(a: TfTensor, b: TfTensor): TfTensor {
+    return tf.mul(a, b);
+  }
+  div(a: TfTensor, b: TfTensor): TfTensor {
+    return tf.div(a, b);
+  }
+  scale(x: TfTensor, s: number): TfTensor {
+    return tf.mul(x, tf.scalar(s, 'float32'));
+  }
+  neg(x: TfTensor): TfTensor {
+    return tf.neg(x);
+  }
+  exp(x: TfTensor): TfTensor {
+    return tf.exp(x);
+  }
+  log(x: TfTensor): TfTensor {
+    return tf.log(x);
+  }
+  sqrt(x: TfTensor): TfTensor {
+    return tf.sqrt(x);
+  }
+  tanh(x: TfTensor): TfTensor {
+    return tf.tanh(x);
+  }
+  sigmoid(x: TfTensor): TfTensor {
+    return tf.sigmoid(x);
+  }
+  relu(x: TfTensor): TfTensor {
+    return tf.relu(x);
+  }
+  square(x: TfTensor): TfTensor {
+    return tf.square(x);
+  }
 
-  reshape(x: TfTensor, shape: readonly number[]): TfTensor { return tf.reshape(x, [...shape]); }
-  transpose(x: TfTensor, perm: readonly number[]): TfTensor { return tf.transpose(x, [...perm]); }
-  concat(xs: readonly TfTensor[], axis: number): TfTensor { return tf.concat([...xs], axis); }
+  reshape(x: TfTensor, shape: readonly number[]): TfTensor {
+    return tf.reshape(x, [...shape]);
+  }
+  transpose(x: TfTensor, perm: readonly number[]): TfTensor {
+    return tf.transpose(x, [...perm]);
+  }
+  concat(xs: readonly TfTensor[], axis: number): TfTensor {
+    return tf.concat([...xs], axis);
+  }
   slice(x: TfTensor, begin: readonly number[], size: readonly number[]): TfTensor {
     return tf.slice(x, [...begin], [...size]);
   }
   pad(x: TfTensor, paddings: readonly [number, number][]): TfTensor {
-    return tf.pad(x, paddings.map(([lo, hi]) => [lo, hi] as [number, number]));
+    return tf.pad(
+      x,
+      paddings.map(([lo, hi]) => [lo, hi] as [number, number]),
+    );
   }
 
-  sum(x: TfTensor, axes: readonly number[], keepDims = false): TfTensor { return tf.sum(x, [...axes], keepDims); }
-  mean(x: TfTensor, axes: readonly number[], keepDims = false): TfTensor { return tf.mean(x, [...axes], keepDims); }
-  max(x: TfTensor, axes: readonly number[], keepDims = false): TfTensor { return tf.max(x, [...axes], keepDims); }
-  softmax(x: TfTensor): TfTensor { return tf.softmax(x, -1); }
-  logSoftmax(x: TfTensor): TfTensor { return tf.logSoftmax(x, -1); }
+  sum(x: TfTensor, axes: readonly number[], keepDims = false): TfTensor {
+    return tf.sum(x, [...axes], keepDims);
+  }
+  mean(x: TfTensor, axes: readonly number[], keepDims = false): TfTensor {
+    return tf.mean(x, [...axes], keepDims);
+  }
+  max(x: TfTensor, axes: readonly number[], keepDims = false): TfTensor {
+    return tf.max(x, [...axes], keepDims);
+  }
+  softmax(x: TfTensor): TfTensor {
+    return tf.softmax(x, -1);
+  }
+  logSoftmax(x: TfTensor): TfTensor {
+    return tf.logSoftmax(x, -1);
+  }
 
-  stopGradient(x: TfTensor): TfTensor { return stopGradientFn(x); }
+  stopGradient(x: TfTensor): TfTensor {
+    return stopGradientFn(x);
+  }
 }
 
 let shared: TfOps | undefined;

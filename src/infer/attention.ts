@@ -52,7 +52,8 @@ const PAD_CODE = 128;
  * history (the index of the first segment the analysis counts), by the model's own validity rule.
  */
 export function segmentsToFill(cfg: TransformerConfig): number {
-  const mv = new Int32Array(1), cv = new Int32Array(1);
+  const mv = new Int32Array(1),
+    cv = new Int32Array(1);
   let s = 0;
   // Terminates for any valid config: memory fills in ceil(n_m / n) segments, then each segment adds n / c compressed slots.
   while (mv[0] < cfg.memory || cv[0] < cfg.compressedMemory) {
@@ -62,14 +63,22 @@ export function segmentsToFill(cfg: TransformerConfig): number {
   return s;
 }
 
-export async function attentionByAge(cfg: TransformerConfig, params: ParamArrays, files: { path: string; codes: Uint8Array }[], opts: AttentionOptions = {}): Promise<AttentionProfile> {
+export async function attentionByAge(
+  cfg: TransformerConfig,
+  params: ParamArrays,
+  files: { path: string; codes: Uint8Array }[],
+  opts: AttentionOptions = {},
+): Promise<AttentionProfile> {
   if (cfg.memory === 0 && cfg.compressedMemory === 0) {
-    throw new Error('attention analysis needs memory: the config has memory 0 and compressedMemory 0, so every key is in the current segment');
+    throw new Error(
+      'attention analysis needs memory: the config has memory 0 and compressedMemory 0, so every key is in the current segment',
+    );
   }
   // The auxiliary loss only trains f_c and would cost time at every segment.
   const run = parseTransformerConfig({ ...cfg, auxLoss: 'none' }, 'attention analysis config');
   const maxSegments = opts.maxSegments ?? 64;
-  if (!Number.isInteger(maxSegments) || maxSegments < 1) throw new RangeError(`maxSegments must be an integer >= 1, got ${maxSegments}`);
+  if (!Number.isInteger(maxSegments) || maxSegments < 1)
+    throw new RangeError(`maxSegments must be an integer >= 1, got ${maxSegments}`);
   if (files.length === 0) throw new RangeError('attention analysis: no files');
   const { segment: n, memory: nm, compressedMemory: ncm, layers: L } = run;
   const K = ncm + nm + n;
@@ -105,7 +114,8 @@ export async function attentionByAge(cfg: TransformerConfig, params: ParamArrays
         if (!r) continue;
         tokens.set(files[r.file].codes.subarray(r.pos, r.pos + n), b * n);
         r.pos += n;
-        if (!reset[b] && state.memValid[b] === nm && state.cmemValid[b] === ncm && counted + use.length < maxSegments) use.push(b);
+        if (!reset[b] && state.memValid[b] === nm && state.cmemValid[b] === ncm && counted + use.length < maxSegments)
+          use.push(b);
       }
       let next!: CtState<tf.Tensor>;
       const means = tf.tidy(() => {
@@ -137,7 +147,9 @@ export async function attentionByAge(cfg: TransformerConfig, params: ParamArrays
   if (counted === 0) {
     const need = (segmentsToFill(run) + 1) * n;
     const longest = Math.max(...files.map((f) => f.codes.length));
-    throw new RangeError(`attention analysis: no segment with full memories; a file needs at least ${need} codes (${segmentsToFill(run)} segments of ${n} fill memory ${nm} and compressed memory ${ncm}), the longest has ${longest}`);
+    throw new RangeError(
+      `attention analysis: no segment with full memories; a file needs at least ${need} codes (${segmentsToFill(run)} segments of ${n} fill memory ${nm} and compressed memory ${ncm}), the longest has ${longest}`,
+    );
   }
 
   // Queries are causal within the segment (query i sees segment slots <= i), and a masked key gets
@@ -146,7 +158,11 @@ export async function attentionByAge(cfg: TransformerConfig, params: ParamArrays
   // slots are seen by every query, so memory and compressed memory compare fairly with each other.
   const perLayer = sums.map((s) => Array.from(s, (v) => v / counted));
   const mean = Array.from({ length: K }, (_, k) => perLayer.reduce((a, row) => a + row[k], 0) / L);
-  const spans: [RegionName, number, number][] = [['compressed memory', 0, ncm], ['memory', ncm, ncm + nm], ['segment', ncm + nm, K]];
+  const spans: [RegionName, number, number][] = [
+    ['compressed memory', 0, ncm],
+    ['memory', ncm, ncm + nm],
+    ['segment', ncm + nm, K],
+  ];
   const regionsOf = (w: number[]): RegionStat[] =>
     spans
       .filter(([, a, b]) => b > a)
@@ -159,7 +175,15 @@ export async function attentionByAge(cfg: TransformerConfig, params: ParamArrays
     const mass = regionsPerLayer.reduce((a, rs) => a + rs[i].mass, 0) / L;
     return { name: r.name, slots: r.slots, mass, perSlot: mass / r.slots };
   });
-  return { layers: L, slots: { compressed: ncm, memory: nm, segment: n }, counted, perLayer, mean, regions, regionsPerLayer };
+  return {
+    layers: L,
+    slots: { compressed: ncm, memory: nm, segment: n },
+    counted,
+    perLayer,
+    mean,
+    regions,
+    regionsPerLayer,
+  };
 }
 
 /**
@@ -171,11 +195,28 @@ export function attentionChart(p: AttentionProfile, title: string): LineChart {
   const { compressed: ncm, memory: nm, segment: n } = p.slots;
   const K = ncm + nm + n;
   const line = (w: number[]) => w.map((v, k) => [k, v] as [number, number]);
-  const series: Series[] = [{ name: `mean of ${p.layers} layer${p.layers > 1 ? 's' : ''}`, points: line(p.mean), color: PALETTE[0] }];
+  const series: Series[] = [
+    { name: `mean of ${p.layers} layer${p.layers > 1 ? 's' : ''}`, points: line(p.mean), color: PALETTE[0] },
+  ];
   // At most 4 layers drawn, spread from first to last, so the legend stays readable.
-  const shown = p.layers <= 4 ? [...Array(p.layers).keys()] : [...new Set([0, 1, 2, 3].map((i) => Math.round((i * (p.layers - 1)) / 3)))];
-  if (p.layers > 1) shown.forEach((l, i) => series.push({ name: `layer ${l + 1}`, points: line(p.perLayer[l]), color: PALETTE[(i + 1) % PALETTE.length], dashed: true }));
-  const parts = [...(ncm ? [`compressed 0-${ncm - 1}`] : []), `memory ${ncm}-${ncm + nm - 1}`, `segment ${ncm + nm}-${K - 1}`];
+  const shown =
+    p.layers <= 4
+      ? [...Array(p.layers).keys()]
+      : [...new Set([0, 1, 2, 3].map((i) => Math.round((i * (p.layers - 1)) / 3)))];
+  if (p.layers > 1)
+    shown.forEach((l, i) =>
+      series.push({
+        name: `layer ${l + 1}`,
+        points: line(p.perLayer[l]),
+        color: PALETTE[(i + 1) % PALETTE.length],
+        dashed: true,
+      }),
+    );
+  const parts = [
+    ...(ncm ? [`compressed 0-${ncm - 1}`] : []),
+    `memory ${ncm}-${ncm + nm - 1}`,
+    `segment ${ncm + nm}-${K - 1}`,
+  ];
   const xLabel = `key slot, oldest to newest: ${parts.join(' | ')}`;
   return {
     title,
@@ -197,7 +238,10 @@ export function attentionMarkdown(p: AttentionProfile): string {
   const lines = [
     '| region | slots | attention mass | mean weight per slot | per slot vs memory |',
     '|---|---:|---:|---:|---:|',
-    ...p.regions.map((r) => `| ${r.name} | ${r.slots} | ${num(r.mass)} | ${num(r.perSlot)} | ${(r.perSlot / memory.perSlot).toFixed(2)}x |`),
+    ...p.regions.map(
+      (r) =>
+        `| ${r.name} | ${r.slots} | ${num(r.mass)} | ${num(r.perSlot)} | ${(r.perSlot / memory.perSlot).toFixed(2)}x |`,
+    ),
   ];
   const note = `Mean over ${p.layers} layer${p.layers > 1 ? 's' : ''} and ${p.counted} (row, segment) pairs with full memories, heads and queries averaged; segment slots are seen only by the queries at or after them (causal).`;
   return `${lines.join('\n')}\n\n${note}\n`;

@@ -39,7 +39,13 @@ export function opener(runDir: string, opts: EngineOptions): GraphOpener {
 }
 
 /** A generator of `batch` rows for a run's model on the chosen engine. */
-export async function openGenerator(runDir: string, cfg: ModelConfig, params: ParamArrays, batch: number, opts: EngineOptions): Promise<{ gen: Generator; info: EngineInfo }> {
+export async function openGenerator(
+  runDir: string,
+  cfg: ModelConfig,
+  params: ParamArrays,
+  batch: number,
+  opts: EngineOptions,
+): Promise<{ gen: Generator; info: EngineInfo }> {
   const segmentLength = cfg.kind === 'wavenet' ? WAVENET_PRIME_CHUNK : cfg.segment;
   let info: EngineInfo | null = null;
   const opened: GraphExecutor[] = [];
@@ -49,7 +55,11 @@ export async function openGenerator(runDir: string, cfg: ModelConfig, params: Pa
       // A one-sample step is hundreds of tiny kernels: thread hand-offs cost more than they save
       // (measured: ct-small steps 3,400/s on 1 thread, 1,650/s on 2). Priming uses every core.
       const threads = opts.threads ?? (kind === 'segment' ? undefined : 1);
-      const r = await opener(runDir, { ...opts, threads })(cfg, { kind, batch, length: kind === 'segment' ? segmentLength : 1 }, params);
+      const r = await opener(runDir, { ...opts, threads })(
+        cfg,
+        { kind, batch, length: kind === 'segment' ? segmentLength : 1 },
+        params,
+      );
       opened.push(r.exec);
       info = r.info;
       graphs[kind] = r.exec;

@@ -61,12 +61,19 @@ export interface EvalOptions {
   open?: GraphOpener;
 }
 
-export type GraphOpener = (cfg: ModelConfig, spec: GraphSpec, params: ParamArrays) => Promise<{ exec: GraphExecutor; info: EngineInfo }>;
+export type GraphOpener = (
+  cfg: ModelConfig,
+  spec: GraphSpec,
+  params: ParamArrays,
+) => Promise<{ exec: GraphExecutor; info: EngineInfo }>;
 
 /** The tfjs engine: the graph builder run eagerly on the active backend. */
 export const openTfjs: GraphOpener = async (cfg, spec, params) => {
   const backend = tf.getBackend();
-  return { exec: new TfExecutor(graphBuilder(cfg, spec), params), info: { engine: 'tfjs', device: backend, summary: `tfjs (${backend})` } };
+  return {
+    exec: new TfExecutor(graphBuilder(cfg, spec), params),
+    info: { engine: 'tfjs', device: backend, summary: `tfjs (${backend})` },
+  };
 };
 
 export interface EvalFile {
@@ -84,21 +91,34 @@ const LN2 = Math.log(2);
  * The config evaluation runs: memory overrides applied to a copy (checked as any config is), and
  * no auxiliary loss, which only trains f_c and would cost time at every segment.
  */
-export function evalConfig(cfg: ModelConfig, opts: Pick<EvalOptions, 'memory' | 'compressedMemory'> = {}): { cfg: ModelConfig; override?: MemoryOverride } {
+export function evalConfig(
+  cfg: ModelConfig,
+  opts: Pick<EvalOptions, 'memory' | 'compressedMemory'> = {},
+): { cfg: ModelConfig; override?: MemoryOverride } {
   const asked = opts.memory !== undefined || opts.compressedMemory !== undefined;
   if (cfg.kind === 'wavenet') {
-    if (asked) throw new ConfigError('memory overrides apply to transformer models only; a WaveNet carries exactly its receptive field');
+    if (asked)
+      throw new ConfigError(
+        'memory overrides apply to transformer models only; a WaveNet carries exactly its receptive field',
+      );
     return { cfg };
   }
   const memory = opts.memory ?? cfg.memory;
   const compressedMemory = opts.compressedMemory ?? cfg.compressedMemory;
   if (cfg.compressedMemory === 0 && compressedMemory > 0) {
-    throw new ConfigError(`compressed memory ${compressedMemory} asked for a Transformer-XL (trained with compressedMemory 0): it has no trained compression network`);
+    throw new ConfigError(
+      `compressed memory ${compressedMemory} asked for a Transformer-XL (trained with compressedMemory 0): it has no trained compression network`,
+    );
   }
-  const out = parseTransformerConfig({ ...cfg, memory, compressedMemory, auxLoss: 'none' }, 'evaluation config (after --memory/--compressed-memory)');
+  const out = parseTransformerConfig(
+    { ...cfg, memory, compressedMemory, auxLoss: 'none' },
+    'evaluation config (after --memory/--compressed-memory)',
+  );
   return {
     cfg: out,
-    override: asked ? { memory, compressedMemory, trainedMemory: cfg.memory, trainedCompressedMemory: cfg.compressedMemory } : undefined,
+    override: asked
+      ? { memory, compressedMemory, trainedMemory: cfg.memory, trainedCompressedMemory: cfg.compressedMemory }
+      : undefined,
   };
 }
 
@@ -108,16 +128,26 @@ interface Row {
   pos: number;
 }
 
-export async function evaluateCodes(cfg: ModelConfig, params: ParamArrays, files: EvalFile[], opts: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluateCodes(
+  cfg: ModelConfig,
+  params: ParamArrays,
+  files: EvalFile[],
+  opts: EvalOptions = {},
+): Promise<EvalResult> {
   if (files.length === 0) throw new RangeError('nothing to evaluate: no files');
-  for (const f of files) if (f.codes.length < 2) throw new RangeError(`${f.path}: ${f.codes.length} code(s); at least 2 are needed to score one prediction`);
+  for (const f of files)
+    if (f.codes.length < 2)
+      throw new RangeError(`${f.path}: ${f.codes.length} code(s); at least 2 are needed to score one prediction`);
   const batch = Math.max(1, Math.min(opts.batch ?? 8, files.length));
   const { cfg: run, override } = evalConfig(cfg, opts);
   // Inputs are codes[0 .. L-2]; position t predicts codes[t + 1].
   const lengths = files.map((f) => f.codes.length - 1);
   const longest = Math.max(...lengths);
   // WaveNet: any length is exact; a power of two (>= 256) keeps the number of distinct exported graphs small.
-  const n = run.kind === 'wavenet' ? Math.min(opts.wavenetSegment ?? WAVENET_EVAL_SEGMENT, Math.max(256, 2 ** Math.ceil(Math.log2(longest)))) : run.segment;
+  const n =
+    run.kind === 'wavenet'
+      ? Math.min(opts.wavenetSegment ?? WAVENET_EVAL_SEGMENT, Math.max(256, 2 ** Math.ceil(Math.log2(longest))))
+      : run.segment;
   const totalSamples = lengths.reduce((a, l) => a + l, 0);
 
   // Longest first, so the last rows to finish are short files and idle rows waste little.

@@ -40,14 +40,17 @@ const PROGRESS_EVERY_MS = 100;
 
 export async function generateCodes(gen: Generator, opts: GenerateOptions): Promise<GenerateResult> {
   const { seconds, sampleRate, seed } = opts;
-  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) throw new RangeError(`--seconds must be a finite number > 0, got ${seconds}`);
-  if (!Number.isInteger(sampleRate) || sampleRate < 1) throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0)
+    throw new RangeError(`--seconds must be a finite number > 0, got ${seconds}`);
+  if (!Number.isInteger(sampleRate) || sampleRate < 1)
+    throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
   const total = Math.round(seconds * sampleRate);
   if (total < 1) throw new RangeError(`--seconds ${seconds} is less than one sample at ${sampleRate} Hz`);
   const sampler = new Sampler(opts.sampling);
   const rng = new Rng(seed); // validates the seed before any model work
   const batch = gen.batch;
-  if (!Number.isInteger(batch) || batch < 1) throw new Error(`generator batch must be a positive integer, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new Error(`generator batch must be a positive integer, got ${batch}`);
 
   // An empty prompt is no prompt: the model still needs one code of context to predict from.
   const prompt = opts.prompt && opts.prompt.length > 0 ? opts.prompt : undefined;
@@ -61,7 +64,8 @@ export async function generateCodes(gen: Generator, opts: GenerateOptions): Prom
   const step = new Int32Array(batch);
   let lastReport = t1;
   for (let i = 0; i < total; i++) {
-    if (logits.length !== batch * NUM_CODES) throw new Error(`${gen.engine}: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
+    if (logits.length !== batch * NUM_CODES)
+      throw new Error(`${gen.engine}: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
     sampler.sampleRows(logits, batch, rng, step);
     for (let r = 0; r < batch; r++) rows[r][promptLength + i] = step[r];
     // The last code needs no prediction after it: skip the model call.
@@ -90,6 +94,7 @@ export async function generateCodes(gen: Generator, opts: GenerateOptions): Prom
 
 /** Decode one row of codes and write it as 16-bit mono WAV; writeWav is atomic (temp, fsync, rename). */
 export function codesToWav(path: string, codes: Uint8Array, sampleRate: number): void {
-  if (!Number.isInteger(sampleRate) || sampleRate < 1) throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
+  if (!Number.isInteger(sampleRate) || sampleRate < 1)
+    throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
   writeWav(path, muLawDecode(codes), sampleRate);
 }

@@ -33,16 +33,23 @@ function inp<T extends Tensor>(ops: Ops<T>, name: string, shape: readonly number
 
 /** Stacks per-layer [B, ...] tensors into one [L, B, ...] output: one transfer instead of L. */
 function stack<T extends Tensor>(ops: Ops<T>, xs: T[]): T {
-  return ops.concat(xs.map((x) => ops.reshape(x, [1, ...x.shape])), 0);
+  return ops.concat(
+    xs.map((x) => ops.reshape(x, [1, ...x.shape])),
+    0,
+  );
 }
 
 function transformerBuilder(cfg: TransformerConfig, spec: GraphSpec): GraphBuilder {
   const { layers: Lc, dModel: d, heads: H, dHead: dh, memory: nm, compressedMemory: ncm, segment: n } = cfg;
   const B = spec.batch;
   const M = nm + ncm;
-  const memIn = <T extends Tensor>(ops: Ops<T>) => Array.from({ length: Lc }, (_, i) => inp(ops, `mem.${i}`, [B, nm, d]));
+  const memIn = <T extends Tensor>(ops: Ops<T>) =>
+    Array.from({ length: Lc }, (_, i) => inp(ops, `mem.${i}`, [B, nm, d]));
   // A Transformer-XL has no compressed memory: its graphs have no such inputs.
-  const cmemIn = <T extends Tensor>(ops: Ops<T>) => Array.from({ length: Lc }, (_, i) => (ncm > 0 ? inp(ops, `cmem.${i}`, [B, ncm, d]) : ops.constant(new Float32Array(0), [B, 0, d])));
+  const cmemIn = <T extends Tensor>(ops: Ops<T>) =>
+    Array.from({ length: Lc }, (_, i) =>
+      ncm > 0 ? inp(ops, `cmem.${i}`, [B, ncm, d]) : ops.constant(new Float32Array(0), [B, 0, d]),
+    );
   const keysOut = <T extends Tensor>(ops: Ops<T>, p: Params<T>, out: Record<string, T>, mem: T[], cmem: T[]) => {
     for (let i = 0; i < Lc; i++) {
       const kv = memoryKeys(ops, cfg, p, i, cmem[i], mem[i]);
@@ -53,7 +60,13 @@ function transformerBuilder(cfg: TransformerConfig, spec: GraphSpec): GraphBuild
   switch (spec.kind) {
     case 'segment':
       return <T extends Tensor>(ops: Ops<T>, p: Params<T>) => {
-        const state: CtState<T> = { batch: B, mem: memIn(ops), cmem: cmemIn(ops), memValid: new Int32Array(B), cmemValid: new Int32Array(B) };
+        const state: CtState<T> = {
+          batch: B,
+          mem: memIn(ops),
+          cmem: cmemIn(ops),
+          memValid: new Int32Array(B),
+          cmemValid: new Int32Array(B),
+        };
         // Tokens and mask reach the graph through ops.input inside ctForward ('tokens', 'mask').
         const r = ctForward(ops, { ...cfg, auxLoss: 'none' }, p, new Int32Array(B * spec.length), null, state);
         const out: Record<string, T> = { logprobs: ops.logSoftmax(r.logits) };
@@ -71,7 +84,15 @@ function transformerBuilder(cfg: TransformerConfig, spec: GraphSpec): GraphBuild
           segK: Array.from({ length: Lc }, (_, i) => inp(ops, `segK.${i}`, [B * H, n, dh])),
           segV: Array.from({ length: Lc }, (_, i) => inp(ops, `segV.${i}`, [B * H, n, dh])),
         };
-        const r = ctStepCore(ops, cfg, p, inp(ops, 'tokens', [B, 256]), inp(ops, 'start', [1]), inp(ops, 'mask', [B, 1, 1, M + n + 1]), cache);
+        const r = ctStepCore(
+          ops,
+          cfg,
+          p,
+          inp(ops, 'tokens', [B, 256]),
+          inp(ops, 'start', [1]),
+          inp(ops, 'mask', [B, 1, 1, M + n + 1]),
+          cache,
+        );
         return { logprobs: ops.logSoftmax(r.logits), h: stack(ops, r.h), k: stack(ops, r.k), v: stack(ops, r.v) };
       };
     case 'roll':
@@ -115,7 +136,13 @@ function wavenetBuilder(cfg: WavenetConfig, spec: GraphSpec): GraphBuilder {
       };
     case 'step':
       return <T extends Tensor>(ops: Ops<T>, p: Params<T>) => {
-        const r = wavenetStepCore(ops, cfg, p, inp(ops, 'tokens', [B, 256]), dil.map((_, i) => inp(ops, `past.${i}`, [B, R])));
+        const r = wavenetStepCore(
+          ops,
+          cfg,
+          p,
+          inp(ops, 'tokens', [B, 256]),
+          dil.map((_, i) => inp(ops, `past.${i}`, [B, R])),
+        );
         return { logprobs: ops.logSoftmax(r.logits), x: stack(ops, r.inputs) };
       };
     default:
@@ -127,7 +154,9 @@ function wavenetBuilder(cfg: WavenetConfig, spec: GraphSpec): GraphBuilder {
 export function graphBuilder(cfg: ModelConfig, spec: GraphSpec): GraphBuilder {
   if (cfg.kind === 'wavenet') return wavenetBuilder(cfg, spec);
   if (cfg.compression === 'most-used' && cfg.compressedMemory > 0 && spec.kind !== 'keys') {
-    throw new Error('most-used compression picks memories by their attention at run time, which a static graph cannot express: evaluate it with --engine tfjs');
+    throw new Error(
+      'most-used compression picks memories by their attention at run time, which a static graph cannot express: evaluate it with --engine tfjs',
+    );
   }
   return transformerBuilder(cfg, spec);
 }

@@ -37,12 +37,21 @@ export function traceGraph(cfg: ModelConfig, params: ParamArrays, spec: GraphSpe
   return tracer.toModel({
     graphName: `ctspeech_${spec.kind}`,
     docString: `ctspeech ${spec.kind} graph: batch ${spec.batch}, ${spec.length} position(s) per call`,
-    metadata: { 'ctspeech.kind': spec.kind, 'ctspeech.spec': JSON.stringify(spec), 'ctspeech.config': JSON.stringify(cfg), 'ctspeech.export_version': String(EXPORT_VERSION) },
+    metadata: {
+      'ctspeech.kind': spec.kind,
+      'ctspeech.spec': JSON.stringify(spec),
+      'ctspeech.config': JSON.stringify(cfg),
+      'ctspeech.export_version': String(EXPORT_VERSION),
+    },
   });
 }
 
 export function graphFileName(cfg: ModelConfig, spec: GraphSpec): string {
-  const hash = crypto.createHash('sha256').update(JSON.stringify({ cfg, spec, v: EXPORT_VERSION })).digest('hex').slice(0, 10);
+  const hash = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ cfg, spec, v: EXPORT_VERSION }))
+    .digest('hex')
+    .slice(0, 10);
   return `${spec.kind}-b${spec.batch}${spec.kind === 'segment' ? `-n${spec.length}` : ''}-${hash}.onnx`;
 }
 
@@ -96,10 +105,12 @@ export function ensureGraph(runDir: string, cfg: ModelConfig, params: ParamArray
   }
   const name = graphFileName(cfg, spec);
   const file = path.join(dir, name);
-  if (index.graphs[name] && fs.existsSync(file) && fs.statSync(file).size === index.graphs[name].bytes) return { file, exported: false, bytes: index.graphs[name].bytes };
+  if (index.graphs[name] && fs.existsSync(file) && fs.statSync(file).size === index.graphs[name].bytes)
+    return { file, exported: false, bytes: index.graphs[name].bytes };
   const bytes = traceGraph(cfg, params, spec);
   const problems = checkOnnxModel(bytes);
-  if (problems.length) throw new Error(`exported ${spec.kind} graph fails the ONNX check: ${problems.slice(0, 5).join('; ')}`);
+  if (problems.length)
+    throw new Error(`exported ${spec.kind} graph fails the ONNX check: ${problems.slice(0, 5).join('; ')}`);
   writeFileAtomic(file, bytes);
   index.graphs[name] = { spec, config: cfg, bytes: bytes.length };
   writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index, null, 2) + '\n');

@@ -19,7 +19,9 @@ export async function loadOrt(): Promise<typeof Ort> {
     loaded = (await import('onnxruntime-node')) as typeof Ort;
     return loaded;
   } catch (e) {
-    throw new EngineError(`onnxruntime-node could not be loaded (${(e as Error).message.split('\n')[0]}); use --engine tfjs`);
+    throw new EngineError(
+      `onnxruntime-node could not be loaded (${(e as Error).message.split('\n')[0]}); use --engine tfjs`,
+    );
   }
 }
 
@@ -31,7 +33,9 @@ export function cudaProviderInstalled(): boolean {
   try {
     const req = createRequire(import.meta.url);
     const pkg = path.dirname(req.resolve('onnxruntime-node/package.json'));
-    return fs.existsSync(path.join(pkg, 'bin', 'napi-v6', `${os.platform()}`, `${os.arch()}`, 'libonnxruntime_providers_cuda.so'));
+    return fs.existsSync(
+      path.join(pkg, 'bin', 'napi-v6', `${os.platform()}`, `${os.arch()}`, 'libonnxruntime_providers_cuda.so'),
+    );
   } catch {
     return false;
   }
@@ -45,7 +49,9 @@ export interface OrtOptions {
 
 export function resolveDevice(device: OrtDevice = 'auto'): 'cpu' | 'cuda' {
   if (device === 'cuda' && !cudaProviderInstalled()) {
-    throw new EngineError('--device cuda: the CUDA execution provider of onnxruntime-node is not installed here. Install it with\n  node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12\n(needs CUDA 12 and cuDNN 9), or use --device cpu');
+    throw new EngineError(
+      '--device cuda: the CUDA execution provider of onnxruntime-node is not installed here. Install it with\n  node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12\n(needs CUDA 12 and cuDNN 9), or use --device cpu',
+    );
   }
   if (device === 'auto') return cudaProviderInstalled() ? 'cuda' : 'cpu';
   return device;
@@ -53,7 +59,10 @@ export function resolveDevice(device: OrtDevice = 'auto'): 'cpu' | 'cuda' {
 
 /** One exported graph in an onnxruntime session. Inputs are wrapped without copying; outputs come back as host arrays. */
 export class OrtExecutor implements GraphExecutor {
-  private constructor(private readonly ort: typeof Ort, private readonly session: Ort.InferenceSession) {}
+  private constructor(
+    private readonly ort: typeof Ort,
+    private readonly session: Ort.InferenceSession,
+  ) {}
 
   static async open(file: string, opts: OrtOptions = {}): Promise<{ exec: OrtExecutor; info: EngineInfo }> {
     const ort = await loadOrt();
@@ -73,7 +82,12 @@ export class OrtExecutor implements GraphExecutor {
     const version = ort.env.versions?.common ?? '';
     return {
       exec: new OrtExecutor(ort, session),
-      info: { engine: 'onnxruntime', device, threads, summary: `onnxruntime${version ? ` ${version}` : ''} (${device}, ${threads} thread${threads > 1 ? 's' : ''})` },
+      info: {
+        engine: 'onnxruntime',
+        device,
+        threads,
+        summary: `onnxruntime${version ? ` ${version}` : ''} (${device}, ${threads} thread${threads > 1 ? 's' : ''})`,
+      },
     };
   }
 

@@ -21,13 +21,15 @@ export const GREEDY_BELOW = 1e-6;
 /** Throws a RangeError naming the CLI flag, so `generate` can show it as is. */
 export function validateSamplingOptions(o: SamplingOptions): void {
   const t = o.temperature;
-  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new RangeError(`--temperature must be >= 0 (a finite number), got ${t}`);
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0)
+    throw new RangeError(`--temperature must be >= 0 (a finite number), got ${t}`);
   const k = o.topK;
   if (k !== undefined && (typeof k !== 'number' || !Number.isInteger(k) || k < 1 || k > NUM_CODES)) {
     throw new RangeError(`--top-k must be an integer in 1..${NUM_CODES}, got ${k}`);
   }
   const p = o.topP;
-  if (p !== undefined && (typeof p !== 'number' || !(p > 0 && p <= 1))) throw new RangeError(`--top-p must be in (0, 1], got ${p}`);
+  if (p !== undefined && (typeof p !== 'number' || !(p > 0 && p <= 1)))
+    throw new RangeError(`--top-p must be in (0, 1], got ${p}`);
 }
 
 export class Sampler {
@@ -54,7 +56,8 @@ export class Sampler {
    * (greedy draws none), so a seed fixes the whole run.
    */
   sampleRows(logits: Float32Array, batch: number, rng: Rng, out: Int32Array): void {
-    if (logits.length !== batch * NUM_CODES) throw new Error(`sampler: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
+    if (logits.length !== batch * NUM_CODES)
+      throw new Error(`sampler: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
     for (let r = 0; r < batch; r++) out[r] = this.sampleRow(logits, r * NUM_CODES, rng);
   }
 
@@ -68,7 +71,10 @@ export class Sampler {
       // NaN would poison every comparison silently; +Infinity leaves softmax undefined.
       if (v !== v || v === Infinity) throw new Error(`sampler: logit for code ${c} is ${v}`);
       z[c] = v * this.invT;
-      if (z[c] > max) { max = z[c]; arg = c; } // strict: ties keep the lowest code
+      if (z[c] > max) {
+        max = z[c];
+        arg = c;
+      } // strict: ties keep the lowest code
     }
     if (max === -Infinity) throw new Error('sampler: every logit is -Infinity');
     if (this.greedy) return arg;
@@ -93,7 +99,10 @@ export class Sampler {
       let cum = 0;
       for (let i = 0; i < kept; i++) {
         cum += sorted[NUM_CODES - 1 - i];
-        if (cum >= target) { kept = i + 1; break; }
+        if (cum >= target) {
+          kept = i + 1;
+          break;
+        }
       }
     }
     const floor = sorted[NUM_CODES - kept];

@@ -24,7 +24,10 @@ export class SegmentState {
   readonly memValid: Int32Array;
   readonly cmemValid: Int32Array;
 
-  constructor(readonly cfg: ModelConfig, readonly batch: number) {
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly batch: number,
+  ) {
     this.memValid = new Int32Array(batch);
     this.cmemValid = new Int32Array(batch);
     if (cfg.kind === 'wavenet') {
@@ -55,7 +58,12 @@ export class SegmentState {
 export class SegmentScorer {
   readonly state: SegmentState;
 
-  constructor(readonly cfg: ModelConfig, readonly batch: number, readonly length: number, private readonly exec: GraphExecutor) {
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly batch: number,
+    readonly length: number,
+    private readonly exec: GraphExecutor,
+  ) {
     this.state = new SegmentState(cfg, batch);
   }
 
@@ -65,7 +73,11 @@ export class SegmentScorer {
     if (tokens.length !== B * n) throw new Error(`segment graph takes ${B} x ${n} codes, got ${tokens.length}`);
     if (reset) for (let b = 0; b < B; b++) if (reset[b]) state.reset(b);
     const feeds: Feeds = { tokens: { data: oneHot(tokens, 256), shape: [B * n, 256] }, ...state.tensors };
-    if (cfg.kind !== 'wavenet') feeds.mask = { data: segmentMask(cfg, B, n, state.memValid, state.cmemValid), shape: [B, 1, n, cfg.compressedMemory + cfg.memory + n] };
+    if (cfg.kind !== 'wavenet')
+      feeds.mask = {
+        data: segmentMask(cfg, B, n, state.memValid, state.cmemValid),
+        shape: [B, 1, n, cfg.compressedMemory + cfg.memory + n],
+      };
     const out = await this.exec.run(feeds);
     for (const name of Object.keys(state.tensors)) {
       const next = out[`out.${name}`];

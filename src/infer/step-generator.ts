@@ -19,7 +19,6 @@ export interface GenerationGraphs {
   keys?: GraphExecutor;
 }
 
-
 /** The last position's log-probabilities of every row from a segment call's [B * n * 256]. */
 function lastPosition(logprobs: Float32Array, B: number, n: number): Float32Array {
   const out = new Float32Array(B * 256);
@@ -38,13 +37,19 @@ function repeatRows(codes: Uint8Array, B: number): Int32Array {
  * from empty state, `afterSegments` turns that state into step state, the rest goes sample by
  * sample. Returns the log-probabilities after the last code.
  */
-async function primeRows(scorer: SegmentScorer, codes: Uint8Array, afterSegments: () => Promise<void>, step: (codes: Int32Array) => Promise<Float32Array>): Promise<Float32Array> {
+async function primeRows(
+  scorer: SegmentScorer,
+  codes: Uint8Array,
+  afterSegments: () => Promise<void>,
+  step: (codes: Int32Array) => Promise<Float32Array>,
+): Promise<Float32Array> {
   if (codes.length === 0) throw new RangeError('priming needs at least one code');
   const { batch: B, length: n } = scorer;
   scorer.state.resetAll();
   const whole = Math.floor(codes.length / n);
   let last: Float32Array | null = null;
-  for (let s = 0; s < whole; s++) last = lastPosition(await scorer.run(repeatRows(codes.subarray(s * n, (s + 1) * n), B), null), B, n);
+  for (let s = 0; s < whole; s++)
+    last = lastPosition(await scorer.run(repeatRows(codes.subarray(s * n, (s + 1) * n), B), null), B, n);
   await afterSegments();
   for (let t = whole * n; t < codes.length; t++) last = await step(new Int32Array(B).fill(codes[t]));
   return last!;
@@ -64,9 +69,15 @@ class TransformerGenerator implements Generator {
   private segH: Fed[] = [];
   private pos = 0;
 
-  constructor(private readonly cfg: TransformerConfig, readonly batch: number, readonly engine: string, private readonly g: GenerationGraphs) {
+  constructor(
+    private readonly cfg: TransformerConfig,
+    readonly batch: number,
+    readonly engine: string,
+    private readonly g: GenerationGraphs,
+  ) {
     if (!g.roll || !g.keys) throw new Error('transformer generation needs roll and keys graphs');
-    if (g.segmentLength !== cfg.segment) throw new Error(`segment graph length ${g.segmentLength} differs from the model's segment ${cfg.segment}`);
+    if (g.segmentLength !== cfg.segment)
+      throw new Error(`segment graph length ${g.segmentLength} differs from the model's segment ${cfg.segment}`);
     this.scorer = new SegmentScorer(cfg, batch, cfg.segment, g.segment);
   }
 
@@ -96,10 +107,15 @@ class TransformerGenerator implements Generator {
   }
 
   prime(codes: Uint8Array): Promise<Float32Array> {
-    return primeRows(this.scorer, codes, async () => {
-      this.takeKeys(await this.g.keys!.run(this.memoryFeeds()));
-      this.clearSegment();
-    }, (c) => this.step(c));
+    return primeRows(
+      this.scorer,
+      codes,
+      async () => {
+        this.takeKeys(await this.g.keys!.run(this.memoryFeeds()));
+        this.clearSegment();
+      },
+      (c) => this.step(c),
+    );
   }
 
   async step(codes: Int32Array): Promise<Float32Array> {
@@ -111,7 +127,11 @@ class TransformerGenerator implements Generator {
     const i = this.pos;
     const f = stepFeeds(this.cfg, B, i, st.memValid, st.cmemValid, (j, mv, cv) => memoryKeyValid(this.cfg, j, mv, cv));
     const K = this.cfg.memory + this.cfg.compressedMemory + n;
-    const feeds: Feeds = { tokens: { data: oneHot(codes, 256), shape: [B, 256] }, start: { data: f.start, shape: [1] }, mask: { data: f.mask, shape: [B, 1, 1, K + 1] } };
+    const feeds: Feeds = {
+      tokens: { data: oneHot(codes, 256), shape: [B, 256] },
+      start: { data: f.start, shape: [1] },
+      mask: { data: f.mask, shape: [B, 1, 1, K + 1] },
+    };
     for (let l = 0; l < layers; l++) {
       feeds[`memK.${l}`] = this.memK[l];
       feeds[`memV.${l}`] = this.memV[l];
@@ -141,7 +161,8 @@ class TransformerGenerator implements Generator {
     this.segH.forEach((h, l) => (feeds[`seg.${l}`] = h));
     const out = await this.g.roll!.run(feeds);
     const st = this.scorer.state;
-    for (const name of Object.keys(st.tensors)) st.tensors[name] = { data: out[`out.${name}`], shape: st.tensors[name].shape };
+    for (const name of Object.keys(st.tensors))
+      st.tensors[name] = { data: out[`out.${name}`], shape: st.tensors[name].shape };
     advanceValidity(this.cfg, this.cfg.segment, st.memValid, st.cmemValid);
     this.takeKeys(out);
     this.clearSegment();
@@ -157,19 +178,33 @@ class WavenetGenerator implements Generator {
   private scorer: SegmentScorer;
   private q: WavenetQueues;
 
-  constructor(private readonly cfg: WavenetConfig, readonly batch: number, readonly engine: string, private readonly g: GenerationGraphs) {
+  constructor(
+    private readonly cfg: WavenetConfig,
+    readonly batch: number,
+    readonly engine: string,
+    private readonly g: GenerationGraphs,
+  ) {
     this.scorer = new SegmentScorer(cfg, batch, g.segmentLength, g.segment);
     this.q = this.queues();
   }
 
   private queues(): WavenetQueues {
-    return queuesFromHistories(this.cfg, this.batch, dilations(this.cfg).map((_, i) => this.scorer.state.tensors[`hist.${i}`].data));
+    return queuesFromHistories(
+      this.cfg,
+      this.batch,
+      dilations(this.cfg).map((_, i) => this.scorer.state.tensors[`hist.${i}`].data),
+    );
   }
 
   prime(codes: Uint8Array): Promise<Float32Array> {
-    return primeRows(this.scorer, codes, async () => {
-      this.q = this.queues();
-    }, (c) => this.step(c));
+    return primeRows(
+      this.scorer,
+      codes,
+      async () => {
+        this.q = this.queues();
+      },
+      (c) => this.step(c),
+    );
   }
 
   async step(codes: Int32Array): Promise<Float32Array> {
@@ -190,5 +225,7 @@ class WavenetGenerator implements Generator {
 }
 
 export function stepGenerator(cfg: ModelConfig, batch: number, engine: string, graphs: GenerationGraphs): Generator {
-  return cfg.kind === 'wavenet' ? new WavenetGenerator(cfg, batch, engine, graphs) : new TransformerGenerator(cfg, batch, engine, graphs);
+  return cfg.kind === 'wavenet'
+    ? new WavenetGenerator(cfg, batch, engine, graphs)
+    : new TransformerGenerator(cfg, batch, engine, graphs);
 }

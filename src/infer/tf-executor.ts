@@ -11,7 +11,8 @@ class FeedOps extends TfOps {
   override input(name: string, _data: Float32Array, shape: readonly number[]): TfTensor {
     const f = this.feeds[name];
     if (!f) throw new Error(`graph input '${name}' was not fed`);
-    if (f.data.length !== shape.reduce((a, v) => a * v, 1)) throw new Error(`graph input '${name}': ${f.data.length} values for shape [${shape}]`);
+    if (f.data.length !== shape.reduce((a, v) => a * v, 1))
+      throw new Error(`graph input '${name}': ${f.data.length} values for shape [${shape}]`);
     return this.constant(f.data, shape);
   }
 }
@@ -21,7 +22,10 @@ export class TfExecutor implements GraphExecutor {
   private readonly ops = new FeedOps();
   private readonly params: Map<string, TfTensor>;
 
-  constructor(private readonly builder: GraphBuilder, params: ParamArrays) {
+  constructor(
+    private readonly builder: GraphBuilder,
+    params: ParamArrays,
+  ) {
     this.params = new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape, 'float32')]));
   }
 

@@ -35,7 +35,14 @@ function splitHeads<T extends Tensor>(ops: Ops<T>, x: T, B: number, len: number,
 }
 
 /** Keys and values [B * H, M, dh] of layer i over [compressed memory; memory], as attention sees them. */
-export function memoryKeys<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, i: number, cmem: T, mem: T): { k: T; v: T } {
+export function memoryKeys<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: TransformerConfig,
+  p: Params<T>,
+  i: number,
+  cmem: T,
+  mem: T,
+): { k: T; v: T } {
   const { heads: H, dHead: dh, memory: nm, compressedMemory: ncm } = cfg;
   const parts = [...(ncm > 0 ? [cmem] : []), ...(nm > 0 ? [mem] : [])];
   if (parts.length === 0) throw new Error('step mode needs memory (n_m + n_cm > 0)');
@@ -54,7 +61,15 @@ export function memoryKeys<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig
  * empty (masked): this position's own key and value enter as a separate last column, so the large
  * caches are only read, never copied, by a step.
  */
-export function ctStepCore<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, tokens: T, start: T, mask: T, cache: StepCache<T>): StepOutput<T> {
+export function ctStepCore<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: TransformerConfig,
+  p: Params<T>,
+  tokens: T,
+  start: T,
+  mask: T,
+  cache: StepCache<T>,
+): StepOutput<T> {
   const { dModel: d, heads: H, dHead: dh, segment: n, memory: nm, compressedMemory: ncm } = cfg;
   const B = tokens.shape[0];
   const M = ncm + nm;
@@ -65,7 +80,8 @@ export function ctStepCore<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig
   let x = ops.matMul(tokens, param(p, 'embed.weight')); // [B, d]
   const out: StepOutput<T> = { logits: x, h: [], k: [], v: [] };
   const flat = (t: T, len: number) => {
-    if (t.shape.join() !== [B * H, len, dh].join()) throw new Error(`step cache of shape [${t.shape}], expected [${[B * H, len, dh]}]`);
+    if (t.shape.join() !== [B * H, len, dh].join())
+      throw new Error(`step cache of shape [${t.shape}], expected [${[B * H, len, dh]}]`);
     return t;
   };
   for (let i = 0; i < cfg.layers; i++) {
@@ -80,25 +96,59 @@ export function ctStepCore<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig
     out.v.push(ops.reshape(v, [B, H, dh]));
 
     const qu = ops.reshape(ops.add(q, ops.reshape(L('attn.u'), [1, H, 1, dh])), [B * H, 1, dh]);
-    const ac = ops.concat([ops.matMul(qu, flat(cache.memK[i], M), false, true), ops.matMul(qu, flat(cache.segK[i], n), false, true), ops.matMul(qu, k, false, true)], 2); // [B*H, 1, K+1]
+    const ac = ops.concat(
+      [
+        ops.matMul(qu, flat(cache.memK[i], M), false, true),
+        ops.matMul(qu, flat(cache.segK[i], n), false, true),
+        ops.matMul(qu, k, false, true),
+      ],
+      2,
+    ); // [B*H, 1, K+1]
     const r = ops.transpose(ops.reshape(ops.matMul(table, L('attn.wr')), [K + n - 1, H, dh]), [1, 0, 2]); // [H, K+n-1, dh]
-    const qv = ops.reshape(ops.transpose(ops.add(q, ops.reshape(L('attn.v'), [1, H, 1, dh])), [1, 0, 2, 3]), [H, B, dh]);
+    const qv = ops.reshape(ops.transpose(ops.add(q, ops.reshape(L('attn.v'), [1, H, 1, dh])), [1, 0, 2, 3]), [
+      H,
+      B,
+      dh,
+    ]);
     const bdAll = ops.transpose(ops.matMul(qv, r, false, true), [1, 0, 2]); // [B, H, K+n-1]
     const bd = ops.concat([ops.sliceAt(bdAll, 2, start, K), ops.slice(bdAll, [0, 0, K - 1], [B, H, 1])], 2); // [B, H, K+1]
-    const scores = ops.add(ops.reshape(ops.scale(ops.add(ac, ops.reshape(bd, [B * H, 1, K + 1])), 1 / Math.sqrt(dh)), [B, H, 1, K + 1]), mask);
+    const scores = ops.add(
+      ops.reshape(ops.scale(ops.add(ac, ops.reshape(bd, [B * H, 1, K + 1])), 1 / Math.sqrt(dh)), [B, H, 1, K + 1]),
+      mask,
+    );
     const probs = ops.reshape(ops.softmax(scores), [B * H, 1, K + 1]);
     const part = (from: number, len: number) => ops.slice(probs, [0, 0, from], [B * H, 1, len]);
-    const ctx = ops.add(ops.add(ops.matMul(part(0, M), flat(cache.memV[i], M)), ops.matMul(part(M, n), flat(cache.segV[i], n))), ops.mul(part(K, 1), v)); // [B*H, 1, dh]
+    const ctx = ops.add(
+      ops.add(ops.matMul(part(0, M), flat(cache.memV[i], M)), ops.matMul(part(M, n), flat(cache.segV[i], n))),
+      ops.mul(part(K, 1), v),
+    ); // [B*H, 1, dh]
     x = ops.add(h, linear(ops, ops.reshape(ctx, [B, H * dh]), L('attn.wo')));
-    const ff = linear(ops, ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))), L('ff.w2'), L('ff.b2'));
+    const ff = linear(
+      ops,
+      ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))),
+      L('ff.w2'),
+      L('ff.b2'),
+    );
     x = ops.add(x, ff);
   }
-  out.logits = linear(ops, layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')), param(p, 'head.weight'), param(p, 'head.bias'));
+  out.logits = linear(
+    ops,
+    layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')),
+    param(p, 'head.weight'),
+    param(p, 'head.bias'),
+  );
   return out;
 }
 
 /** Host-side feeds of position i: the table offset and the additive mask over [memory; segment slots; itself]. */
-export function stepFeeds(cfg: TransformerConfig, B: number, i: number, memValid: Int32Array, cmemValid: Int32Array, memoryKeyValid: (j: number, mv: number, cv: number) => boolean): { start: Float32Array; mask: Float32Array } {
+export function stepFeeds(
+  cfg: TransformerConfig,
+  B: number,
+  i: number,
+  memValid: Int32Array,
+  cmemValid: Int32Array,
+  memoryKeyValid: (j: number, mv: number, cv: number) => boolean,
+): { start: Float32Array; mask: Float32Array } {
   const { segment: n, memory: nm, compressedMemory: ncm } = cfg;
   const M = ncm + nm;
   const K = M + n;

@@ -56,10 +56,19 @@ export interface ForwardOptions {
   dropoutRng?: { nextFloat(): number };
 }
 
-export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: CtState<T>, opts: ForwardOptions = {}): CtOutput<T> {
+export function ctForward<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: TransformerConfig,
+  p: Params<T>,
+  tokens: ArrayLike<number>,
+  reset: ArrayLike<number> | null,
+  state: CtState<T>,
+  opts: ForwardOptions = {},
+): CtOutput<T> {
   const B = state.batch;
   const n = tokens.length / B;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
   const { dModel: d, heads: H, dHead: dh, memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
   if (ncm > 0 && n % c !== 0) throw new Error(`segment length ${n} must be a multiple of the compression rate ${c}`);
   const K = ncm + nm + n;
@@ -88,7 +97,11 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
     return ops.mul(t, ops.constant(m, [B, n, d]));
   };
-  let x = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, d]);
+  let x = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [
+    B,
+    n,
+    d,
+  ]);
   const newMem: T[] = [];
   const newCmem: T[] = [];
   const auxTerms: T[] = [];
@@ -103,10 +116,30 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     const parts = [...(ncm > 0 ? [cmem[i]] : []), ...(nm > 0 ? [mem[i]] : []), h];
     const context = parts.length > 1 ? ops.concat(parts, 1) : h;
     const ln1 = (t: T) => layerNorm(ops, t, L('ln1.gamma'), L('ln1.beta'));
-    const attn = relativeAttention(ops, { wq: L('attn.wq'), wk: L('attn.wk'), wv: L('attn.wv'), wr: L('attn.wr'), u: L('attn.u'), v: L('attn.v'), wo: L('attn.wo') }, ln1(h), ln1(context), mask, { B, n, K, H, dh });
+    const attn = relativeAttention(
+      ops,
+      {
+        wq: L('attn.wq'),
+        wk: L('attn.wk'),
+        wv: L('attn.wv'),
+        wr: L('attn.wr'),
+        u: L('attn.u'),
+        v: L('attn.v'),
+        wo: L('attn.wo'),
+      },
+      ln1(h),
+      ln1(context),
+      mask,
+      { B, n, K, H, dh },
+    );
     if (opts.keepProbs) probsOut.push(attn.probs);
     x = ops.add(h, drop(attn.out));
-    const ff = linear(ops, ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))), L('ff.w2'), L('ff.b2'));
+    const ff = linear(
+      ops,
+      ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))),
+      L('ff.w2'),
+      L('ff.b2'),
+    );
     x = ops.add(x, drop(ff));
 
     const usage = cfg.compression === 'most-used' && ncm > 0 ? oldUsage(ops, attn.probs, B, H, n, K, ncm) : undefined;
@@ -138,10 +171,25 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
     }
   }
 
-  const logits = ops.reshape(linear(ops, layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')), param(p, 'head.weight'), param(p, 'head.bias')), [B * n, 256]);
+  const logits = ops.reshape(
+    linear(
+      ops,
+      layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')),
+      param(p, 'head.weight'),
+      param(p, 'head.bias'),
+    ),
+    [B * n, 256],
+  );
   advanceValidity(cfg, n, memValid, cmemValid);
-  const aux = auxTerms.length ? ops.scale(auxTerms.length === 1 ? auxTerms[0] : auxTerms.reduce((a, t) => ops.add(a, t)), 1 / auxTerms.length) : null;
-  return { logits, state: { batch: B, mem: newMem, cmem: newCmem, memValid, cmemValid }, aux, probs: opts.keepProbs ? probsOut : undefined };
+  const aux = auxTerms.length
+    ? ops.scale(auxTerms.length === 1 ? auxTerms[0] : auxTerms.reduce((a, t) => ops.add(a, t)), 1 / auxTerms.length)
+    : null;
+  return {
+    logits,
+    state: { batch: B, mem: newMem, cmem: newCmem, memValid, cmemValid },
+    aux,
+    probs: opts.keepProbs ? probsOut : undefined,
+  };
 }
 
 /**
@@ -149,7 +197,16 @@ export function ctForward<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig,
  * (already without gradient): the n oldest of [mem; h] leave memory and are compressed into the
  * compressed-memory FIFO. Shared by segment mode and by generation's memory roll.
  */
-export function updateMemory<T extends Tensor>(ops: Ops<T>, cfg: TransformerConfig, p: Params<T>, i: number, mem: T, cmem: T, hMem: T, usage?: Float32Array): { mem: T; cmem: T; old?: T; compressed?: T } {
+export function updateMemory<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: TransformerConfig,
+  p: Params<T>,
+  i: number,
+  mem: T,
+  cmem: T,
+  hMem: T,
+  usage?: Float32Array,
+): { mem: T; cmem: T; old?: T; compressed?: T } {
   const [B, n, d] = hMem.shape;
   const { memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
   const seq = nm > 0 ? ops.concat([mem, hMem], 1) : hMem;
@@ -171,7 +228,13 @@ export function memoryKeyValid(cfg: TransformerConfig, j: number, memValid: numb
 }
 
 /** Additive mask [B, 1, n, K] of a segment: causal within it, empty memory slots hidden. */
-export function segmentMask(cfg: TransformerConfig, B: number, n: number, memValid: Int32Array, cmemValid: Int32Array): Float32Array {
+export function segmentMask(
+  cfg: TransformerConfig,
+  B: number,
+  n: number,
+  memValid: Int32Array,
+  cmemValid: Int32Array,
+): Float32Array {
   const M = cfg.memory + cfg.compressedMemory;
   return attentionMask(B, n, M + n, (b, j) => j >= M || memoryKeyValid(cfg, j, memValid[b], cmemValid[b]));
 }
@@ -187,7 +250,15 @@ export function advanceValidity(cfg: TransformerConfig, n: number, memValid: Int
 }
 
 /** Attention received by each old memory (keys ncm .. ncm+n-1), averaged over heads and queries. */
-function oldUsage<T extends Tensor>(ops: Ops<T>, probs: T, B: number, H: number, n: number, K: number, ncm: number): Float32Array {
+function oldUsage<T extends Tensor>(
+  ops: Ops<T>,
+  probs: T,
+  B: number,
+  H: number,
+  n: number,
+  K: number,
+  ncm: number,
+): Float32Array {
   const all = ops.read(ops.mean(probs, [1, 2])); // [B, K]
   const out = new Float32Array(B * n);
   for (let b = 0; b < B; b++) out.set(all.subarray(b * K + ncm, b * K + ncm + n), b * n);
@@ -195,7 +266,12 @@ function oldUsage<T extends Tensor>(ops: Ops<T>, probs: T, B: number, H: number,
 }
 
 /** Mean next-code NLL (nats) over positions with mask 1. */
-export function nllLoss<T extends Tensor>(ops: Ops<T>, logits: T, targets: ArrayLike<number>, mask: ArrayLike<number>): T {
+export function nllLoss<T extends Tensor>(
+  ops: Ops<T>,
+  logits: T,
+  targets: ArrayLike<number>,
+  mask: ArrayLike<number>,
+): T {
   const N = targets.length;
   const pick = oneHot(targets, 256);
   let count = 0;

@@ -28,7 +28,10 @@ function int(min: number) {
 
 function oneOf<T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, {
-    error: (iss) => (iss.input === undefined ? 'is required' : `must be one of ${values.map((v) => `'${v}'`).join(', ')}, ${got(iss.input)}`),
+    error: (iss) =>
+      iss.input === undefined
+        ? 'is required'
+        : `must be one of ${values.map((v) => `'${v}'`).join(', ')}, ${got(iss.input)}`,
   });
 }
 
@@ -69,19 +72,31 @@ export const TransformerConfig = Base.superRefine((c, ctx) => {
   const fail = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
   if (c.compressedMemory > 0) {
     if (c.compressionRate < 2) {
-      fail('compressionRate', `compressionRate (${c.compressionRate}) must be >= 2 when compressedMemory > 0: a rate of 1 stores copies, not compressions`);
+      fail(
+        'compressionRate',
+        `compressionRate (${c.compressionRate}) must be >= 2 when compressedMemory > 0: a rate of 1 stores copies, not compressions`,
+      );
     } else if (c.segment % c.compressionRate !== 0) {
       // Each step pushes exactly n_s memories out, and f_c turns them into n_s / c slots.
       fail('segment', `segment (${c.segment}) must be a multiple of compressionRate (${c.compressionRate})`);
     }
     if (c.memory === 0) {
-      fail('memory', `memory must be > 0 when compressedMemory (${c.compressedMemory}) > 0: compressed memory is filled from memories pushed out of memory`);
+      fail(
+        'memory',
+        `memory must be > 0 when compressedMemory (${c.compressedMemory}) > 0: compressed memory is filled from memories pushed out of memory`,
+      );
     }
     if (c.auxLoss !== 'none' && !TRAINABLE_COMPRESSIONS.includes(c.compression)) {
-      fail('auxLoss', `compression '${c.compression}' has no parameters for auxLoss '${c.auxLoss}' to train; use auxLoss 'none' or compression ${TRAINABLE_COMPRESSIONS.map((x) => `'${x}'`).join(' or ')}`);
+      fail(
+        'auxLoss',
+        `compression '${c.compression}' has no parameters for auxLoss '${c.auxLoss}' to train; use auxLoss 'none' or compression ${TRAINABLE_COMPRESSIONS.map((x) => `'${x}'`).join(' or ')}`,
+      );
     }
   } else if (c.auxLoss !== 'none') {
-    fail('auxLoss', `auxLoss '${c.auxLoss}' needs compressedMemory > 0 (compressedMemory is 0, i.e. Transformer-XL); use auxLoss 'none'`);
+    fail(
+      'auxLoss',
+      `auxLoss '${c.auxLoss}' needs compressedMemory > 0 (compressedMemory is 0, i.e. Transformer-XL); use auxLoss 'none'`,
+    );
   }
 });
 export type TransformerConfig = z.infer<typeof TransformerConfig>;
@@ -102,7 +117,9 @@ export function parseTransformerConfig(json: unknown, source = 'config'): Transf
   const r = TransformerConfig.safeParse(json);
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `  - ${describeIssue(i)}`);
-  throw new ConfigError(`${source}: invalid transformer config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`);
+  throw new ConfigError(
+    `${source}: invalid transformer config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`,
+  );
 }
 
 /** Transformer-XL is the Compressive Transformer with no compressed memory. */
@@ -112,10 +129,49 @@ export function isTransformerXL(c: TransformerConfig): boolean {
 
 const common = { kind: 'transformer', vocab: 256, dropout: 0, initStd: 0.02, seed: 0 } as const;
 
-const ctTiny = { ...common, layers: 2, dModel: 32, heads: 2, dHead: 16, dFF: 64, segment: 16, memory: 16, compressedMemory: 8, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
+const ctTiny = {
+  ...common,
+  layers: 2,
+  dModel: 32,
+  heads: 2,
+  dHead: 16,
+  dFF: 64,
+  segment: 16,
+  memory: 16,
+  compressedMemory: 8,
+  compressionRate: 4,
+  compression: 'conv',
+  auxLoss: 'attention',
+} as const;
 /** The quick start's model: minutes on two CPU cores. */
-const ctSmall = { ...common, layers: 2, dModel: 64, heads: 2, dHead: 32, dFF: 256, segment: 64, memory: 64, compressedMemory: 32, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
-const ctCpu = { ...common, layers: 4, dModel: 128, heads: 4, dHead: 32, dFF: 512, segment: 256, memory: 256, compressedMemory: 256, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
+const ctSmall = {
+  ...common,
+  layers: 2,
+  dModel: 64,
+  heads: 2,
+  dHead: 32,
+  dFF: 256,
+  segment: 64,
+  memory: 64,
+  compressedMemory: 32,
+  compressionRate: 4,
+  compression: 'conv',
+  auxLoss: 'attention',
+} as const;
+const ctCpu = {
+  ...common,
+  layers: 4,
+  dModel: 128,
+  heads: 4,
+  dHead: 32,
+  dFF: 512,
+  segment: 256,
+  memory: 256,
+  compressedMemory: 256,
+  compressionRate: 4,
+  compression: 'conv',
+  auxLoss: 'attention',
+} as const;
 /**
  * The paper's speech scale (Rae et al. 2020, speech experiments): 20 layers, c = 4, window 768, memory 768 +
  * compressed memory 768, "about 40M parameters". These figures do not fix the width; with
@@ -124,7 +180,20 @@ const ctCpu = { ...common, layers: 4, dModel: 128, heads: 4, dHead: 32, dFF: 512
  * (9,473,760 of them, 4 d^2 + d per layer, in the compression convolutions). txl-paper keeps the
  * same widths, so it differs only in memory; without compression weights it has 31,020,112.
  */
-const ctPaper = { ...common, layers: 20, dModel: 344, heads: 8, dHead: 43, dFF: 1376, segment: 768, memory: 768, compressedMemory: 768, compressionRate: 4, compression: 'conv', auxLoss: 'attention' } as const;
+const ctPaper = {
+  ...common,
+  layers: 20,
+  dModel: 344,
+  heads: 8,
+  dHead: 43,
+  dFF: 1376,
+  segment: 768,
+  memory: 768,
+  compressedMemory: 768,
+  compressionRate: 4,
+  compression: 'conv',
+  auxLoss: 'attention',
+} as const;
 
 // The paper's TXL baselines get the CT's whole attention span as plain memory: n_m + n_cm.
 const raw: Record<string, TransformerConfigInput> = {
@@ -139,12 +208,15 @@ const raw: Record<string, TransformerConfigInput> = {
 };
 
 export const PRESETS: Readonly<Record<string, TransformerConfig>> = Object.freeze(
-  Object.fromEntries(Object.entries(raw).map(([name, c]) => [name, Object.freeze(parseTransformerConfig(c, `preset '${name}'`))])),
+  Object.fromEntries(
+    Object.entries(raw).map(([name, c]) => [name, Object.freeze(parseTransformerConfig(c, `preset '${name}'`))]),
+  ),
 );
 
 /** A fresh copy of a preset, so callers may modify it without touching the table. */
 export function preset(name: string): TransformerConfig {
   const c = Object.prototype.hasOwnProperty.call(PRESETS, name) ? PRESETS[name] : undefined;
-  if (!c) throw new ConfigError(`unknown transformer preset '${name}'; known presets: ${Object.keys(PRESETS).join(', ')}`);
+  if (!c)
+    throw new ConfigError(`unknown transformer preset '${name}'; known presets: ${Object.keys(PRESETS).join(', ')}`);
   return { ...c };
 }

@@ -40,13 +40,21 @@ export function loadModel(dir: string): { cfg: ModelConfig; params: ParamArrays 
   try {
     raw = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
   } catch (e) {
-    throw new ModelFileError(`${cfgPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message}`);
+    throw new ModelFileError(
+      `${cfgPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message}`,
+    );
   }
   const cfg = parseModelConfig(raw, cfgPath);
   const file = path.join(dir, PARAMS_FILE);
   const st = loadSafetensors(file);
-  if (st.metadata.format !== PARAMS_FORMAT) throw new ModelFileError(`${file}: not a ctspeech parameter file (metadata format ${JSON.stringify(st.metadata.format)})`);
-  if (st.metadata.version !== PARAMS_VERSION) throw new ModelFileError(`${file}: parameter format version ${st.metadata.version}, this ctspeech reads ${PARAMS_VERSION}`);
+  if (st.metadata.format !== PARAMS_FORMAT)
+    throw new ModelFileError(
+      `${file}: not a ctspeech parameter file (metadata format ${JSON.stringify(st.metadata.format)})`,
+    );
+  if (st.metadata.version !== PARAMS_VERSION)
+    throw new ModelFileError(
+      `${file}: parameter format version ${st.metadata.version}, this ctspeech reads ${PARAMS_VERSION}`,
+    );
   if (st.metadata.config && st.metadata.config !== JSON.stringify(cfg)) {
     let inner: ModelConfig;
     try {
@@ -54,7 +62,10 @@ export function loadModel(dir: string): { cfg: ModelConfig; params: ParamArrays 
     } catch (e) {
       throw new ModelFileError(`${file}: its embedded config is unreadable: ${(e as Error).message}`);
     }
-    if (JSON.stringify(inner) !== JSON.stringify(cfg)) throw new ModelFileError(`${cfgPath} does not match the config inside ${file}: the two files come from different models`);
+    if (JSON.stringify(inner) !== JSON.stringify(cfg))
+      throw new ModelFileError(
+        `${cfgPath} does not match the config inside ${file}: the two files come from different models`,
+      );
   }
   const params: ParamArrays = new Map();
   for (const [name, t] of st.tensors) {
@@ -71,12 +82,17 @@ function checkAgainstSpec(cfg: ModelConfig, params: ParamArrays, where: string):
   for (const s of specs) {
     const p = params.get(s.name);
     if (!p) problems.push(`missing ${s.name}`);
-    else if (p.shape.join('x') !== s.shape.join('x')) problems.push(`${s.name} has shape [${p.shape}], the config needs [${s.shape}]`);
-    else if (p.data.length !== shapeSize(s.shape)) problems.push(`${s.name} holds ${p.data.length} values for shape [${s.shape}]`);
+    else if (p.shape.join('x') !== s.shape.join('x'))
+      problems.push(`${s.name} has shape [${p.shape}], the config needs [${s.shape}]`);
+    else if (p.data.length !== shapeSize(s.shape))
+      problems.push(`${s.name} holds ${p.data.length} values for shape [${s.shape}]`);
   }
   const known = new Set(specs.map((s) => s.name));
   for (const name of params.keys()) if (!known.has(name)) problems.push(`unexpected ${name}`);
-  if (problems.length) throw new ModelFileError(`${where}: parameters do not fit the config: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`);
+  if (problems.length)
+    throw new ModelFileError(
+      `${where}: parameters do not fit the config: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`,
+    );
 }
 
 /** A trained run's model, with errors that say what is missing from the run folder. */
@@ -89,7 +105,10 @@ export function loadRun(run: string): ReturnType<typeof loadModel> {
   }
   if (!st.isDirectory()) throw new ModelFileError(`--run ${run} is not a folder`);
   for (const f of [CONFIG_FILE, PARAMS_FILE]) {
-    if (!fs.existsSync(path.join(run, f))) throw new ModelFileError(`${path.join(run, f)} is missing: ${run} holds no trained model (has training saved its weights?)`);
+    if (!fs.existsSync(path.join(run, f)))
+      throw new ModelFileError(
+        `${path.join(run, f)} is missing: ${run} holds no trained model (has training saved its weights?)`,
+      );
   }
   return loadModel(run);
 }

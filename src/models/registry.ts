@@ -1,7 +1,13 @@
 /** The model kinds behind one interface for files, presets and descriptions. */
 import { ConfigError, parseTransformerConfig, PRESETS, type TransformerConfig } from './config.js';
 import { describeParams, type ParamSpec, transformerParamSpec } from './param-spec.js';
-import { describeWavenet, parseWavenetConfig, WAVENET_PRESETS, type WavenetConfig, wavenetParamSpec } from './wavenet-config.js';
+import {
+  describeWavenet,
+  parseWavenetConfig,
+  WAVENET_PRESETS,
+  type WavenetConfig,
+  wavenetParamSpec,
+} from './wavenet-config.js';
 
 export type ModelConfig = TransformerConfig | WavenetConfig;
 

@@ -2,7 +2,13 @@ import type { Ops, Tensor } from '../engine/ops.js';
 import { linear, relativeEncodings } from './layers.js';
 
 export interface AttentionWeights<T extends Tensor> {
-  wq: T; wk: T; wv: T; wr: T; u: T; v: T; wo: T;
+  wq: T;
+  wk: T;
+  wv: T;
+  wr: T;
+  u: T;
+  v: T;
+  wo: T;
 }
 
 export interface AttentionShape {
@@ -16,7 +22,12 @@ export interface AttentionShape {
 }
 
 /** Additive mask [B, 1, n, K]: 0 where query i may see key j, -1e9 elsewhere. */
-export function attentionMask(B: number, n: number, K: number, validKeys: (b: number, j: number) => boolean): Float32Array {
+export function attentionMask(
+  B: number,
+  n: number,
+  K: number,
+  validKeys: (b: number, j: number) => boolean,
+): Float32Array {
   const m = new Float32Array(B * n * K);
   const offset = K - n; // absolute position of query i is offset + i
   for (let b = 0; b < B; b++) {
@@ -36,7 +47,11 @@ export function attentionMask(B: number, n: number, K: number, validKeys: (b: nu
  * Entries for j beyond the causal limit are garbage and must be masked.
  */
 export function relShift<T extends Tensor>(ops: Ops<T>, x: T, lead: number, n: number, K: number): T {
-  const padded = ops.pad(ops.reshape(x, [lead, n, K]), [[0, 0], [0, 0], [1, 0]]);
+  const padded = ops.pad(ops.reshape(x, [lead, n, K]), [
+    [0, 0],
+    [0, 0],
+    [1, 0],
+  ]);
   const viewed = ops.reshape(padded, [lead, K + 1, n]);
   const dropped = ops.slice(viewed, [0, 1, 0], [lead, K, n]);
   return ops.reshape(dropped, [lead, n, K]);
@@ -48,14 +63,24 @@ export function relShift<T extends Tensor>(ops: Ops<T>, x: T, lead: number, n: n
  * `query` [B, n, d] and `context` [B, K, d] are already layer-normed. Returns the output [B, n, d]
  * and the attention probabilities [B, H, n, K] (most-used compression reads them).
  */
-export function relativeAttention<T extends Tensor>(ops: Ops<T>, w: AttentionWeights<T>, query: T, context: T, mask: T, s: AttentionShape): { out: T; probs: T } {
+export function relativeAttention<T extends Tensor>(
+  ops: Ops<T>,
+  w: AttentionWeights<T>,
+  query: T,
+  context: T,
+  mask: T,
+  s: AttentionShape,
+): { out: T; probs: T } {
   const { B, n, K, H, dh } = s;
   const d = query.shape[2];
   const heads = (x: T, len: number) => ops.transpose(ops.reshape(x, [B, len, H, dh]), [0, 2, 1, 3]); // [B, H, len, dh]
   const q = heads(linear(ops, query, w.wq), n);
   const k = ops.reshape(heads(linear(ops, context, w.wk), K), [B * H, K, dh]);
   const v = ops.reshape(heads(linear(ops, context, w.wv), K), [B * H, K, dh]);
-  const r = ops.transpose(ops.reshape(ops.matMul(ops.constant(relativeEncodings(K, d), [K, d]), w.wr), [K, H, dh]), [1, 0, 2]); // [H, K, dh]
+  const r = ops.transpose(
+    ops.reshape(ops.matMul(ops.constant(relativeEncodings(K, d), [K, d]), w.wr), [K, H, dh]),
+    [1, 0, 2],
+  ); // [H, K, dh]
 
   const qu = ops.reshape(ops.add(q, ops.reshape(w.u, [1, H, 1, dh])), [B * H, n, dh]);
   const ac = ops.matMul(qu, k, false, true); // [B*H, n, K]
@@ -74,10 +99,20 @@ export function relativeAttention<T extends Tensor>(ops: Ops<T>, w: AttentionWei
 }
 
 /** Plain content attention (no positions, no mask): Algorithm 2's reconstruction target and estimate. */
-export function contentAttention<T extends Tensor>(ops: Ops<T>, wq: T, wk: T, wv: T, query: T, memory: T, H: number, dh: number): T {
+export function contentAttention<T extends Tensor>(
+  ops: Ops<T>,
+  wq: T,
+  wk: T,
+  wv: T,
+  query: T,
+  memory: T,
+  H: number,
+  dh: number,
+): T {
   const [B, n] = query.shape;
   const M = memory.shape[1];
-  const heads = (x: T, len: number) => ops.reshape(ops.transpose(ops.reshape(x, [B, len, H, dh]), [0, 2, 1, 3]), [B * H, len, dh]);
+  const heads = (x: T, len: number) =>
+    ops.reshape(ops.transpose(ops.reshape(x, [B, len, H, dh]), [0, 2, 1, 3]), [B * H, len, dh]);
   const q = heads(linear(ops, query, wq), n);
   const k = heads(linear(ops, memory, wk), M);
   const v = heads(linear(ops, memory, wv), M);

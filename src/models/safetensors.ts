@@ -91,14 +91,28 @@ export function encodeSafetensors(
     if (name === '' || name === METADATA_KEY) throw new SafetensorsError(`invalid tensor name ${JSON.stringify(name)}`);
     if (seen.has(name)) throw new SafetensorsError(`duplicate tensor name '${name}'`);
     seen.add(name);
-    if (!isDtype(t.dtype)) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
-    if (!DTYPES[t.dtype].is(t.data)) throw new SafetensorsError(`tensor '${name}': dtype ${t.dtype} does not match its data (${t.data?.constructor?.name})`);
-    if (!isShape(t.shape)) throw new SafetensorsError(`tensor '${name}': shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
+    if (!isDtype(t.dtype))
+      throw new SafetensorsError(
+        `tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`,
+      );
+    if (!DTYPES[t.dtype].is(t.data))
+      throw new SafetensorsError(
+        `tensor '${name}': dtype ${t.dtype} does not match its data (${t.data?.constructor?.name})`,
+      );
+    if (!isShape(t.shape))
+      throw new SafetensorsError(
+        `tensor '${name}': shape must be non-negative integers, got ${JSON.stringify(t.shape)}`,
+      );
     const n = elementCount(t.shape);
-    if (n !== t.data.length) throw new SafetensorsError(`tensor '${name}': shape [${t.shape.join(', ')}] holds ${n} elements but data has ${t.data.length}`);
+    if (n !== t.data.length)
+      throw new SafetensorsError(
+        `tensor '${name}': shape [${t.shape.join(', ')}] holds ${n} elements but data has ${t.data.length}`,
+      );
     const end = offset + t.data.byteLength;
     // Built by hand rather than as one object: JSON.stringify would move integer-like names first.
-    parts.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [offset, end] })}`);
+    parts.push(
+      `${JSON.stringify(name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [offset, end] })}`,
+    );
     offset = end;
   }
   let header = Buffer.from(`{${parts.join(',')}}`, 'utf8');
@@ -131,7 +145,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
   if (bytes.length < 8) fail(`not a safetensors file: ${bytes.length} bytes, shorter than the 8-byte header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = dv.getBigUint64(0, true);
-  if (n64 > BigInt(bytes.length - 8)) fail(`truncated: header length ${n64} exceeds the ${bytes.length - 8} bytes after the length field`);
+  if (n64 > BigInt(bytes.length - 8))
+    fail(`truncated: header length ${n64} exceeds the ${bytes.length - 8} bytes after the length field`);
   if (n64 > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const n = Number(n64);
   const bufferStart = 8 + n;
@@ -150,7 +165,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(`${METADATA_KEY} must be an object of strings`);
+      if (info === null || typeof info !== 'object' || Array.isArray(info))
+        fail(`${METADATA_KEY} must be an object of strings`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`${METADATA_KEY} value '${k}' must be a string, got ${JSON.stringify(v)}`);
         metaPairs.push([k, v as string]);
@@ -160,16 +176,22 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
     const where = `tensor '${name}'`;
     if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(`${where}: entry must be an object`);
     const { dtype, shape, data_offsets: offs } = info as Record<string, unknown>;
-    if (!isDtype(dtype)) fail(`${where}: unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
-    if (!isShape(shape)) fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    if (!isDtype(dtype))
+      fail(`${where}: unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
+    if (!isShape(shape))
+      fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((v) => Number.isSafeInteger(v) && v >= 0)) {
       fail(`${where}: data_offsets must be two non-negative integers, got ${JSON.stringify(offs)}`);
     }
     const [begin, end] = offs as [number, number];
-    if (begin > end || end > bufferLength) fail(`${where}: data_offsets [${begin}, ${end}] out of range of the ${bufferLength}-byte data buffer`);
+    if (begin > end || end > bufferLength)
+      fail(`${where}: data_offsets [${begin}, ${end}] out of range of the ${bufferLength}-byte data buffer`);
     const s = shape as number[];
     const want = elementCount(s) * DTYPES[dtype as Dtype].size;
-    if (want !== end - begin) fail(`${where}: shape [${s.join(', ')}] of ${dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    if (want !== end - begin)
+      fail(
+        `${where}: shape [${s.join(', ')}] of ${dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
     entries.push({ name, dtype: dtype as Dtype, shape: s, begin, end });
   }
 
@@ -179,12 +201,17 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
   let expected = 0;
   let prev: Entry | undefined;
   for (const e of entries) {
-    if (e.begin < expected) fail(`tensor '${e.name}' data_offsets [${e.begin}, ${e.end}] overlap tensor '${prev!.name}' [${prev!.begin}, ${prev!.end}]`);
-    if (e.begin > expected) fail(`bytes [${expected}, ${e.begin}) of the data buffer belong to no tensor (gap before '${e.name}')`);
+    if (e.begin < expected)
+      fail(
+        `tensor '${e.name}' data_offsets [${e.begin}, ${e.end}] overlap tensor '${prev!.name}' [${prev!.begin}, ${prev!.end}]`,
+      );
+    if (e.begin > expected)
+      fail(`bytes [${expected}, ${e.begin}) of the data buffer belong to no tensor (gap before '${e.name}')`);
     expected = e.end;
     prev = e;
   }
-  if (expected !== bufferLength) fail(`tensors cover ${expected} bytes but the data buffer has ${bufferLength} (trailing bytes or wrong header)`);
+  if (expected !== bufferLength)
+    fail(`tensors cover ${expected} bytes but the data buffer has ${bufferLength} (trailing bytes or wrong header)`);
 
   const tensors = new Map<string, NamedTensor>();
   for (const e of entries) {

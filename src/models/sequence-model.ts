@@ -12,7 +12,14 @@ export interface SequenceModel<T extends Tensor = Tensor> {
   readonly cfg: ModelConfig;
   initialState(ops: Ops<T>, batch: number): ModelState<T>;
   stateTensors(s: ModelState<T>): T[];
-  forward(ops: Ops<T>, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: ModelState<T>, opts?: { dropoutRng?: { nextFloat(): number } }): { logits: T; state: ModelState<T>; aux: T | null };
+  forward(
+    ops: Ops<T>,
+    p: Params<T>,
+    tokens: ArrayLike<number>,
+    reset: ArrayLike<number> | null,
+    state: ModelState<T>,
+    opts?: { dropoutRng?: { nextFloat(): number } },
+  ): { logits: T; state: ModelState<T>; aux: T | null };
   /** Plain arrays of a state, for checkpoints: a resumed run continues with the same memories. */
   exportState(ops: Ops<T>, s: ModelState<T>): ExportedState;
   importState(ops: Ops<T>, e: ExportedState): ModelState<T>;
@@ -37,8 +44,15 @@ export function sequenceModel<T extends Tensor>(cfg: ModelConfig): SequenceModel
       cfg,
       initialState: (ops, batch) => initialWavenetState(ops, cfg, batch),
       stateTensors: (s) => wavenetStateTensors(s as WavenetState<T>),
-      forward: (ops, p, tokens, reset, state) => ({ ...wavenetForward(ops, cfg, p, tokens, reset, state as WavenetState<T>), aux: null }),
-      exportState: (ops, s) => ({ batch: s.batch, tensors: exportTensors(ops, (s as WavenetState<T>).hist), counters: [] }),
+      forward: (ops, p, tokens, reset, state) => ({
+        ...wavenetForward(ops, cfg, p, tokens, reset, state as WavenetState<T>),
+        aux: null,
+      }),
+      exportState: (ops, s) => ({
+        batch: s.batch,
+        tensors: exportTensors(ops, (s as WavenetState<T>).hist),
+        counters: [],
+      }),
       importState: (ops, e) => ({ batch: e.batch, hist: e.tensors.map((t) => ops.constant(t.data, t.shape)) }),
     };
   }
@@ -52,12 +66,22 @@ export function sequenceModel<T extends Tensor>(cfg: ModelConfig): SequenceModel
     },
     exportState: (ops, s) => {
       const c = s as CtState<T>;
-      return { batch: c.batch, tensors: exportTensors(ops, [...c.mem, ...c.cmem]), counters: [Array.from(c.memValid), Array.from(c.cmemValid)] };
+      return {
+        batch: c.batch,
+        tensors: exportTensors(ops, [...c.mem, ...c.cmem]),
+        counters: [Array.from(c.memValid), Array.from(c.cmemValid)],
+      };
     },
     importState: (ops, e) => {
       const ts = e.tensors.map((t) => ops.constant(t.data, t.shape));
       const L = ts.length / 2;
-      return { batch: e.batch, mem: ts.slice(0, L), cmem: ts.slice(L), memValid: Int32Array.from(e.counters[0]), cmemValid: Int32Array.from(e.counters[1]) };
+      return {
+        batch: e.batch,
+        mem: ts.slice(0, L),
+        cmem: ts.slice(L),
+        memValid: Int32Array.from(e.counters[0]),
+        cmemValid: Int32Array.from(e.counters[1]),
+      };
     },
   };
 }

@@ -33,8 +33,13 @@ export type WavenetConfig = z.infer<typeof WavenetConfig>;
 export function parseWavenetConfig(json: unknown, source = 'config'): WavenetConfig {
   const r = WavenetConfig.safeParse(json);
   if (r.success) return r.data;
-  const problems = r.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')} (known: ${Object.keys(WavenetConfig.shape).join(', ')})` : i.message}`);
-  throw new ConfigError(`${source}: invalid wavenet config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`);
+  const problems = r.error.issues.map(
+    (i) =>
+      `  - ${i.path.join('.') || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')} (known: ${Object.keys(WavenetConfig.shape).join(', ')})` : i.message}`,
+  );
+  throw new ConfigError(
+    `${source}: invalid wavenet config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`,
+  );
 }
 
 /** Dilation of every layer, in order. */
@@ -89,19 +94,51 @@ export function describeWavenet(c: WavenetConfig): string {
 
 const common = { kind: 'wavenet', vocab: 256, init: 'fan-in', initStd: 0.02, seed: 0 } as const;
 const raw: Record<string, z.input<typeof WavenetConfig>> = {
-  'wavenet-tiny': { ...common, stacks: 1, layersPerStack: 4, residualChannels: 16, dilationChannels: 16, skipChannels: 32, headChannels: 32, segment: 64 },
+  'wavenet-tiny': {
+    ...common,
+    stacks: 1,
+    layersPerStack: 4,
+    residualChannels: 16,
+    dilationChannels: 16,
+    skipChannels: 32,
+    headChannels: 32,
+    segment: 64,
+  },
   // Sized to ct-cpu's ~1.2M parameters; receptive field 2,047 samples (128 ms at 16 kHz).
-  'wavenet-cpu': { ...common, stacks: 2, layersPerStack: 10, residualChannels: 88, dilationChannels: 88, skipChannels: 176, headChannels: 256, segment: 1024 },
+  'wavenet-cpu': {
+    ...common,
+    stacks: 2,
+    layersPerStack: 10,
+    residualChannels: 88,
+    dilationChannels: 88,
+    skipChannels: 176,
+    headChannels: 256,
+    segment: 1024,
+  },
   // The paper's baseline: 30 layers (3 stacks of dilations 1..512), about 40M parameters.
-  'wavenet-paper': { ...common, stacks: 3, layersPerStack: 10, residualChannels: 464, dilationChannels: 464, skipChannels: 464, headChannels: 512, segment: 4096 },
+  'wavenet-paper': {
+    ...common,
+    stacks: 3,
+    layersPerStack: 10,
+    residualChannels: 464,
+    dilationChannels: 464,
+    skipChannels: 464,
+    headChannels: 512,
+    segment: 4096,
+  },
 };
 
 export const WAVENET_PRESETS: Readonly<Record<string, WavenetConfig>> = Object.freeze(
-  Object.fromEntries(Object.entries(raw).map(([name, c]) => [name, Object.freeze(parseWavenetConfig(c, `preset '${name}'`))])),
+  Object.fromEntries(
+    Object.entries(raw).map(([name, c]) => [name, Object.freeze(parseWavenetConfig(c, `preset '${name}'`))]),
+  ),
 );
 
 export function wavenetPreset(name: string): WavenetConfig {
   const c = Object.prototype.hasOwnProperty.call(WAVENET_PRESETS, name) ? WAVENET_PRESETS[name] : undefined;
-  if (!c) throw new ConfigError(`unknown wavenet preset '${name}'; known presets: ${Object.keys(WAVENET_PRESETS).join(', ')}`);
+  if (!c)
+    throw new ConfigError(
+      `unknown wavenet preset '${name}'; known presets: ${Object.keys(WAVENET_PRESETS).join(', ')}`,
+    );
   return { ...c };
 }

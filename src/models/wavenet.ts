@@ -31,7 +31,12 @@ function gated<T extends Tensor>(ops: Ops<T>, L: (s: string) => T, past: T, cur:
 }
 
 function head<T extends Tensor>(ops: Ops<T>, p: Params<T>, skip: T): T {
-  return linear(ops, ops.relu(linear(ops, ops.relu(skip), param(p, 'head.w1'), param(p, 'head.b1'))), param(p, 'head.w2'), param(p, 'head.b2'));
+  return linear(
+    ops,
+    ops.relu(linear(ops, ops.relu(skip), param(p, 'head.w1'), param(p, 'head.b1'))),
+    param(p, 'head.w2'),
+    param(p, 'head.b2'),
+  );
 }
 
 /**
@@ -39,17 +44,32 @@ function head<T extends Tensor>(ops: Ops<T>, p: Params<T>, skip: T): T {
  * as two matmuls over time-shifted inputs (no convolution kernels: wasm lacks some of their
  * gradients, and matmuls trace to plain ONNX MatMul). Returns logits [B * n, 256].
  */
-export function wavenetForward<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, tokens: ArrayLike<number>, reset: ArrayLike<number> | null, state: WavenetState<T>): { logits: T; state: WavenetState<T> } {
+export function wavenetForward<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: WavenetConfig,
+  p: Params<T>,
+  tokens: ArrayLike<number>,
+  reset: ArrayLike<number> | null,
+  state: WavenetState<T>,
+): { logits: T; state: WavenetState<T> } {
   const B = state.batch;
   const n = tokens.length / B;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
   const { residualChannels: R, dilationChannels: D } = cfg;
   let hist = state.hist;
   if (reset && Array.prototype.some.call(reset, (r: number) => r)) {
-    const keep = ops.constant(Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)), [B, 1, 1]);
+    const keep = ops.constant(
+      Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)),
+      [B, 1, 1],
+    );
     hist = hist.map((t) => ops.mul(t, keep));
   }
-  let h = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [B, n, R]);
+  let h = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [
+    B,
+    n,
+    R,
+  ]);
   let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
@@ -57,7 +77,8 @@ export function wavenetForward<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig
     const seq = ops.concat([hist[i], ops.stopGradient(h)], 1); // [B, d + n, R]
     // x[t-d] for the segment's positions: the first n of [history; h]. History carries no gradient;
     // within the segment the shifted input must, so it is re-sliced from h where it lies inside.
-    const past = d >= n ? ops.slice(seq, [0, 0, 0], [B, n, R]) : ops.concat([hist[i], ops.slice(h, [0, 0, 0], [B, n - d, R])], 1);
+    const past =
+      d >= n ? ops.slice(seq, [0, 0, 0], [B, n, R]) : ops.concat([hist[i], ops.slice(h, [0, 0, 0], [B, n - d, R])], 1);
     const g = gated(ops, L, past, h, D);
     const s = linear(ops, g, L('skip.w'), L('skip.b'));
     skip = skip ? ops.add(skip, s) : s;
@@ -82,7 +103,11 @@ export interface WavenetQueues {
 
 /** Queues holding the same history as a segment-mode state (e.g. after priming on a prompt). */
 export function queuesFromState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, s: WavenetState<T>): WavenetQueues {
-  return queuesFromHistories(cfg, s.batch, s.hist.map((h) => ops.read(h)));
+  return queuesFromHistories(
+    cfg,
+    s.batch,
+    s.hist.map((h) => ops.read(h)),
+  );
 }
 
 /** Rings [d, B, R] per layer from histories [B, d, R] held on the host; the oldest entry first. */
@@ -91,7 +116,8 @@ export function queuesFromHistories(cfg: WavenetConfig, batch: number, hist: rea
   const rings = dilations(cfg).map((d, i) => {
     const h = hist[i];
     const ring = new Float32Array(d * batch * R);
-    for (let b = 0; b < batch; b++) for (let k = 0; k < d; k++) ring.set(h.subarray((b * d + k) * R, (b * d + k + 1) * R), (k * batch + b) * R);
+    for (let b = 0; b < batch; b++)
+      for (let k = 0; k < d; k++) ring.set(h.subarray((b * d + k) * R, (b * d + k + 1) * R), (k * batch + b) * R);
     return ring;
   });
   return { batch, rings, pos: rings.map(() => 0) };
@@ -102,7 +128,13 @@ export function queuesFromHistories(cfg: WavenetConfig, batch: number, hist: rea
  * the logits [B, 256] and each layer's input x[t] [B, R] for the caller's queues. Traced as the
  * ONNX step graph; the host-side queues below drive it under tfjs.
  */
-export function wavenetStepCore<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, tokens: T, past: readonly T[]): { logits: T; inputs: T[] } {
+export function wavenetStepCore<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: WavenetConfig,
+  p: Params<T>,
+  tokens: T,
+  past: readonly T[],
+): { logits: T; inputs: T[] } {
   const D = cfg.dilationChannels;
   let h = ops.matMul(tokens, param(p, 'embed.weight')); // [B, R]
   let skip: T | null = null;
@@ -119,7 +151,13 @@ export function wavenetStepCore<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfi
 }
 
 /** One sample for each of B rows: codes [B] -> logits [B, 256]; the queues advance in place. */
-export function wavenetStep<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, p: Params<T>, codes: ArrayLike<number>, q: WavenetQueues): T {
+export function wavenetStep<T extends Tensor>(
+  ops: Ops<T>,
+  cfg: WavenetConfig,
+  p: Params<T>,
+  codes: ArrayLike<number>,
+  q: WavenetQueues,
+): T {
   const B = q.batch;
   if (codes.length !== B) throw new Error(`wavenetStep: ${codes.length} codes for batch ${B}`);
   const R = cfg.residualChannels;

@@ -67,8 +67,10 @@ export class Canvas {
   /** Covers pixels [x, x+w) x [y, y+h) after rounding the corners. */
   fillRect(x: number, y: number, w: number, h: number, color: Color): void {
     const rgb = parseColor(color);
-    const x0 = Math.max(0, Math.round(x)), x1 = Math.min(this.width, Math.round(x + w));
-    const y0 = Math.max(0, Math.round(y)), y1 = Math.min(this.height, Math.round(y + h));
+    const x0 = Math.max(0, Math.round(x)),
+      x1 = Math.min(this.width, Math.round(x + w));
+    const y0 = Math.max(0, Math.round(y)),
+      y1 = Math.min(this.height, Math.round(y + h));
     for (let py = y0; py < y1; py++) for (let px = x0; px < x1; px++) this.put(px, py, rgb);
   }
 
@@ -85,35 +87,49 @@ export class Canvas {
     const rgb = parseColor(color);
     const bw = Math.max(1, Math.round(width));
     const off = Math.floor((bw - 1) / 2);
-    let x = Math.round(x0), y = Math.round(y0);
-    const xe = Math.round(x1), ye = Math.round(y1);
-    const dx = Math.abs(xe - x), dy = -Math.abs(ye - y);
-    const sx = x < xe ? 1 : -1, sy = y < ye ? 1 : -1;
+    let x = Math.round(x0),
+      y = Math.round(y0);
+    const xe = Math.round(x1),
+      ye = Math.round(y1);
+    const dx = Math.abs(xe - x),
+      dy = -Math.abs(ye - y);
+    const sx = x < xe ? 1 : -1,
+      sy = y < ye ? 1 : -1;
     let err = dx + dy;
     for (;;) {
       if (bw === 1) this.put(x, y, rgb);
       else for (let j = 0; j < bw; j++) for (let i = 0; i < bw; i++) this.put(x - off + i, y - off + j, rgb);
       if (x === xe && y === ye) break;
       const e2 = 2 * err;
-      if (e2 >= dy) { err += dy; x += sx; }
-      if (e2 <= dx) { err += dx; y += sy; }
+      if (e2 >= dy) {
+        err += dy;
+        x += sx;
+      }
+      if (e2 <= dx) {
+        err += dx;
+        y += sy;
+      }
     }
   }
 
   /** A dash pattern ([on, off, ...] px) runs on across vertices, as SVG's stroke-dasharray does. */
   polyline(pts: readonly (readonly [number, number])[], color: Color, width = 1, dash?: readonly number[]): void {
     if (!dash?.length) {
-      for (let i = 1; i < pts.length; i++) this.line(pts[i - 1]![0], pts[i - 1]![1], pts[i]![0], pts[i]![1], color, width);
+      for (let i = 1; i < pts.length; i++)
+        this.line(pts[i - 1]![0], pts[i - 1]![1], pts[i]![0], pts[i]![1], color, width);
       return;
     }
-    let k = 0, left = dash[0]!;
+    let k = 0,
+      left = dash[0]!;
     for (let i = 1; i < pts.length; i++) {
       let [x, y] = pts[i - 1]!;
       const [x1, y1] = pts[i]!;
       let len = Math.hypot(x1 - x, y1 - y);
       while (len > 1e-9) {
-        const d = Math.min(left, len), f = d / len;
-        const nx = x + (x1 - x) * f, ny = y + (y1 - y) * f;
+        const d = Math.min(left, len),
+          f = d / len;
+        const nx = x + (x1 - x) * f,
+          ny = y + (y1 - y) * f;
         if (k % 2 === 0) this.line(x, y, nx, ny, color, width);
         [x, y, len, left] = [nx, ny, len - d, left - d];
         if (left <= 1e-9) left = Math.max(1e-3, dash[++k % dash.length]!);
@@ -127,7 +143,9 @@ export class Canvas {
     const s = Math.max(1, Math.round(opts.scale ?? 1));
     const w = textWidth(str, s);
     const start = opts.align === 'center' ? -w / 2 : opts.align === 'right' ? -w : 0;
-    const bx = Math.round(x), by = Math.round(y), a0 = Math.round(start);
+    const bx = Math.round(x),
+      by = Math.round(y),
+      a0 = Math.round(start);
     let i = 0;
     for (const ch of str) {
       const cols = glyphColumns(ch.codePointAt(0)!);

@@ -33,7 +33,11 @@ export interface RunSummary {
   test: EvalFigures | null;
   valid: EvalFigures | null;
   generation: { realTimeFactor: number; samplesPerSecond: number; file: string; engine: string } | null;
-  attention: { regions: { name: string; slots: number; mass: number; perSlot: number }[]; counted: number; plot: string | null } | null;
+  attention: {
+    regions: { name: string; slots: number; mass: number; perSlot: number }[];
+    counted: number;
+    plot: string | null;
+  } | null;
 }
 
 const LN2 = Math.log(2);
@@ -47,23 +51,56 @@ function readJson<T>(file: string): T | null {
 }
 
 function evalFigures(file: string): EvalFigures | null {
-  const e = readJson<{ nats: number; bits: number; totalSamples: number; unigramBits: number; samplesPerSecond: number }>(file);
-  return e ? { nats: e.nats, bits: e.bits, samples: e.totalSamples, unigramBits: e.unigramBits, samplesPerSecond: e.samplesPerSecond } : null;
+  const e = readJson<{
+    nats: number;
+    bits: number;
+    totalSamples: number;
+    unigramBits: number;
+    samplesPerSecond: number;
+  }>(file);
+  return e
+    ? {
+        nats: e.nats,
+        bits: e.bits,
+        samples: e.totalSamples,
+        unigramBits: e.unigramBits,
+        samplesPerSecond: e.samplesPerSecond,
+      }
+    : null;
 }
 
 /** What a run directory says about itself: config, metrics, saved evaluations, generation and attention analysis. */
-export function summarizeRun(name: string, run: string, describe: (cfg: unknown) => { model: string; params: string }, of: { group: string; seed: number | null } = { group: name, seed: null }): RunSummary {
+export function summarizeRun(
+  name: string,
+  run: string,
+  describe: (cfg: unknown) => { model: string; params: string },
+  of: { group: string; seed: number | null } = { group: name, seed: null },
+): RunSummary {
   const cfg = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
   const metrics = fs.existsSync(path.join(run, 'metrics.jsonl'))
-    ? fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } })
+    ? fs
+        .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.trim())
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l)];
+          } catch {
+            return [];
+          }
+        })
     : [];
   const steps = metrics.filter((m) => m.nll !== undefined);
   const valid = metrics.filter((m) => m.valid_nll !== undefined);
   // Older runs' validation lines carry no sample count: take it from the step line of the same step.
   const samplesAt = new Map<number, number>(steps.map((m) => [m.step, m.samples]));
   const last = steps.length ? steps[steps.length - 1] : null;
-  const gen = readJson<{ realTimeFactor: number; samplesPerSecond: number; files: string[]; engine: string }>(path.join(run, 'generate.json'));
-  const att = readJson<{ regions: { name: string; slots: number; mass: number; perSlot: number }[]; counted: number }>(path.join(run, 'attention.json'));
+  const gen = readJson<{ realTimeFactor: number; samplesPerSecond: number; files: string[]; engine: string }>(
+    path.join(run, 'generate.json'),
+  );
+  const att = readJson<{ regions: { name: string; slots: number; mass: number; perSlot: number }[]; counted: number }>(
+    path.join(run, 'attention.json'),
+  );
   const d = describe(cfg);
   return {
     name,
@@ -76,7 +113,7 @@ export function summarizeRun(name: string, run: string, describe: (cfg: unknown)
     samplesTrained: last ? last.samples : 0,
     wallSeconds: last?.elapsed_s ?? null,
     backend: readJson<{ backend?: string }>(path.join(run, 'train.json'))?.backend ?? null,
-    trainSamplesPerSecond: last ? last.samples_per_s ?? null : null,
+    trainSamplesPerSecond: last ? (last.samples_per_s ?? null) : null,
     validNats: valid.length ? valid[valid.length - 1].valid_nll : null,
     validCurve: valid.flatMap((m) => {
       const s = m.samples ?? samplesAt.get(m.step);
@@ -84,8 +121,22 @@ export function summarizeRun(name: string, run: string, describe: (cfg: unknown)
     }),
     test: evalFigures(path.join(run, 'eval-test.json')),
     valid: evalFigures(path.join(run, 'eval-valid.json')),
-    generation: gen && gen.files?.length ? { realTimeFactor: gen.realTimeFactor, samplesPerSecond: gen.samplesPerSecond, file: generatedFile(run, gen.files[0]), engine: gen.engine } : null,
-    attention: att ? { regions: att.regions, counted: att.counted, plot: fs.existsSync(path.join(run, 'attention.png')) ? path.join(run, 'attention.png') : null } : null,
+    generation:
+      gen && gen.files?.length
+        ? {
+            realTimeFactor: gen.realTimeFactor,
+            samplesPerSecond: gen.samplesPerSecond,
+            file: generatedFile(run, gen.files[0]),
+            engine: gen.engine,
+          }
+        : null,
+    attention: att
+      ? {
+          regions: att.regions,
+          counted: att.counted,
+          plot: fs.existsSync(path.join(run, 'attention.png')) ? path.join(run, 'attention.png') : null,
+        }
+      : null,
   };
 }
 
@@ -117,7 +168,12 @@ function groupRuns(runs: RunSummary[]): Group[] {
       const nats = r.valid?.nats ?? r.validNats;
       return nats === null ? [] : [nats / LN2];
     });
-    return { name, runs: members, test: spread(members.flatMap((r) => (r.test ? [r.test.bits] : []))), valid: spread(validBits) };
+    return {
+      name,
+      runs: members,
+      test: spread(members.flatMap((r) => (r.test ? [r.test.bits] : []))),
+      valid: spread(validBits),
+    };
   });
 }
 
@@ -148,16 +204,22 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
   if (intro) lines.push(intro.trim(), '');
   if (seeded) {
     lines.push('## Test NLL over seeds', '');
-    lines.push('| model | runs | seeds | parameters | test NLL (bits), mean ± sd (n, min–max) | valid NLL (bits), mean ± sd | unigram (bits) |');
+    lines.push(
+      '| model | runs | seeds | parameters | test NLL (bits), mean ± sd (n, min–max) | valid NLL (bits), mean ± sd | unigram (bits) |',
+    );
     lines.push('|---|---|---|---|---:|---:|---:|');
     for (const g of groups) {
       const r0 = g.runs[0];
       const seeds = g.runs.map((r) => (r.seed === null ? '–' : String(r.seed))).join(', ');
-      lines.push(`| ${r0.model} | \`${g.name}\` | ${seeds} | ${r0.params} | ${formatSpread(g.test)} | ${formatSpread(g.valid)} | ${f(r0.test?.unigramBits ?? r0.valid?.unigramBits, 3)} |`);
+      lines.push(
+        `| ${r0.model} | \`${g.name}\` | ${seeds} | ${r0.params} | ${formatSpread(g.test)} | ${formatSpread(g.valid)} | ${f(r0.test?.unigramBits ?? r0.valid?.unigramBits, 3)} |`,
+      );
     }
     lines.push('', '## Every run', '');
   }
-  lines.push('| model | run | parameters | samples trained | wall time | backend | valid NLL (nats) | valid NLL (bits) | test NLL (nats) | test NLL (bits) | unigram (bits) | generation RTF |');
+  lines.push(
+    '| model | run | parameters | samples trained | wall time | backend | valid NLL (nats) | valid NLL (bits) | test NLL (nats) | test NLL (bits) | unigram (bits) | generation RTF |',
+  );
   lines.push('|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
     const validNats = r.valid?.nats ?? r.validNats;
@@ -176,7 +238,9 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
   const curved = groups.map((g) => ({ name: g.name, points: meanCurve(g.runs) })).filter((c) => c.points.length);
   if (curved.length) {
     const chart: LineChart = {
-      title: seeded ? 'validation NLL against training samples (mean over seeds)' : 'validation NLL against training samples',
+      title: seeded
+        ? 'validation NLL against training samples (mean over seeds)'
+        : 'validation NLL against training samples',
       xLabel: 'training samples',
       yLabel: 'bits per sample',
       series: curved.map((c) => ({ name: c.name, points: c.points })),
@@ -184,7 +248,15 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     const unigram = runs.find((r) => r.test)?.test?.unigramBits;
     if (unigram !== undefined && curved.some((c) => c.points.length > 1)) {
       const xs = curved.flatMap((c) => c.points.map((p) => p[0]));
-      chart.series.push({ name: 'unigram (test)', points: [[Math.min(...xs), unigram], [Math.max(...xs), unigram]], color: '#7f7f7f', dashed: true });
+      chart.series.push({
+        name: 'unigram (test)',
+        points: [
+          [Math.min(...xs), unigram],
+          [Math.max(...xs), unigram],
+        ],
+        color: '#7f7f7f',
+        dashed: true,
+      });
     }
     const png = path.join(dir, 'valid-nll.png');
     writeFileAtomic(png, chartPng(chart));
@@ -197,7 +269,10 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
       xLabel: 'model',
       yLabel: 'bits per sample',
       series: [],
-      bars: [...tested.map((g) => ({ label: g.name, value: g.test!.mean })), { label: 'unigram', value: unigram, color: '#7f7f7f' }],
+      bars: [
+        ...tested.map((g) => ({ label: g.name, value: g.test!.mean })),
+        { label: 'unigram', value: unigram, color: '#7f7f7f' },
+      ],
     };
     const png = path.join(dir, 'nll-comparison.png');
     writeFileAtomic(png, chartPng(chart));
@@ -216,21 +291,37 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     const counted = withAttention.reduce((a, r) => a + r.attention!.counted, 0);
     const memory = regions.find((x) => x.name === 'memory');
     const over = withAttention.length > 1 ? ` in ${withAttention.length} runs (mean over seeds)` : '';
-    lines.push(`## Attention by memory age: ${g.name}`, '', `Average attention weight per key slot over ${counted} (row, segment) pairs with full memories${over}, averaged over layers, heads and queries.`, '');
-    lines.push('| region | slots | attention mass | weight per slot | per slot vs memory |', '|---|---:|---:|---:|---:|');
-    for (const x of regions) lines.push(`| ${x.name} | ${x.slots} | ${(100 * x.mass).toFixed(1)}% | ${x.perSlot.toExponential(2)} | ${memory && memory.perSlot > 0 ? (x.perSlot / memory.perSlot).toFixed(2) : '–'} |`);
+    lines.push(
+      `## Attention by memory age: ${g.name}`,
+      '',
+      `Average attention weight per key slot over ${counted} (row, segment) pairs with full memories${over}, averaged over layers, heads and queries.`,
+      '',
+    );
+    lines.push(
+      '| region | slots | attention mass | weight per slot | per slot vs memory |',
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const x of regions)
+      lines.push(
+        `| ${x.name} | ${x.slots} | ${(100 * x.mass).toFixed(1)}% | ${x.perSlot.toExponential(2)} | ${memory && memory.perSlot > 0 ? (x.perSlot / memory.perSlot).toFixed(2) : '–'} |`,
+      );
     lines.push('');
-    for (const r of withAttention) if (r.attention!.plot) lines.push(`![attention by memory age of ${r.name}](${rel(r.attention!.plot)})`, '');
+    for (const r of withAttention)
+      if (r.attention!.plot) lines.push(`![attention by memory age of ${r.name}](${rel(r.attention!.plot)})`, '');
   }
   const generated = runs.filter((r) => r.generation);
   if (generated.length) {
     lines.push('## Generated continuations', '');
-    for (const r of generated) lines.push(`- ${r.name}: [${path.basename(r.generation!.file)}](${rel(r.generation!.file)}) — ${Math.round(r.generation!.samplesPerSecond).toLocaleString('en-US')} samples/s, real-time factor ${r.generation!.realTimeFactor.toFixed(1)} (${r.generation!.engine})`);
+    for (const r of generated)
+      lines.push(
+        `- ${r.name}: [${path.basename(r.generation!.file)}](${rel(r.generation!.file)}) — ${Math.round(r.generation!.samplesPerSecond).toLocaleString('en-US')} samples/s, real-time factor ${r.generation!.realTimeFactor.toFixed(1)} (${r.generation!.engine})`,
+      );
     lines.push('');
   }
   for (const r of runs) {
     const curves = path.join(r.run, 'curves.png');
-    if (fs.existsSync(curves)) lines.push(`## ${r.name}: training curves`, '', `![training curves of ${r.name}](${rel(curves)})`, '');
+    if (fs.existsSync(curves))
+      lines.push(`## ${r.name}: training curves`, '', `![training curves of ${r.name}](${rel(curves)})`, '');
   }
   writeFileAtomic(out, lines.join('\n'));
 }

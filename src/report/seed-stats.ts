@@ -40,7 +40,9 @@ export interface RankedGap {
  * Each model's gap to the lowest mean. A gap counts as a ranking when it exceeds twice its standard
  * error (Welch: sqrt(sd_a^2/n_a + sd_b^2/n_b)); with a single seed on either side nothing can be said.
  */
-export function rankByMean(groups: readonly { name: string; spread: Spread }[]): { best: string; mean: number; others: RankedGap[] } | null {
+export function rankByMean(
+  groups: readonly { name: string; spread: Spread }[],
+): { best: string; mean: number; others: RankedGap[] } | null {
   if (!groups.length) return null;
   const sorted = [...groups].sort((a, b) => a.spread.mean - b.spread.mean);
   const best = sorted[0];
@@ -59,7 +61,9 @@ export function rankingSentence(r: NonNullable<ReturnType<typeof rankByMean>>, s
   const parts = r.others.map((o) => {
     const head = `${o.name} +${o.gap.toFixed(3)} bits`;
     if (o.z === null) return head;
-    return o.separated ? `${head} (${o.z.toFixed(1)} standard errors: a real gap)` : `${head} (${o.z.toFixed(1)} standard errors: within the seed spread, not a ranking)`;
+    return o.separated
+      ? `${head} (${o.z.toFixed(1)} standard errors: a real gap)`
+      : `${head} (${o.z.toFixed(1)} standard errors: within the seed spread, not a ranking)`;
   });
   const what = seeded ? 'Lowest mean test NLL' : 'Lowest test NLL';
   const tail = seeded ? '' : ' One seed per model: differences of a few hundredths of a bit can be seed noise.';

@@ -42,8 +42,15 @@ const TWO24 = 2 ** 24;
 
 function internals(opt: tf.AdamOptimizer): AdamInternals {
   const o = opt as unknown as AdamInternals;
-  if (!(o.accBeta1 instanceof tf.Variable) || !(o.accBeta2 instanceof tf.Variable) || !Array.isArray(o.accumulatedFirstMoment) || !Array.isArray(o.accumulatedSecondMoment)) {
-    throw new Error(`AdamOptimizer internals not found (tfjs ${tf.version_core}): adam-state.ts was written against tfjs 4.22`);
+  if (
+    !(o.accBeta1 instanceof tf.Variable) ||
+    !(o.accBeta2 instanceof tf.Variable) ||
+    !Array.isArray(o.accumulatedFirstMoment) ||
+    !Array.isArray(o.accumulatedSecondMoment)
+  ) {
+    throw new Error(
+      `AdamOptimizer internals not found (tfjs ${tf.version_core}): adam-state.ts was written against tfjs 4.22`,
+    );
   }
   return o;
 }
@@ -66,7 +73,8 @@ export async function exportAdam(opt: tf.AdamOptimizer): Promise<F32Map> {
   // getWeights makes a new iterations scalar on every call; the slots it returns are live.
   weights[0].tensor.dispose();
   const k = (weights.length - 1) / 2;
-  if (!Number.isInteger(k)) throw new Error(`AdamOptimizer.getWeights returned ${weights.length - 1} slot tensors, expected m and v pairs`);
+  if (!Number.isInteger(k))
+    throw new Error(`AdamOptimizer.getWeights returned ${weights.length - 1} slot tensors, expected m and v pairs`);
   const out: F32Map = new Map();
   out.set('iterations', { shape: [2], data: new Float32Array([Math.floor(it / TWO24), it % TWO24]) });
   const b1 = (await o.accBeta1.data())[0];
@@ -74,7 +82,10 @@ export async function exportAdam(opt: tf.AdamOptimizer): Promise<F32Map> {
   out.set('beta_powers', { shape: [2], data: new Float32Array([b1, b2]) });
   out.set('hyper', { shape: [3], data: new Float32Array([o.beta1, o.beta2, o.epsilon]) });
   for (let i = 0; i < k; i++) {
-    for (const [which, w] of [['m', weights[1 + i]], ['v', weights[1 + k + i]]] as const) {
+    for (const [which, w] of [
+      ['m', weights[1 + i]],
+      ['v', weights[1 + k + i]],
+    ] as const) {
       // data() of a float32 tensor is a fresh Float32Array: the export shares nothing with tfjs.
       out.set(slotKey(i, which), { shape: [...w.tensor.shape], data: (await w.tensor.data()) as Float32Array });
     }
@@ -87,7 +98,11 @@ export async function exportAdam(opt: tf.AdamOptimizer): Promise<F32Map> {
  * the order given to applyGradients, to have every slot's shape checked against its variable:
  * moments are matched by position, so a reordered list would silently train with the wrong ones.
  */
-export async function importAdam(opt: tf.AdamOptimizer, state: F32Map, variables?: readonly tf.Variable[]): Promise<void> {
+export async function importAdam(
+  opt: tf.AdamOptimizer,
+  state: F32Map,
+  variables?: readonly tf.Variable[],
+): Promise<void> {
   const o = internals(opt);
   const get = (key: string, shape?: number[]) => {
     const t = state.get(key);
@@ -116,8 +131,11 @@ export async function importAdam(opt: tf.AdamOptimizer, state: F32Map, variables
   while (state.has(slotKey(k, 'm'))) k++;
   const known = new Set(['iterations', 'beta_powers', 'hyper']);
   for (let i = 0; i < k; i++) known.add(slotKey(i, 'm')).add(slotKey(i, 'v'));
-  for (const key of state.keys()) if (!known.has(key)) throw new Error(`optimizer state: unexpected key '${key}' (slots are ${k} contiguous from ${slotKey(0, 'm')})`);
-  if (variables && variables.length !== k) throw new Error(`optimizer state has moments for ${k} variables, but ${variables.length} were given`);
+  for (const key of state.keys())
+    if (!known.has(key))
+      throw new Error(`optimizer state: unexpected key '${key}' (slots are ${k} contiguous from ${slotKey(0, 'm')})`);
+  if (variables && variables.length !== k)
+    throw new Error(`optimizer state has moments for ${k} variables, but ${variables.length} were given`);
 
   const m: { name: string; tensor: tf.Tensor }[] = [];
   const v: { name: string; tensor: tf.Tensor }[] = [];

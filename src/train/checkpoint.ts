@@ -11,7 +11,13 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { decodeSafetensors, encodeSafetensors, MAX_HEADER_BYTES, type NamedTensor, SafetensorsError } from '../models/safetensors.js';
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  MAX_HEADER_BYTES,
+  type NamedTensor,
+  SafetensorsError,
+} from '../models/safetensors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 
@@ -72,12 +78,17 @@ function headerSum(bytes: Uint8Array, headerEnd: number, at: number): string {
 }
 
 export function saveCheckpoint(file: string, c: CheckpointData): void {
-  if (typeof c.model !== 'string' || c.model === '') throw new CheckpointError(`${file}: model kind must be a non-empty string`);
+  if (typeof c.model !== 'string' || c.model === '')
+    throw new CheckpointError(`${file}: model kind must be a non-empty string`);
   const tensors = new Map<string, NamedTensor>();
-  for (const [prefix, m] of [[PARAM, c.params], [ADAM, c.optimizer]] as const) {
+  for (const [prefix, m] of [
+    [PARAM, c.params],
+    [ADAM, c.optimizer],
+  ] as const) {
     for (const [name, t] of m) {
       if (name === '') throw new CheckpointError(`${file}: empty tensor name under '${prefix}'`);
-      if (!(t.data instanceof Float32Array)) throw new CheckpointError(`${file}: tensor '${prefix}${name}' must be a Float32Array`);
+      if (!(t.data instanceof Float32Array))
+        throw new CheckpointError(`${file}: tensor '${prefix}${name}' must be a Float32Array`);
       tensors.set(prefix + name, { dtype: 'F32', shape: t.shape, data: t.data });
     }
   }
@@ -110,14 +121,20 @@ export function saveCheckpoint(file: string, c: CheckpointData): void {
   try {
     writeFileAtomic(file, bytes);
   } catch (e) {
-    throw new CheckpointError(`${file}: cannot write checkpoint (the previous one, if any, is untouched): ${(e as Error).message}`);
+    throw new CheckpointError(
+      `${file}: cannot write checkpoint (the previous one, if any, is untouched): ${(e as Error).message}`,
+    );
   }
 }
 
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v !== null && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }
@@ -128,7 +145,14 @@ function jsonDiff(a: unknown, b: unknown, path = '', out: string[] = [], max = 5
   const isObj = (x: unknown) => x !== null && typeof x === 'object';
   if (isObj(a) && isObj(b) && Array.isArray(a) === Array.isArray(b)) {
     const keys = [...new Set([...Object.keys(a as object), ...Object.keys(b as object)])].sort();
-    for (const k of keys) jsonDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k, out, max);
+    for (const k of keys)
+      jsonDiff(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+        out,
+        max,
+      );
   } else if (JSON.stringify(a) !== JSON.stringify(b)) {
     const show = (x: unknown) => (x === undefined ? '(absent)' : JSON.stringify(x));
     out.push(`${path || '(root)'}: ${show(a)} in the checkpoint, ${show(b)} here`);
@@ -159,15 +183,23 @@ export function loadCheckpoint(file: string, expect?: { model?: string; config?:
     fail(`corrupt or not a checkpoint: header is not JSON (${(e as Error).message})`);
   }
   if (meta?.format !== CHECKPOINT_FORMAT) {
-    fail(`not a ctspeech training checkpoint (format ${JSON.stringify(meta?.format ?? null)}, expected "${CHECKPOINT_FORMAT}")`);
+    fail(
+      `not a ctspeech training checkpoint (format ${JSON.stringify(meta?.format ?? null)}, expected "${CHECKPOINT_FORMAT}")`,
+    );
   }
-  if (meta!.version !== CHECKPOINT_VERSION) fail(`checkpoint version ${JSON.stringify(meta!.version)} is not supported (this build reads version ${CHECKPOINT_VERSION})`);
+  if (meta!.version !== CHECKPOINT_VERSION)
+    fail(
+      `checkpoint version ${JSON.stringify(meta!.version)} is not supported (this build reads version ${CHECKPOINT_VERSION})`,
+    );
 
   const hAt = headerSumAt(bytes, headerEnd);
-  if (hAt < 0 || meta!.header_checksum !== bytes.toString('latin1', hAt, hAt + 64)) fail('corrupt: header_checksum is missing or malformed');
-  if (headerSum(bytes, headerEnd, hAt) !== meta!.header_checksum) fail('header checksum mismatch: the header is corrupt');
+  if (hAt < 0 || meta!.header_checksum !== bytes.toString('latin1', hAt, hAt + 64))
+    fail('corrupt: header_checksum is missing or malformed');
+  if (headerSum(bytes, headerEnd, hAt) !== meta!.header_checksum)
+    fail('header checksum mismatch: the header is corrupt');
   const declared = Number(meta!.data_bytes);
-  if (!Number.isSafeInteger(declared) || declared < 0) fail(`corrupt: data_bytes ${JSON.stringify(meta!.data_bytes)} is not a byte count`);
+  if (!Number.isSafeInteger(declared) || declared < 0)
+    fail(`corrupt: data_bytes ${JSON.stringify(meta!.data_bytes)} is not a byte count`);
   const actual = bytes.length - headerEnd;
   if (actual < declared) fail(`truncated: the data buffer has ${actual} of its ${declared} bytes`);
   if (actual > declared) fail(`corrupt: ${actual - declared} bytes beyond the ${declared}-byte data buffer`);
@@ -188,12 +220,16 @@ export function loadCheckpoint(file: string, expect?: { model?: string; config?:
     return fail(`corrupt: config/state metadata is not JSON (${(e as Error).message})`);
   }
   if (expect?.model !== undefined && md.model !== expect.model) {
-    fail(`this checkpoint belongs to a '${md.model}' run, not to this '${expect.model}' run: use another run directory`);
+    fail(
+      `this checkpoint belongs to a '${md.model}' run, not to this '${expect.model}' run: use another run directory`,
+    );
   }
   if (expect?.config !== undefined) {
     const want = JSON.parse(toJson('expected config', expect.config, file)) as unknown;
     if (JSON.stringify(canonical(config)) !== JSON.stringify(canonical(want))) {
-      fail(`this checkpoint belongs to a '${md.model}' run with a different config (${jsonDiff(config, want).join('; ')}): use another run directory`);
+      fail(
+        `this checkpoint belongs to a '${md.model}' run with a different config (${jsonDiff(config, want).join('; ')}): use another run directory`,
+      );
     }
   }
 

@@ -34,7 +34,9 @@ export function curvesChart(metrics: MetricLine[], unigramNats: number, title: s
     const w = train.slice(lo, i + 1);
     smooth.push([train[i].step, w.reduce((a, m) => a + (m.nll as number), 0) / w.length]);
   }
-  const valid = metrics.filter((m) => m.valid_nll !== undefined).map((m) => [m.step, m.valid_nll as number] as [number, number]);
+  const valid = metrics
+    .filter((m) => m.valid_nll !== undefined)
+    .map((m) => [m.step, m.valid_nll as number] as [number, number]);
   const lastStep = Math.max(1, ...metrics.map((m) => m.step));
   return {
     title,
@@ -43,7 +45,15 @@ export function curvesChart(metrics: MetricLine[], unigramNats: number, title: s
     series: [
       { name: k > 1 ? `train NLL (mean of ${k})` : 'train NLL', points: smooth, color: '#1f77b4' },
       { name: 'validation NLL', points: valid, color: '#ff7f0e' },
-      { name: `unigram entropy ${unigramNats.toFixed(3)}`, points: [[0, unigramNats], [lastStep, unigramNats]], color: '#7f7f7f', dashed: true },
+      {
+        name: `unigram entropy ${unigramNats.toFixed(3)}`,
+        points: [
+          [0, unigramNats],
+          [lastStep, unigramNats],
+        ],
+        color: '#7f7f7f',
+        dashed: true,
+      },
     ],
   };
 }

@@ -42,7 +42,8 @@ export function validateSchedule(s: ScheduleConfig): void {
   }
   rate('minLr');
   rate('peakLr');
-  if (s.minLr > s.peakLr) throw new ScheduleError(`schedule.minLr (${s.minLr}) must be <= schedule.peakLr (${s.peakLr})`);
+  if (s.minLr > s.peakLr)
+    throw new ScheduleError(`schedule.minLr (${s.minLr}) must be <= schedule.peakLr (${s.peakLr})`);
 }
 
 /**
@@ -51,7 +52,8 @@ export function validateSchedule(s: ScheduleConfig): void {
  */
 export function learningRate(step: number, s: ScheduleConfig): number {
   validateSchedule(s);
-  if (!Number.isSafeInteger(step) || step < 0) throw new ScheduleError(`step must be a non-negative integer, got ${step}`);
+  if (!Number.isSafeInteger(step) || step < 0)
+    throw new ScheduleError(`step must be a non-negative integer, got ${step}`);
   const { warmupSteps: w, totalSteps: t, minLr, peakLr } = s;
   if (step >= t) return minLr;
   if (step < w) return minLr + ((peakLr - minLr) * step) / w;

@@ -55,7 +55,12 @@ export class TrainStep {
   private accum: tf.Tensor[] | null = null;
   private accumCount = 0;
 
-  constructor(readonly cfg: ModelConfig, init: ParamArrays, batch: number, opts: StepOptions = {}) {
+  constructor(
+    readonly cfg: ModelConfig,
+    init: ParamArrays,
+    batch: number,
+    opts: StepOptions = {},
+  ) {
     this.rng = new Rng(opts.seed ?? cfg.seed);
     const prefix = `m${instances++}/`;
     this.order = [...init.keys()];
@@ -63,7 +68,8 @@ export class TrainStep {
     this.optimizer = tf.train.adam(opts.lr ?? 3e-4);
     this.clip = opts.clip ?? 0.1;
     this.accumulate = opts.accumulate ?? 1;
-    if (!Number.isInteger(this.accumulate) || this.accumulate < 1) throw new Error(`accumulate must be a positive integer, got ${opts.accumulate}`);
+    if (!Number.isInteger(this.accumulate) || this.accumulate < 1)
+      throw new Error(`accumulate must be a positive integer, got ${opts.accumulate}`);
     this.model = sequenceModel(cfg);
     this.state = this.model.initialState(this.ops, batch);
   }
@@ -84,7 +90,9 @@ export class TrainStep {
     const varList = this.order.map((n) => this.vars.get(n)!);
     const { value, grads } = tf.variableGrads(() => {
       const dropout = this.cfg.kind === 'transformer' && this.cfg.dropout > 0;
-      const out = this.model.forward(this.ops, this.params, batch.inputs, batch.reset, this.state, { dropoutRng: dropout ? this.rng : undefined });
+      const out = this.model.forward(this.ops, this.params, batch.inputs, batch.reset, this.state, {
+        dropoutRng: dropout ? this.rng : undefined,
+      });
       next = out.state;
       for (const t of this.model.stateTensors(out.state)) tf.keep(t);
       const nll = nllLoss(this.ops, out.logits, batch.targets, batch.mask) as tf.Scalar;
@@ -128,7 +136,11 @@ export class TrainStep {
     const n = this.accumCount;
     const norm = Math.sqrt(acc.reduce((a, g) => a + tf.tidy(() => tf.sum(tf.square(g)).dataSync()[0]), 0)) / n;
     const factor = (this.clip > 0 && norm > this.clip ? this.clip / norm : 1) / n;
-    tf.tidy(() => this.optimizer.applyGradients(varList.map((v, i) => ({ name: v.name, tensor: factor === 1 ? acc[i] : tf.mul(acc[i], factor) }))));
+    tf.tidy(() =>
+      this.optimizer.applyGradients(
+        varList.map((v, i) => ({ name: v.name, tensor: factor === 1 ? acc[i] : tf.mul(acc[i], factor) })),
+      ),
+    );
     tf.dispose(acc);
     this.accum = null;
     this.accumCount = 0;
@@ -136,10 +148,12 @@ export class TrainStep {
 
   /** Current weights as plain arrays, in parameter order. */
   exportParams(): ParamArrays {
-    return new Map(this.order.map((name) => {
-      const v = this.vars.get(name)!;
-      return [name, { shape: [...v.shape], data: v.dataSync() as Float32Array }];
-    }));
+    return new Map(
+      this.order.map((name) => {
+        const v = this.vars.get(name)!;
+        return [name, { shape: [...v.shape], data: v.dataSync() as Float32Array }];
+      }),
+    );
   }
 
   exportState(): { model: ExportedState; rng: RngState } {

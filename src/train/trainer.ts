@@ -91,7 +91,10 @@ async function resolveCorpus(data: string[], run: string, log: (s: string) => vo
   const out = path.join(run, 'corpus');
   log(`preparing ${data.join(', ')} into ${out} (cached: unchanged files are not decoded again)`);
   const r = await prepareCorpus({ inputs: data, out });
-  if (r.manifest.files.length === 0) throw new RunError(`no decodable audio in ${data.join(', ')}${r.skipped.length ? ` (${r.skipped.length} file(s) skipped: ${r.skipped[0].source}: ${r.skipped[0].reason})` : ''}`);
+  if (r.manifest.files.length === 0)
+    throw new RunError(
+      `no decodable audio in ${data.join(', ')}${r.skipped.length ? ` (${r.skipped.length} file(s) skipped: ${r.skipped[0].source}: ${r.skipped[0].reason})` : ''}`,
+    );
   return out;
 }
 
@@ -102,9 +105,15 @@ async function resolveCorpus(data: string[], run: string, log: (s: string) => vo
  */
 export async function train(o: TrainOptions): Promise<TrainSummary> {
   const log = o.onLog ?? (() => {});
-  const schedule: ScheduleConfig = { warmupSteps: Math.min(o.warmup, o.steps), totalSteps: o.steps, minLr: o.minLr, peakLr: o.peakLr };
+  const schedule: ScheduleConfig = {
+    warmupSteps: Math.min(o.warmup, o.steps),
+    totalSteps: o.steps,
+    minLr: o.minLr,
+    peakLr: o.peakLr,
+  };
   validateSchedule(schedule);
-  if (fs.existsSync(o.run) && !fs.statSync(o.run).isDirectory()) throw new RunError(`--run ${o.run} exists and is not a folder`);
+  if (fs.existsSync(o.run) && !fs.statSync(o.run).isDirectory())
+    throw new RunError(`--run ${o.run} exists and is not a folder`);
   fs.mkdirSync(o.run, { recursive: true });
   const ckptFile = path.join(o.run, CHECKPOINT_FILE);
   const cfg = o.model;
@@ -114,42 +123,70 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     try {
       resumed = loadCheckpoint(ckptFile, { model: cfg.kind, config: cfg });
     } catch (e) {
-      if (e instanceof CheckpointError) throw new RunError(`cannot resume ${o.run}: ${e.message}. Use another --run, or remove the folder to start over.`);
+      if (e instanceof CheckpointError)
+        throw new RunError(
+          `cannot resume ${o.run}: ${e.message}. Use another --run, or remove the folder to start over.`,
+        );
       throw e;
     }
   } else if (fs.existsSync(path.join(o.run, 'config.json'))) {
     const existing = fs.readFileSync(path.join(o.run, 'config.json'), 'utf8');
-    if (JSON.stringify(JSON.parse(existing)) !== JSON.stringify(cfg)) throw new RunError(`--run ${o.run} holds a different model (see its config.json) and no checkpoint; use another --run`);
+    if (JSON.stringify(JSON.parse(existing)) !== JSON.stringify(cfg))
+      throw new RunError(
+        `--run ${o.run} holds a different model (see its config.json) and no checkpoint; use another --run`,
+      );
   }
 
   const corpus = await resolveCorpus(o.data, o.run, log);
   const manifest = readManifest(corpus);
   const trainSrc = splitSource(corpus, manifest, 'train');
-  if (trainSrc.files.reduce((a, f) => a + f.length, 0) < 2) throw new RunError(`corpus ${corpus} has no training audio`);
+  if (trainSrc.files.reduce((a, f) => a + f.length, 0) < 2)
+    throw new RunError(`corpus ${corpus} has no training audio`);
   const unigram = corpusStats(corpus, manifest).find((s) => s.split === 'train')!.entropyNats;
   const prior = resumed?.state as TrainState | undefined;
 
   const specs = paramSpecOf(cfg);
-  const init = resumed ? resumed.params : (() => {
-    const v = initParams(specs, o.seed, cfg.initStd);
-    return new Map(specs.map((s) => [s.name, { shape: s.shape, data: v.get(s.name)! }]));
-  })();
+  const init = resumed
+    ? resumed.params
+    : (() => {
+        const v = initParams(specs, o.seed, cfg.initStd);
+        return new Map(specs.map((s) => [s.name, { shape: s.shape, data: v.get(s.name)! }]));
+      })();
   const modelParams = new Map(specs.map((s) => [s.name, init.get(s.name)!]));
-  const trainer = new TrainStep(cfg, modelParams, o.batch, { lr: o.peakLr, clip: o.clip, seed: o.seed, accumulate: o.accumulate });
+  const trainer = new TrainStep(cfg, modelParams, o.batch, {
+    lr: o.peakLr,
+    clip: o.clip,
+    seed: o.seed,
+    accumulate: o.accumulate,
+  });
   const isWavenet = cfg.kind === 'wavenet';
   const stream = isWavenet
-    ? new CropStream(trainSrc, { batch: o.batch, receptiveField: receptiveField(cfg), targetLength: cfg.segment, seed: o.seed }, prior?.stream as CropStreamState | undefined)
-    : new SegmentStream(trainSrc, { batch: o.batch, segment: cfg.segment }, prior?.stream as SegmentStreamState | undefined);
+    ? new CropStream(
+        trainSrc,
+        { batch: o.batch, receptiveField: receptiveField(cfg), targetLength: cfg.segment, seed: o.seed },
+        prior?.stream as CropStreamState | undefined,
+      )
+    : new SegmentStream(
+        trainSrc,
+        { batch: o.batch, segment: cfg.segment },
+        prior?.stream as SegmentStreamState | undefined,
+      );
   if (resumed && prior) {
     await importAdam(trainer.optimizer, resumed.optimizer);
-    const tensors = [...resumed.params.keys()].filter((k) => k.startsWith('state/')).sort().map((k) => resumed!.params.get(k)!);
+    const tensors = [...resumed.params.keys()]
+      .filter((k) => k.startsWith('state/'))
+      .sort()
+      .map((k) => resumed!.params.get(k)!);
     trainer.importState({ model: { ...prior.modelState, tensors }, rng: prior.rng });
   } else {
     saveModel(o.run, cfg, trainer.exportParams());
   }
   // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
   const corpusFromRun = path.relative(path.resolve(o.run), path.resolve(corpus)).split(path.sep).join('/');
-  writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify({ ...trainOptionsOf(o), corpus: corpusFromRun, backend: tf.getBackend() }, null, 2) + '\n');
+  writeFileAtomic(
+    path.join(o.run, 'train.json'),
+    JSON.stringify({ ...trainOptionsOf(o), corpus: corpusFromRun, backend: tf.getBackend() }, null, 2) + '\n',
+  );
 
   const metricsFile = path.join(o.run, 'metrics.jsonl');
   // Lines written after the checkpoint we resume from (a kill between checkpoints) are replayed: drop them.
@@ -173,18 +210,48 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     const params = trainer.exportParams();
     const all = new Map(params);
     exported.model.tensors.forEach((t, i) => all.set(`state/${String(i).padStart(4, '0')}`, t));
-    const state: TrainState = { step, samplesSeen, skippedSteps, elapsedSeconds: elapsed(), stream: stream.state(), rng: exported.rng, modelState: { batch: exported.model.batch, counters: exported.model.counters }, train: trainOptionsOf(o) };
-    saveCheckpoint(ckptFile, { model: cfg.kind, config: cfg, params: all, optimizer: await exportAdam(trainer.optimizer), state });
+    const state: TrainState = {
+      step,
+      samplesSeen,
+      skippedSteps,
+      elapsedSeconds: elapsed(),
+      stream: stream.state(),
+      rng: exported.rng,
+      modelState: { batch: exported.model.batch, counters: exported.model.counters },
+      train: trainOptionsOf(o),
+    };
+    saveCheckpoint(ckptFile, {
+      model: cfg.kind,
+      config: cfg,
+      params: all,
+      optimizer: await exportAdam(trainer.optimizer),
+      state,
+    });
     saveModel(o.run, cfg, params);
   };
   const validate = async () => {
     if (!validFiles.length) return;
     // WaveNet scores any segment length exactly; the training segment keeps validation's tensors
     // small beside the trainer's own (4,096-long rows next to training aborted wasm's 4 GB heap).
-    const r = await evaluateCodes(cfg, trainer.exportParams(), validFiles, { batch: Math.min(8, validFiles.length), wavenetSegment: cfg.kind === 'wavenet' ? cfg.segment : undefined });
+    const r = await evaluateCodes(cfg, trainer.exportParams(), validFiles, {
+      batch: Math.min(8, validFiles.length),
+      wavenetSegment: cfg.kind === 'wavenet' ? cfg.segment : undefined,
+    });
     validNats = r.nats;
-    fs.appendFileSync(metricsFile, JSON.stringify({ step, samples: samplesSeen, elapsed_s: elapsed(), valid_nll: r.nats, valid_bits: r.bits, valid_samples: r.totalSamples }) + '\n');
-    log(`step ${step}: validation NLL ${r.nats.toFixed(4)} nats (${r.bits.toFixed(4)} bits) over ${r.totalSamples} samples; unigram ${unigram.toFixed(4)}`);
+    fs.appendFileSync(
+      metricsFile,
+      JSON.stringify({
+        step,
+        samples: samplesSeen,
+        elapsed_s: elapsed(),
+        valid_nll: r.nats,
+        valid_bits: r.bits,
+        valid_samples: r.totalSamples,
+      }) + '\n',
+    );
+    log(
+      `step ${step}: validation NLL ${r.nats.toFixed(4)} nats (${r.bits.toFixed(4)} bits) over ${r.totalSamples} samples; unigram ${unigram.toFixed(4)}`,
+    );
     writeCurves(o.run, metricsFile, unigram);
   };
 
@@ -193,29 +260,50 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       // Steps are synchronous tfjs work: yield to the event loop so a Ctrl-C handler can run.
       await new Promise((r) => setImmediate(r));
       const startStep = prior?.step ?? 0;
-      if (o.stopSignal?.stop || (o.minutes !== undefined && (Date.now() - t0) / 60000 >= o.minutes) || (o.stopAfter !== undefined && step - startStep >= o.stopAfter)) {
+      if (
+        o.stopSignal?.stop ||
+        (o.minutes !== undefined && (Date.now() - t0) / 60000 >= o.minutes) ||
+        (o.stopAfter !== undefined && step - startStep >= o.stopAfter)
+      ) {
         interrupted = true;
         break;
       }
       let r;
       let micro = 0;
+      // The rate this update applies; metrics.jsonl logs it beside the step it applied to.
+      const lr = learningRate(step, schedule);
       do {
         const b = stream.next();
-        trainer.setLearningRate(learningRate(step, schedule));
+        trainer.setLearningRate(lr);
         r = trainer.step({ inputs: b.inputs, targets: b.targets, mask: b.mask, reset: b.reset });
         tokensThisRun += b.tokens;
         samplesSeen += b.tokens;
         micro++;
         if (r.skipped) {
           skippedSteps++;
-          log(`step ${step}: non-finite loss or gradient (loss ${r.loss}); step skipped, weights untouched (${skippedSteps} so far)`);
+          log(
+            `step ${step}: non-finite loss or gradient (loss ${r.loss}); step skipped, weights untouched (${skippedSteps} so far)`,
+          );
         }
       } while (!r.applied && micro < 4 * o.accumulate);
       step++;
       lastNll = r.nll;
-      const lr = learningRate(step, schedule);
       const rate = tokensThisRun / Math.max(1e-3, (Date.now() - t0) / 1000);
-      fs.appendFileSync(metricsFile, JSON.stringify({ step, samples: samplesSeen, lr, loss: r.loss, nll: r.nll, aux: r.aux, grad_norm: r.gradNorm, skipped: r.skipped, samples_per_s: Math.round(rate), elapsed_s: elapsed() }) + '\n');
+      fs.appendFileSync(
+        metricsFile,
+        JSON.stringify({
+          step,
+          samples: samplesSeen,
+          lr,
+          loss: r.loss,
+          nll: r.nll,
+          aux: r.aux,
+          grad_norm: r.gradNorm,
+          skipped: r.skipped,
+          samples_per_s: Math.round(rate),
+          elapsed_s: elapsed(),
+        }) + '\n',
+      );
       o.onStep?.({ step, steps: o.steps, samplesPerSecond: rate, loss: r.loss, nll: r.nll, lr });
       if (step % o.validEvery === 0 || step === o.steps) await validate();
       if (step % o.checkpointEvery === 0 || step === o.steps) await checkpoint();
@@ -226,11 +314,34 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     trainer.dispose();
   }
   writeCurves(o.run, metricsFile, unigram);
-  return { run: o.run, step, finished: step >= o.steps, interrupted, resumedFrom: prior?.step ?? null, skippedSteps, lastTrainNll: lastNll, validNats, unigramNats: unigram, samplesPerSecond: tokensThisRun / Math.max(1e-3, (Date.now() - t0) / 1000) };
+  return {
+    run: o.run,
+    step,
+    finished: step >= o.steps,
+    interrupted,
+    resumedFrom: prior?.step ?? null,
+    skippedSteps,
+    lastTrainNll: lastNll,
+    validNats,
+    unigramNats: unigram,
+    samplesPerSecond: tokensThisRun / Math.max(1e-3, (Date.now() - t0) / 1000),
+  };
 }
 
 function trainOptionsOf(o: TrainOptions): TrainState['train'] {
-  return { batch: o.batch, steps: o.steps, peakLr: o.peakLr, minLr: o.minLr, warmup: o.warmup, clip: o.clip, accumulate: o.accumulate, validEvery: o.validEvery, validSamples: o.validSamples, checkpointEvery: o.checkpointEvery, seed: o.seed };
+  return {
+    batch: o.batch,
+    steps: o.steps,
+    peakLr: o.peakLr,
+    minLr: o.minLr,
+    warmup: o.warmup,
+    clip: o.clip,
+    accumulate: o.accumulate,
+    validEvery: o.validEvery,
+    validSamples: o.validSamples,
+    checkpointEvery: o.checkpointEvery,
+    seed: o.seed,
+  };
 }
 
 /**
@@ -254,4 +365,3 @@ function validationSet(corpus: string, cap: number): { path: string; codes: Uint
     fs.closeSync(fd);
   }
 }
-
