@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeCode, encodeSample, MU, muLawDecode, muLawEncode, SILENCE_CODE } from '../src/audio/mulaw.js';
+import { decodeCode, encodeSample, MU, muLawDecode, muLawEncode, NUM_CODES, SILENCE_CODE } from '../src/audio/mulaw.js';
 
 // The formula of docs/audio.md, written out independently of the module.
 function formulaCode(x: number): number {
@@ -15,6 +15,8 @@ function formulaDecode(q: number): number {
 test('mu is 255 and silence is the middle code', () => {
   assert.equal(MU, 255);
   assert.equal(SILENCE_CODE, 128);
+  assert.equal(SILENCE_CODE, encodeSample(0), 'silence is the code of a zero sample');
+  assert.equal(NUM_CODES, MU + 1);
   assert.equal(formulaCode(0), 128);
 });
 

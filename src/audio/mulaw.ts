@@ -3,8 +3,10 @@
  * This is deliberately not G.711 (wavefile's toMuLaw): G.711 is a segmented approximation
  * with a different code order, and the models' 256-way softmax is defined over these codes.
  */
+import { NUM_CODES, SILENCE_CODE } from '../util/codes.js';
+export { NUM_CODES, SILENCE_CODE };
+// The codes are 0..MU, so NUM_CODES = MU + 1 (the tests check it).
 export const MU = 255;
-export const NUM_CODES = MU + 1;
 const LOG1P_MU = Math.log1p(MU);
 
 export function encodeSample(x: number): number {
@@ -12,9 +14,6 @@ export function encodeSample(x: number): number {
   const f = Math.sign(c) * (Math.log1p(MU * Math.abs(c)) / LOG1P_MU);
   return Math.floor(((f + 1) / 2) * MU + 0.5);
 }
-
-/** The code of x = 0: what padding and cleared inputs use. */
-export const SILENCE_CODE = encodeSample(0);
 
 export function decodeCode(q: number): number {
   const y = (2 * q) / MU - 1;

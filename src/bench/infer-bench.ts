@@ -10,6 +10,7 @@ import { saveModel } from '../models/model-files.js';
 import { modelPreset } from '../models/registry.js';
 import type { BenchRow } from './prepare-bench.js';
 import { median, seededInit } from './train-bench.js';
+import { NUM_CODES } from '../util/codes.js';
 
 const RATE = 16000;
 
@@ -38,7 +39,7 @@ export async function benchInfer(
       for (const threads of [...new Set([1, cores])]) {
         const { exec, info } = await OrtExecutor.open(file, { threads, device: 'cpu' });
         const scorer = new SegmentScorer(cfg, B, n, exec);
-        const tokens = Int32Array.from({ length: B * n }, (_, i) => (i * 37 + 11) % 256);
+        const tokens = Int32Array.from({ length: B * n }, (_, i) => (i * 37 + 11) % NUM_CODES);
         const times: number[] = [];
         for (let s = 0; s < 6; s++) {
           const t0 = performance.now();

@@ -8,6 +8,7 @@ import { initialWavenetState, queuesFromState, wavenetStep } from '../models/wav
 import { receptiveField, type WavenetConfig } from '../models/wavenet-config.js';
 import { TrainStep } from '../train/tf-step.js';
 import type { BenchRow } from './prepare-bench.js';
+import { NUM_CODES } from '../util/codes.js';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,8 +44,8 @@ export function matmulGflops(m = 2048, k = 128, n = 512, reps = 10): number {
 /** A batch of B rows: a transformer segment, or a WaveNet crop whose last `segment` positions are scored. */
 function syntheticBatch(cfg: ModelConfig, B: number) {
   const len = cfg.kind === 'wavenet' ? receptiveField(cfg) - 1 + cfg.segment : cfg.segment;
-  const inputs = Int32Array.from({ length: B * len }, (_, i) => (i * 37 + 11) % 256);
-  const targets = Int32Array.from({ length: B * len }, (_, i) => (i * 53 + 5) % 256);
+  const inputs = Int32Array.from({ length: B * len }, (_, i) => (i * 37 + 11) % NUM_CODES);
+  const targets = Int32Array.from({ length: B * len }, (_, i) => (i * 53 + 5) % NUM_CODES);
   const mask = Float32Array.from({ length: B * len }, (_, i) => (i % len >= len - cfg.segment ? 1 : 0));
   return { inputs, targets, mask, scored: B * cfg.segment, positions: B * len };
 }

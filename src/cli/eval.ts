@@ -36,10 +36,10 @@ export function registerEval(program: Command): void {
     .command('eval')
     .summary('NLL per sample (nats and bits) of a trained model on held-out audio')
     .description(
-      'Score every sample of held-out files with a trained model: each file from empty memory, every\n' +
-        'sample after the first predicted from all before it. Prints the NLL per file and over the split\n' +
+      'Score every sample of held-out files with a trained model: each file from empty memory, every ' +
+        'sample after the first predicted from all before it. Prints the NLL per file and over the split ' +
         '(sample-weighted), in nats and bits per sample, beside the unigram entropy of the same codes.\n\n' +
-        "Data: by default the run's own corpus (<run>/corpus, split test). --data may name another\n" +
+        "Data: by default the run's own corpus (<run>/corpus, split test). --data may name another " +
         'corpus (a folder with manifest.json), or audio files/folders, decoded at 16 kHz.',
     )
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')

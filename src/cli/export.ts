@@ -31,12 +31,13 @@ export function registerExport(program: Command): void {
     .description(
       "Trace the run's model, with its weights, into standard ONNX graphs (opset 17) under <run>/onnx:\n" +
         '  segment  B rows x one segment: evaluation and prompt priming\n' +
-        '  step     one sample per row, with explicit state inputs and outputs (cached memory keys and\n' +
-        '           values for the transformers, the per-layer queues for WaveNet)\n' +
+        '  step     one sample per row, with explicit state inputs and outputs\n' +
+        '           (cached memory keys and values for the transformers, the\n' +
+        '           per-layer queues for WaveNet)\n' +
         '  roll     transformers: the memory update and compression every n_s samples\n' +
-        '  keys     transformers: memory keys/values after priming\n' +
-        'Graphs are named by shape and config; <run>/onnx/export.json records the weights they embed,\n' +
-        'so `eval` and `generate` re-export when the run has been trained further. Any onnxruntime\n' +
+        '  keys     transformers: memory keys/values after priming\n\n' +
+        'Graphs are named by shape and config; <run>/onnx/export.json records the weights they embed, ' +
+        'so `eval` and `generate` re-export when the run has been trained further. Any onnxruntime ' +
         '(Python, C++, web) can load the files; their inputs and outputs are listed in docs/onnx.md.',
     )
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')

@@ -13,6 +13,7 @@ import { loadRun } from '../models/model-files.js';
 import { MODEL_RATE } from '../data/corpus-files.js';
 import { floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import { NUM_CODES } from '../util/codes.js';
 
 export interface GenerateFlags {
   run: string;
@@ -45,12 +46,12 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .summary('continue a prompt (or silence) with a trained model and write WAV files')
     .description(
-      'Sample audio one mu-law code at a time from a trained model. With --prompt, the prompt primes\n' +
-        "the model's state (whole segments at once, then sample by sample) and the output holds the\n" +
-        'prompt followed by the continuation; without one, generation starts from silence.\n' +
-        '--count N generates N continuations as one batch (one model call per sample for all N).\n' +
+      'Sample audio one mu-law code at a time from a trained model. With --prompt, the prompt primes ' +
+        "the model's state (whole segments at once, then sample by sample) and the output holds the " +
+        'prompt followed by the continuation; without one, generation starts from silence. ' +
+        '--count N generates N continuations as one batch (one model call per sample for all N). ' +
         'Runs on onnxruntime by default (graphs exported into <run>/onnx on first use).\n\n' +
-        'Sampling: --temperature scales the logits (0 = greedy), then --top-k keeps the k most likely\n' +
+        'Sampling: --temperature scales the logits (0 = greedy), then --top-k keeps the k most likely ' +
         'codes and --top-p the smallest set holding probability p. The same --seed gives the same audio.',
     )
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')
@@ -63,7 +64,7 @@ export function registerGenerate(program: Command): void {
     .option('--continuation-only', 'write only the generated part, not the prompt')
     .option('--seconds <s>', 'seconds of audio to generate per continuation', Number, 2)
     .option('--temperature <t>', 'sampling temperature; 0 picks the most likely code', Number, 1)
-    .option('--top-k <k>', 'sample among the k most likely codes (1..256)', Number)
+    .option('--top-k <k>', `sample among the k most likely codes (1..${NUM_CODES})`, Number)
     .option('--top-p <p>', 'nucleus sampling: the smallest set of codes holding probability p (0 < p <= 1)', Number)
     .option('--seed <n>', 'random seed', intArg(0), 0)
     .option('--count <n>', 'continuations generated together as one batch', intArg(1, 1024), 1)

@@ -12,8 +12,8 @@ export function registerInfo(program: Command): void {
     .command('info')
     .summary('per-split hours, file counts and code entropy of a prepared corpus')
     .description(
-      'Report each split of a corpus: files, hours, samples, and the unigram entropy of its mu-law codes\n' +
-        'in nats and bits per sample. The entropy is the NLL of a model that ignores context: any model\n' +
+      'Report each split of a corpus: files, hours, samples, and the unigram entropy of its mu-law codes ' +
+        'in nats and bits per sample. The entropy is the NLL of a model that ignores context: any model ' +
         'worth training must beat it. Also writes a plot of the code distribution.',
     )
     .argument('<corpus>', 'a folder made by `ctspeech prepare`')

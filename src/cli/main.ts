@@ -15,8 +15,8 @@ const program = new Command();
 program
   .name('ctspeech')
   .description(
-    'Model raw speech sample by sample with a Compressive Transformer\n' +
-      '(Rae et al., ICLR 2020), compared with Transformer-XL and WaveNet by\n' +
+    'Model raw speech sample by sample with a Compressive Transformer ' +
+      '(Rae et al., ICLR 2020), compared with Transformer-XL and WaveNet by ' +
       'negative log-likelihood per sample.\n\n' +
       'Start with:  ctspeech pipeline pipelines/quickstart.yaml\n' +
       'Then:        ctspeech info runs/quickstart/corpus',

@@ -21,9 +21,9 @@ export function registerModel(program: Command): void {
     .command('model')
     .summary('inspect a model config: parameters, attention span, FLOPs; optionally write initial weights')
     .description(
-      'Show a model config (Compressive Transformer, Transformer-XL or WaveNet) as it will run: layers,\n' +
-        'widths, segment and memory lengths or receptive field, parameter count, FLOPs per sample, and the tfjs\n' +
-        'backend that would train it (and why). With --save, write seeded initial weights as\n' +
+      'Show a model config (Compressive Transformer, Transformer-XL or WaveNet) as it will run: layers, ' +
+        'widths, segment and memory lengths or receptive field, parameter count, FLOPs per sample, and the tfjs ' +
+        'backend that would train it (and why). With --save, write seeded initial weights as ' +
         'weights.safetensors + config.json (see docs/safetensors.md).\n\n' +
         `Presets: ${ALL_PRESETS.join(', ')}`,
     )

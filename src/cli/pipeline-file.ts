@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './options.js';
+import { NUM_CODES } from '../util/codes.js';
 
 export const PrepareStep = z.strictObject({
   inputs: z.array(z.string()).min(1),
@@ -90,7 +91,7 @@ const GenerateStep = z.strictObject({
   promptSeconds: z.number().positive().optional(),
   seed: z.number().int().nonnegative().optional(),
   temperature: z.number().nonnegative().optional(),
-  topK: z.number().int().min(1).max(256).optional(),
+  topK: z.number().int().min(1).max(NUM_CODES).optional(),
   topP: z.number().gt(0).max(1).optional(),
   out: z.string().optional(),
   seeds: Seeds,

@@ -20,8 +20,8 @@ export function registerPipeline(program: Command): void {
     .command('pipeline')
     .summary('run a whole experiment described in a YAML file')
     .description(
-      'Run the steps of a pipeline file in order. Inputs are read relative to the current folder;\n' +
-        "everything a step writes goes under the file's `workdir` (override with --workdir).\n" +
+      'Run the steps of a pipeline file in order. Inputs are read relative to the current folder; ' +
+        "everything a step writes goes under the file's `workdir` (override with --workdir). " +
         `Step kinds: ${STEP_KINDS.join(', ')}.`,
     )
     .argument('<file>', 'a pipeline YAML, e.g. pipelines/quickstart.yaml')

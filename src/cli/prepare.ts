@@ -10,13 +10,13 @@ export function registerPrepare(program: Command): void {
     .command('prepare')
     .summary('decode folders of audio into a mu-law corpus with train/valid/test splits')
     .description(
-      'Decode every audio file under the given folders (recursively) to mono at --sample-rate, quantize it\n' +
-        'to 256 mu-law codes (WaveNet companding, mu = 255) and store one code binary per split plus a\n' +
-        'manifest.json in --out. Splits come from train/ valid/ (or validation/, dev/) test/ subfolders when\n' +
-        "an input has them, otherwise from a hash of each file's path (stable across runs and machines).\n" +
+      'Decode every audio file under the given folders (recursively) to mono at --sample-rate, quantize it ' +
+        'to 256 mu-law codes (WaveNet companding, mu = 255) and store one code binary per split plus a ' +
+        'manifest.json in --out. Splits come from train/ valid/ (or validation/, dev/) test/ subfolders when ' +
+        "an input has them, otherwise from a hash of each file's path (stable across runs and machines). " +
         'Running prepare again on the same output decodes only new or changed files.\n\n' +
-        'WAV (PCM 8/16/24/32-bit, float 32/64, extensible) is read natively; FLAC, MP3, Ogg/Opus, G.722, M4A\n' +
-        'and anything else ffmpeg reads go through ffmpeg (bundled; override with FFMPEG_PATH).\n' +
+        'WAV (PCM 8/16/24/32-bit, float 32/64, extensible) is read natively; FLAC, MP3, Ogg/Opus, G.722, M4A ' +
+        'and anything else ffmpeg reads go through ffmpeg (bundled; override with FFMPEG_PATH). ' +
         'Files that cannot be decoded are listed with the reason and skipped.',
     )
     .argument('<inputs...>', 'folders (or single files) of audio')

@@ -47,12 +47,12 @@ export function registerTrain(program: Command): void {
     .command('train')
     .summary('train a model on audio folders or a prepared corpus (resumable)')
     .description(
-      'Train a Compressive Transformer, Transformer-XL or WaveNet. <data> is a corpus made by `prepare`,\n' +
-        'or audio folders, prepared (and cached) into <run>/corpus first. Transformers read B contiguous\n' +
-        'streams segment by segment with memory carried; WaveNet trains on random crops. Adam with linear\n' +
+      'Train a Compressive Transformer, Transformer-XL or WaveNet. <data> is a corpus made by `prepare`, ' +
+        'or audio folders, prepared (and cached) into <run>/corpus first. Transformers read B contiguous ' +
+        'streams segment by segment with memory carried; WaveNet trains on random crops. Adam with linear ' +
         'warm-up and cosine decay (paper: 1e-6 -> 3e-4 -> 1e-6), global-norm clipping (paper: 0.1).\n\n' +
-        'The run folder holds config.json, weights.safetensors, checkpoint.safetensors, train.json,\n' +
-        'metrics.jsonl and curves.svg/png. Rerunning the same command resumes where it stopped; Ctrl-C\n' +
+        'The run folder holds config.json, weights.safetensors, checkpoint.safetensors, train.json, ' +
+        'metrics.jsonl and curves.svg/png. Rerunning the same command resumes where it stopped; Ctrl-C ' +
         'saves a checkpoint and exits. A run of another model in the same folder is refused.',
     )
     .argument('<data...>', 'corpus folder, or audio folders/files')

@@ -15,7 +15,6 @@ import { Rng, type RngState } from './rng.js';
 import { UserError } from '../util/errors.js';
 
 /** Mu-law code of silence: the input used for padding. */
-export const SILENCE = SILENCE_CODE;
 
 export interface SplitSource {
   /** path of the split's .u8 binary */
@@ -242,7 +241,7 @@ export class SegmentStream {
 
   next(): SegmentBatch {
     const { B, n, reader, buf } = this;
-    const inputs = new Int32Array(B * n).fill(SILENCE);
+    const inputs = new Int32Array(B * n).fill(SILENCE_CODE);
     const targets = new Int32Array(B * n);
     const mask = new Float32Array(B * n);
     const reset = new Uint8Array(B);
@@ -370,7 +369,7 @@ export class CropStream {
       const a = Math.max(0, u - R);
       const n = Math.min(C, L - a);
       reader.read(f, a, crop, 0, n);
-      crop.fill(SILENCE, n, C);
+      crop.fill(SILENCE_CODE, n, C);
       const o = b * w;
       for (let i = 0; i < w; i++) {
         inputs[o + i] = crop[i];

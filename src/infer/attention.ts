@@ -11,6 +11,7 @@ import { parseTransformerConfig, type TransformerConfig } from '../models/config
 import type { ParamArrays } from '../models/model-files.js';
 import { type LineChart, PALETTE, type Series } from '../report/chart.js';
 import { textWidth } from '../report/raster.js';
+import { SILENCE_CODE } from '../util/codes.js';
 
 export type RegionName = 'compressed memory' | 'memory' | 'segment';
 
@@ -45,7 +46,6 @@ export interface AttentionOptions {
 }
 
 /** Fed to rows that have no file left; their outputs are never read. */
-const PAD_CODE = 128;
 
 /**
  * How many segments after a reset pass before every memory and compressed-memory slot holds real
@@ -110,7 +110,7 @@ export async function attentionByAge(
       const use: number[] = [];
       for (let b = 0; b < B; b++) {
         const r = rows[b];
-        tokens.fill(PAD_CODE, b * n, (b + 1) * n);
+        tokens.fill(SILENCE_CODE, b * n, (b + 1) * n);
         if (!r) continue;
         tokens.set(files[r.file].codes.subarray(r.pos, r.pos + n), b * n);
         r.pos += n;

@@ -12,6 +12,7 @@ import type { EngineInfo, GraphExecutor } from './executor.js';
 import { graphBuilder, type GraphSpec } from './graphs.js';
 import { SegmentScorer } from './segment-scorer.js';
 import { TfExecutor } from './tf-executor.js';
+import { NUM_CODES, SILENCE_CODE } from '../util/codes.js';
 
 export interface FileNll {
   path: string;
@@ -84,7 +85,6 @@ export interface EvalFile {
 export const WAVENET_EVAL_SEGMENT = 4096;
 
 /** Code fed to padded positions after a file's end; they are never scored. */
-export const PAD_CODE = 128;
 const LN2 = Math.log(2);
 
 /**
@@ -154,7 +154,7 @@ export async function evaluateCodes(
   const order = files.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
   let nextFile = 0;
   const sums = new Float64Array(files.length);
-  const hist = new Float64Array(256);
+  const hist = new Float64Array(NUM_CODES);
   for (const f of files) for (let t = 1; t < f.codes.length; t++) hist[f.codes[t]]++;
 
   const opener = opts.open ?? openTfjs;
@@ -178,7 +178,7 @@ export async function evaluateCodes(
       const scored: { b: number; file: number; from: number; count: number }[] = [];
       for (let b = 0; b < batch; b++) {
         const r = rows[b];
-        tokens.fill(PAD_CODE, b * n, (b + 1) * n);
+        tokens.fill(SILENCE_CODE, b * n, (b + 1) * n);
         if (!r) continue;
         const count = Math.min(n, lengths[r.file] - r.pos);
         tokens.set(files[r.file].codes.subarray(r.pos, r.pos + count), b * n);
@@ -189,7 +189,7 @@ export async function evaluateCodes(
       for (const s of scored) {
         const codes = files[s.file].codes;
         let sum = 0;
-        for (let j = 0; j < s.count; j++) sum -= logp[(s.b * n + j) * 256 + codes[s.from + j + 1]];
+        for (let j = 0; j < s.count; j++) sum -= logp[(s.b * n + j) * NUM_CODES + codes[s.from + j + 1]];
         sums[s.file] += sum;
         done += s.count;
       }

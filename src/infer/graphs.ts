@@ -12,6 +12,7 @@ import type { Params } from '../models/layers.js';
 import type { ModelConfig } from '../models/registry.js';
 import { wavenetForward, wavenetStepCore } from '../models/wavenet.js';
 import { dilations, type WavenetConfig } from '../models/wavenet-config.js';
+import { NUM_CODES } from '../util/codes.js';
 
 export type GraphKind = 'segment' | 'step' | 'roll' | 'keys';
 
@@ -88,7 +89,7 @@ function transformerBuilder(cfg: TransformerConfig, spec: GraphSpec): GraphBuild
           ops,
           cfg,
           p,
-          inp(ops, 'tokens', [B, 256]),
+          inp(ops, 'tokens', [B, NUM_CODES]),
           inp(ops, 'start', [1]),
           inp(ops, 'mask', [B, 1, 1, M + n + 1]),
           cache,
@@ -140,7 +141,7 @@ function wavenetBuilder(cfg: WavenetConfig, spec: GraphSpec): GraphBuilder {
           ops,
           cfg,
           p,
-          inp(ops, 'tokens', [B, 256]),
+          inp(ops, 'tokens', [B, NUM_CODES]),
           dil.map((_, i) => inp(ops, `past.${i}`, [B, R])),
         );
         return { logprobs: ops.logSoftmax(r.logits), x: stack(ops, r.inputs) };

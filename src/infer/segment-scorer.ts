@@ -3,6 +3,7 @@ import { oneHot } from '../models/layers.js';
 import type { ModelConfig } from '../models/registry.js';
 import { dilations } from '../models/wavenet-config.js';
 import type { Fed, Feeds, GraphExecutor } from './executor.js';
+import { NUM_CODES } from '../util/codes.js';
 
 /** A float32 state tensor held on the host between graph calls. */
 export function zeroFed(shape: number[]): Fed {
@@ -67,12 +68,12 @@ export class SegmentScorer {
     this.state = new SegmentState(cfg, batch);
   }
 
-  /** tokens [B * n] (row-major); reset[b] = 1 starts row b from empty state. Returns log-probabilities [B * n * 256]. */
+  /** tokens [B * n] (row-major); reset[b] = 1 starts row b from empty state. Returns log-probabilities [B * n * NUM_CODES]. */
   async run(tokens: ArrayLike<number>, reset: ArrayLike<number> | null): Promise<Float32Array> {
     const { batch: B, length: n, cfg, state } = this;
     if (tokens.length !== B * n) throw new Error(`segment graph takes ${B} x ${n} codes, got ${tokens.length}`);
     if (reset) for (let b = 0; b < B; b++) if (reset[b]) state.reset(b);
-    const feeds: Feeds = { tokens: { data: oneHot(tokens, 256), shape: [B * n, 256] }, ...state.tensors };
+    const feeds: Feeds = { tokens: { data: oneHot(tokens, NUM_CODES), shape: [B * n, NUM_CODES] }, ...state.tensors };
     if (cfg.kind !== 'wavenet')
       feeds.mask = {
         data: segmentMask(cfg, B, n, state.memValid, state.cmemValid),

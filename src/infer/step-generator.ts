@@ -8,6 +8,7 @@ import { dilations, type WavenetConfig } from '../models/wavenet-config.js';
 import type { Fed, Feeds, GraphExecutor } from './executor.js';
 import type { Generator } from './generator-api.js';
 import { SegmentScorer, zeroFed } from './segment-scorer.js';
+import { NUM_CODES } from '../util/codes.js';
 
 /** The graphs a generator drives: segment (priming), step, and for transformers roll and keys. */
 export interface GenerationGraphs {
@@ -19,10 +20,11 @@ export interface GenerationGraphs {
   keys?: GraphExecutor;
 }
 
-/** The last position's log-probabilities of every row from a segment call's [B * n * 256]. */
+/** The last position's log-probabilities of every row from a segment call's [B * n * NUM_CODES]. */
 function lastPosition(logprobs: Float32Array, B: number, n: number): Float32Array {
-  const out = new Float32Array(B * 256);
-  for (let b = 0; b < B; b++) out.set(logprobs.subarray(((b + 1) * n - 1) * 256, (b + 1) * n * 256), b * 256);
+  const out = new Float32Array(B * NUM_CODES);
+  for (let b = 0; b < B; b++)
+    out.set(logprobs.subarray(((b + 1) * n - 1) * NUM_CODES, (b + 1) * n * NUM_CODES), b * NUM_CODES);
   return out;
 }
 
@@ -128,7 +130,7 @@ class TransformerGenerator implements Generator {
     const f = stepFeeds(this.cfg, B, i, st.memValid, st.cmemValid, (j, mv, cv) => memoryKeyValid(this.cfg, j, mv, cv));
     const K = this.cfg.memory + this.cfg.compressedMemory + n;
     const feeds: Feeds = {
-      tokens: { data: oneHot(codes, 256), shape: [B, 256] },
+      tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] },
       start: { data: f.start, shape: [1] },
       mask: { data: f.mask, shape: [B, 1, 1, K + 1] },
     };
@@ -211,7 +213,7 @@ class WavenetGenerator implements Generator {
     const B = this.batch;
     const R = this.cfg.residualChannels;
     if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
-    const feeds: Feeds = { tokens: { data: oneHot(codes, 256), shape: [B, 256] } };
+    const feeds: Feeds = { tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] } };
     this.q.rings.forEach((_, i) => (feeds[`past.${i}`] = { data: pastOf(this.q, i, R).slice(), shape: [B, R] }));
     const out = await this.g.step.run(feeds);
     pushQueues(this.q, out.x, R);

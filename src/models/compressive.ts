@@ -3,6 +3,7 @@ import { compress, compressionParams, decompress } from './compression.js';
 import type { TransformerConfig } from './config.js';
 import { layerNorm, linear, oneHot, param, type Params } from './layers.js';
 import { attentionMask, contentAttention, relativeAttention } from './relative-attention.js';
+import { NUM_CODES } from '../util/codes.js';
 
 /**
  * Carried state of the Compressive Transformer (Transformer-XL when n_cm = 0): per layer the memory
@@ -19,7 +20,7 @@ export interface CtState<T extends Tensor = Tensor> {
 }
 
 export interface CtOutput<T extends Tensor = Tensor> {
-  /** [B * n, 256] */
+  /** [B * n, NUM_CODES] */
   logits: T;
   state: CtState<T>;
   /** mean auxiliary compression loss over layers, or null when none is configured or computable */
@@ -97,11 +98,10 @@ export function ctForward<T extends Tensor>(
     for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
     return ops.mul(t, ops.constant(m, [B, n, d]));
   };
-  let x = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [
-    B,
-    n,
-    d,
-  ]);
+  let x = ops.reshape(
+    ops.matMul(ops.input('tokens', oneHot(tokens, NUM_CODES), [B * n, NUM_CODES]), param(p, 'embed.weight')),
+    [B, n, d],
+  );
   const newMem: T[] = [];
   const newCmem: T[] = [];
   const auxTerms: T[] = [];
@@ -178,7 +178,7 @@ export function ctForward<T extends Tensor>(
       param(p, 'head.weight'),
       param(p, 'head.bias'),
     ),
-    [B * n, 256],
+    [B * n, NUM_CODES],
   );
   advanceValidity(cfg, n, memValid, cmemValid);
   const aux = auxTerms.length
@@ -273,12 +273,12 @@ export function nllLoss<T extends Tensor>(
   mask: ArrayLike<number>,
 ): T {
   const N = targets.length;
-  const pick = oneHot(targets, 256);
+  const pick = oneHot(targets, NUM_CODES);
   let count = 0;
   for (let i = 0; i < N; i++) {
-    if (!mask[i]) pick.fill(0, i * 256, (i + 1) * 256);
+    if (!mask[i]) pick.fill(0, i * NUM_CODES, (i + 1) * NUM_CODES);
     else count++;
   }
-  const picked = ops.sum(ops.mul(ops.logSoftmax(logits), ops.constant(pick, [N, 256])), [0, 1]);
+  const picked = ops.sum(ops.mul(ops.logSoftmax(logits), ops.constant(pick, [N, NUM_CODES])), [0, 1]);
   return ops.scale(picked, -1 / Math.max(1, count));
 }

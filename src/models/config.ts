@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
+import { NUM_CODES } from '../util/codes.js';
 
 export const COMPRESSIONS = ['max-pool', 'mean-pool', 'conv', 'dilated-conv', 'most-used'] as const;
 export const AUX_LOSSES = ['attention', 'autoencode', 'none'] as const;
@@ -37,7 +38,7 @@ function oneOf<T extends readonly [string, ...string[]]>(values: T) {
 
 const Base = z.strictObject({
   kind: z.literal('transformer', { error: (iss) => `must be 'transformer', ${got(iss.input)}` }),
-  vocab: z.literal(256, { error: (iss) => `must be 256 (8-bit mu-law codes), ${got(iss.input)}` }),
+  vocab: z.literal(NUM_CODES, { error: (iss) => `must be 256 (8-bit mu-law codes), ${got(iss.input)}` }),
   layers: int(1),
   dModel: int(1),
   heads: int(1),
@@ -127,7 +128,7 @@ export function isTransformerXL(c: TransformerConfig): boolean {
   return c.compressedMemory === 0;
 }
 
-const common = { kind: 'transformer', vocab: 256, dropout: 0, initStd: 0.02, seed: 0 } as const;
+const common = { kind: 'transformer', vocab: NUM_CODES, dropout: 0, initStd: 0.02, seed: 0 } as const;
 
 const ctTiny = {
   ...common,

@@ -1,5 +1,6 @@
 import type { TransformerConfig } from './config.js';
 import type { WavenetConfig } from './wavenet-config.js';
+import { NUM_CODES } from '../util/codes.js';
 
 /**
  * Multiply-add FLOPs (2 per MAC) of one forward pass per scored sample, counting the matmuls as
@@ -21,7 +22,7 @@ export function transformerFlopsPerSample(c: TransformerConfig): { forward: numb
   perLayer += 2 * hd * d; // output projection
   perLayer += 2 * 2 * d * c.dFF; // feed-forward
   if (c.compressedMemory > 0 && (c.compression === 'conv' || c.compression === 'dilated-conv')) perLayer += 2 * d * d; // c*d x d per n/c windows
-  const forward = 2 * 256 * d + c.layers * perLayer + 2 * d * 256;
+  const forward = 2 * NUM_CODES * d + c.layers * perLayer + 2 * d * NUM_CODES;
   return { forward, train: 3 * forward };
 }
 
@@ -29,6 +30,7 @@ export function transformerFlopsPerSample(c: TransformerConfig): { forward: numb
 export function wavenetFlopsPerSample(c: WavenetConfig): { forward: number; train: number } {
   const { residualChannels: R, dilationChannels: D, skipChannels: S, headChannels: E } = c;
   const layers = c.stacks * c.layersPerStack;
-  const forward = 2 * 256 * R + layers * (2 * 2 * R * 2 * D + 2 * D * R + 2 * D * S) + 2 * S * E + 2 * E * 256;
+  const forward =
+    2 * NUM_CODES * R + layers * (2 * 2 * R * 2 * D + 2 * D * R + 2 * D * S) + 2 * S * E + 2 * E * NUM_CODES;
   return { forward, train: 3 * forward };
 }

@@ -5,6 +5,7 @@
  */
 import { Rng } from '../data/rng.js';
 import { TRAINABLE_COMPRESSIONS, type TransformerConfig } from './config.js';
+import { NUM_CODES } from '../util/codes.js';
 
 /**
  * How a parameter starts: 'normal' is N(0, std^2) with the std the caller passes (the config's
@@ -21,8 +22,6 @@ export interface ParamSpec {
   compression: boolean;
 }
 
-export const VOCAB = 256;
-
 /** Every parameter of the model, in a deterministic order (the order of the safetensors files). */
 export function transformerParamSpec(c: TransformerConfig): ParamSpec[] {
   const d = c.dModel;
@@ -34,7 +33,7 @@ export function transformerParamSpec(c: TransformerConfig): ParamSpec[] {
   const hasCompressNet = c.compressedMemory > 0 && TRAINABLE_COMPRESSIONS.includes(c.compression);
   const hasDecoder = hasCompressNet && c.auxLoss === 'autoencode';
 
-  p('embed.weight', [VOCAB, d], 'normal');
+  p('embed.weight', [NUM_CODES, d], 'normal');
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
     p(`${l}.ln1.gamma`, [d], 'ones');
@@ -65,8 +64,8 @@ export function transformerParamSpec(c: TransformerConfig): ParamSpec[] {
   }
   p('ln_f.gamma', [d], 'ones');
   p('ln_f.beta', [d], 'zeros');
-  p('head.weight', [d, VOCAB], 'normal');
-  p('head.bias', [VOCAB], 'zeros');
+  p('head.weight', [d, NUM_CODES], 'normal');
+  p('head.bias', [NUM_CODES], 'zeros');
   return out;
 }
 

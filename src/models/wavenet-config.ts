@@ -4,13 +4,14 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './config.js';
-import { type ParamInit, paramCount, type ParamSpec, VOCAB } from './param-spec.js';
+import { type ParamInit, paramCount, type ParamSpec } from './param-spec.js';
+import { NUM_CODES } from '../util/codes.js';
 
 const int = (min: number) => z.number().int().min(min);
 
 export const WavenetConfig = z.strictObject({
   kind: z.literal('wavenet'),
-  vocab: z.literal(256),
+  vocab: z.literal(NUM_CODES),
   stacks: int(1),
   layersPerStack: int(1).max(16),
   residualChannels: int(1),
@@ -69,7 +70,7 @@ export function wavenetParamSpec(c: WavenetConfig): ParamSpec[] {
   const weight = (n: number): ParamInit => (fanIn ? { uniform: 1 / Math.sqrt(n) } : 'normal');
   const bias = (n: number): ParamInit => (fanIn ? { uniform: 1 / Math.sqrt(n) } : 'zeros');
   const p = (name: string, shape: number[], init: ParamInit) => out.push({ name, shape, init, compression: false });
-  p('embed.weight', [VOCAB, R], fanIn ? { normal: 1 } : 'normal');
+  p('embed.weight', [NUM_CODES, R], fanIn ? { normal: 1 } : 'normal');
   dilations(c).forEach((_, i) => {
     p(`layers.${i}.conv.w0`, [R, 2 * D], weight(2 * R));
     p(`layers.${i}.conv.w1`, [R, 2 * D], weight(2 * R));
@@ -81,8 +82,8 @@ export function wavenetParamSpec(c: WavenetConfig): ParamSpec[] {
   });
   p('head.w1', [S, E], weight(S));
   p('head.b1', [E], bias(S));
-  p('head.w2', [E, VOCAB], weight(E));
-  p('head.b2', [VOCAB], bias(E));
+  p('head.w2', [E, NUM_CODES], weight(E));
+  p('head.b2', [NUM_CODES], bias(E));
   return out;
 }
 
@@ -92,7 +93,7 @@ export function describeWavenet(c: WavenetConfig): string {
   return `${c.stacks} x ${c.layersPerStack} layers (dilations 1..${2 ** (c.layersPerStack - 1)}), residual ${c.residualChannels}, dilation ${c.dilationChannels}, skip ${c.skipChannels}, head ${c.headChannels}: ${(n / 1e6).toFixed(2)}M parameters, receptive field ${rf} samples`;
 }
 
-const common = { kind: 'wavenet', vocab: 256, init: 'fan-in', initStd: 0.02, seed: 0 } as const;
+const common = { kind: 'wavenet', vocab: NUM_CODES, init: 'fan-in', initStd: 0.02, seed: 0 } as const;
 const raw: Record<string, z.input<typeof WavenetConfig>> = {
   'wavenet-tiny': {
     ...common,

@@ -1,6 +1,7 @@
 import type { Ops, Tensor } from '../engine/ops.js';
 import { linear, oneHot, param, type Params } from './layers.js';
 import { dilations, type WavenetConfig } from './wavenet-config.js';
+import { NUM_CODES } from '../util/codes.js';
 
 /**
  * Segment-mode state: for each layer, the last d_i inputs of that layer [B, d_i, R] (zeros =
@@ -42,7 +43,7 @@ function head<T extends Tensor>(ops: Ops<T>, p: Params<T>, skip: T): T {
 /**
  * WaveNet over a segment of B rows x n codes: causal dilated convolutions of width 2, each written
  * as two matmuls over time-shifted inputs (no convolution kernels: wasm lacks some of their
- * gradients, and matmuls trace to plain ONNX MatMul). Returns logits [B * n, 256].
+ * gradients, and matmuls trace to plain ONNX MatMul). Returns logits [B * n, NUM_CODES].
  */
 export function wavenetForward<T extends Tensor>(
   ops: Ops<T>,
@@ -65,11 +66,10 @@ export function wavenetForward<T extends Tensor>(
     );
     hist = hist.map((t) => ops.mul(t, keep));
   }
-  let h = ops.reshape(ops.matMul(ops.input('tokens', oneHot(tokens, 256), [B * n, 256]), param(p, 'embed.weight')), [
-    B,
-    n,
-    R,
-  ]);
+  let h = ops.reshape(
+    ops.matMul(ops.input('tokens', oneHot(tokens, NUM_CODES), [B * n, NUM_CODES]), param(p, 'embed.weight')),
+    [B, n, R],
+  );
   let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
@@ -85,7 +85,7 @@ export function wavenetForward<T extends Tensor>(
     next.push(ops.slice(seq, [0, n, 0], [B, d, R]));
     h = ops.add(h, linear(ops, g, L('res.w'), L('res.b')));
   });
-  const logits = ops.reshape(head(ops, p, skip as unknown as T), [B * n, 256]);
+  const logits = ops.reshape(head(ops, p, skip as unknown as T), [B * n, NUM_CODES]);
   return { logits, state: { batch: B, hist: next } };
 }
 
@@ -125,7 +125,7 @@ export function queuesFromHistories(cfg: WavenetConfig, batch: number, hist: rea
 
 /**
  * The arithmetic of one sample for B rows, given each layer's x[t-d] as `past[i]` [B, R]: returns
- * the logits [B, 256] and each layer's input x[t] [B, R] for the caller's queues. Traced as the
+ * the logits [B, NUM_CODES] and each layer's input x[t] [B, R] for the caller's queues. Traced as the
  * ONNX step graph; the host-side queues below drive it under tfjs.
  */
 export function wavenetStepCore<T extends Tensor>(
@@ -150,7 +150,7 @@ export function wavenetStepCore<T extends Tensor>(
   return { logits: head(ops, p, skip as unknown as T), inputs };
 }
 
-/** One sample for each of B rows: codes [B] -> logits [B, 256]; the queues advance in place. */
+/** One sample for each of B rows: codes [B] -> logits [B, NUM_CODES]; the queues advance in place. */
 export function wavenetStep<T extends Tensor>(
   ops: Ops<T>,
   cfg: WavenetConfig,
@@ -163,7 +163,7 @@ export function wavenetStep<T extends Tensor>(
   const R = cfg.residualChannels;
   const dil = dilations(cfg);
   const past = dil.map((_, i) => ops.constant(pastOf(q, i, R).slice(), [B, R]));
-  const { logits, inputs } = wavenetStepCore(ops, cfg, p, ops.constant(oneHot(codes, 256), [B, 256]), past);
+  const { logits, inputs } = wavenetStepCore(ops, cfg, p, ops.constant(oneHot(codes, NUM_CODES), [B, NUM_CODES]), past);
   // One read for all layers' new inputs, then each ring's oldest entry is overwritten.
   pushQueues(q, ops.read(ops.concat(inputs, 0)), R);
   return logits;
