@@ -11,7 +11,7 @@ import { loadRun } from '../models/model-files.js';
 import { MODEL_RATE, readCorpus } from '../data/corpus-files.js';
 import { describeModel } from '../models/registry.js';
 import { formatHours, formatTable } from '../report/table.js';
-import { intArg, UsageError } from './options.js';
+import { checkBackendFlag, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { ENGINES, type EngineName, opener } from '../infer/engines.js';
 import { type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
@@ -31,6 +31,15 @@ interface EvalFlags {
   limitFiles?: number;
 }
 
+/** Defaults shared by `ctspeech eval` and the pipeline's eval step. */
+export const EVAL_DEFAULTS = {
+  split: 'test',
+  batch: 8,
+  engine: 'onnxruntime',
+  backend: 'auto',
+  device: 'auto',
+} as const;
+
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -44,18 +53,22 @@ export function registerEval(program: Command): void {
     )
     .requiredOption('--run <dir>', 'a run directory holding config.json and weights.safetensors')
     .option('--data <path>', 'a prepared corpus, an audio folder or an audio file (default <run>/corpus)')
-    .option('--split <name>', 'corpus split to score: test, valid or train', 'test')
+    .option('--split <name>', 'corpus split to score: test, valid or train', EVAL_DEFAULTS.split)
     .option('--memory <n>', 'transformer memory length at evaluation (default: as trained)', intArg(0))
     .option('--compressed-memory <n>', 'compressed memory length at evaluation (default: as trained)', intArg(0))
-    .option('--batch <n>', 'files scored in parallel rows', intArg(1, 1024), 8)
-    .option('--engine <name>', 'onnxruntime (graphs exported into <run>/onnx on first use) or tfjs', 'onnxruntime')
+    .option('--batch <n>', 'files scored in parallel rows', intArg(1, 1024), EVAL_DEFAULTS.batch)
+    .option(
+      '--engine <name>',
+      'onnxruntime (graphs exported into <run>/onnx on first use) or tfjs',
+      EVAL_DEFAULTS.engine,
+    )
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
     .option(
       '--device <name>',
       'onnxruntime: auto, cpu or cuda (auto takes cuda when its provider is installed)',
-      'auto',
+      EVAL_DEFAULTS.device,
     )
-    .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', 'auto')
+    .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', EVAL_DEFAULTS.backend)
     .option('--limit-files <n>', 'score only the first n files', intArg(1))
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -69,8 +82,7 @@ export function registerEval(program: Command): void {
 
 export async function runEval(o: EvalFlags): Promise<EvalResult> {
   checkEngineFlags(o);
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend))
-    throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+  checkBackendFlag(o.backend);
   if (!(SPLITS as readonly string[]).includes(o.split))
     throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
   const { cfg, params } = loadRun(o.run);

@@ -41,6 +41,15 @@ export interface GenerateSummary extends Omit<GenerateResult, 'codes'> {
   batch: number;
 }
 
+/** Defaults shared by `ctspeech generate` and the pipeline's generate step. */
+export const GENERATE_DEFAULTS = {
+  seconds: 2,
+  temperature: 1,
+  seed: 0,
+  engine: 'onnxruntime',
+  device: 'auto',
+} as const;
+
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
@@ -62,19 +71,24 @@ export function registerGenerate(program: Command): void {
       floatArg(0, Infinity, { exclusiveMax: true }),
     )
     .option('--continuation-only', 'write only the generated part, not the prompt')
-    .option('--seconds <s>', 'seconds of audio to generate per continuation', Number, 2)
-    .option('--temperature <t>', 'sampling temperature; 0 picks the most likely code', Number, 1)
+    .option('--seconds <s>', 'seconds of audio to generate per continuation', Number, GENERATE_DEFAULTS.seconds)
+    .option(
+      '--temperature <t>',
+      'sampling temperature; 0 picks the most likely code',
+      Number,
+      GENERATE_DEFAULTS.temperature,
+    )
     .option('--top-k <k>', `sample among the k most likely codes (1..${NUM_CODES})`, Number)
     .option('--top-p <p>', 'nucleus sampling: the smallest set of codes holding probability p (0 < p <= 1)', Number)
-    .option('--seed <n>', 'random seed', intArg(0), 0)
+    .option('--seed <n>', 'random seed', intArg(0), GENERATE_DEFAULTS.seed)
     .option('--count <n>', 'continuations generated together as one batch', intArg(1, 1024), 1)
     .option(
       '--out <file.wav>',
       'output WAV (with --count > 1: file-1.wav, file-2.wav, ...); default <run>/generated/seed<seed>.wav',
     )
-    .option('--engine <name>', 'onnxruntime or tfjs', 'onnxruntime')
+    .option('--engine <name>', 'onnxruntime or tfjs', GENERATE_DEFAULTS.engine)
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
-    .option('--device <name>', 'onnxruntime: auto, cpu or cuda', 'auto')
+    .option('--device <name>', 'onnxruntime: auto, cpu or cuda', GENERATE_DEFAULTS.device)
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',

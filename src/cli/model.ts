@@ -14,7 +14,7 @@ import {
   parseModelConfig,
 } from '../models/registry.js';
 import { receptiveField } from '../models/wavenet-config.js';
-import { UsageError } from './options.js';
+import { checkBackendFlag, UsageError } from './options.js';
 
 export function registerModel(program: Command): void {
   program
@@ -38,8 +38,7 @@ export function registerModel(program: Command): void {
         console.log(JSON.stringify(cfg, null, 2));
         return;
       }
-      if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend))
-        throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+      checkBackendFlag(o.backend);
       const info = await initBackend(o.backend as BackendName | 'auto');
       console.log(describeModel(cfg));
       if (cfg.kind === 'wavenet') {

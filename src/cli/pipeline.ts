@@ -5,9 +5,9 @@ import { runInfo } from './info.js';
 import { UsageError } from './options.js';
 import { loadPipeline, type PipelineFile, seededRuns, STEP_KINDS } from './pipeline-file.js';
 import { runPrepare } from './prepare.js';
-import { runEval } from './eval.js';
+import { EVAL_DEFAULTS, runEval } from './eval.js';
 import { runTrain, TRAIN_DEFAULTS } from './train.js';
-import { runGenerate } from './generate.js';
+import { GENERATE_DEFAULTS, runGenerate } from './generate.js';
 import { firstFileCodes, runAttentionStep } from './pipeline-steps.js';
 import type { Split } from '../data/manifest.js';
 import { modelName, paramSpecOf, parseModelConfig } from '../models/registry.js';
@@ -100,7 +100,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       }
     } else if ('eval' in step) {
       const s = step.eval;
-      const split = s.split ?? 'test';
+      const split = s.split ?? EVAL_DEFAULTS.split;
       for (const { run } of seededRuns(s.run, s.seeds)) {
         console.log(
           `\n== step ${i + 1}/${p.steps.length}: eval ${inWork(run)} on ${s.data ?? 'its corpus'} (${split})`,
@@ -111,10 +111,10 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           split,
           memory: s.memory,
           compressedMemory: s.compressedMemory,
-          batch: 8,
-          backend: 'auto',
-          engine: s.engine ?? 'onnxruntime',
-          device: 'auto',
+          batch: EVAL_DEFAULTS.batch,
+          backend: EVAL_DEFAULTS.backend,
+          engine: s.engine ?? EVAL_DEFAULTS.engine,
+          device: EVAL_DEFAULTS.device,
           limitFiles: s.limitFiles,
         });
         writeFileAtomic(path.join(inWork(run), `eval-${split}.json`), JSON.stringify(r, null, 2) + '\n');
@@ -139,22 +139,22 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       for (const seeded of seededRuns(s.run, s.seeds)) {
         const run = inWork(seeded.run);
         console.log(
-          `\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? 2} s with ${run}${prompt ? ` from ${prompt}` : ''}`,
+          `\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? GENERATE_DEFAULTS.seconds} s with ${run}${prompt ? ` from ${prompt}` : ''}`,
         );
         const summary = await runGenerate({
           run,
           prompt,
           promptCodes,
           promptSeconds: s.promptSeconds,
-          seconds: s.seconds ?? 2,
-          temperature: s.temperature ?? 1,
+          seconds: s.seconds ?? GENERATE_DEFAULTS.seconds,
+          temperature: s.temperature ?? GENERATE_DEFAULTS.temperature,
           topK: s.topK,
           topP: s.topP,
-          seed: s.seed ?? 0,
+          seed: s.seed ?? GENERATE_DEFAULTS.seed,
           count: 1,
           out: s.out ? inWork(s.out) : path.join(run, 'generated', 'continuation.wav'),
-          engine: 'onnxruntime',
-          device: 'auto',
+          engine: GENERATE_DEFAULTS.engine,
+          device: GENERATE_DEFAULTS.device,
         });
         // Paths relative to the run folder, so the run reads the same wherever it is moved or committed.
         const files = summary.files.map((f) =>

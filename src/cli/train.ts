@@ -3,7 +3,7 @@ import { backendSummary, type BackendName, initBackend } from '../engine/backend
 import { describeModel } from '../models/registry.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { loadConfig } from './model.js';
-import { floatArg, intArg, UsageError } from './options.js';
+import { checkBackendFlag, floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 
 export interface TrainCliOptions {
@@ -118,8 +118,7 @@ export function registerTrain(program: Command): void {
 }
 
 export async function runTrain(data: string[], o: TrainCliOptions): Promise<TrainSummary> {
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(o.backend))
-    throw new UsageError(`--backend must be auto, tensorflow, wasm or cpu, got ${o.backend}`);
+  checkBackendFlag(o.backend);
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
   // A sample budget is a step budget in disguise: every step scores batch x segment samples.

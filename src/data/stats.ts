@@ -65,14 +65,14 @@ export function corpusStats(corpusDir: string, m: Manifest): SplitStats[] {
   return SPLITS.map((split) => {
     const files = filesOf(m, split);
     const samples = files.reduce((a, f) => a + f.length, 0);
-    const hist = splitHistogram(corpusDir, m, split);
-    const h = entropyNats(hist);
+    const counts = splitHistogram(corpusDir, m, split);
+    const h = entropyNats(counts);
     return {
       split,
       files: files.length,
       samples,
       hours: samples / m.settings.sampleRate / 3600,
-      histogram: Array.from(hist),
+      histogram: Array.from(counts),
       entropyNats: h,
       entropyBits: h / Math.LN2,
     };

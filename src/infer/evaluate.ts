@@ -139,27 +139,27 @@ export async function evaluateCodes(
     if (f.codes.length < 2)
       throw new RangeError(`${f.path}: ${f.codes.length} code(s); at least 2 are needed to score one prediction`);
   const batch = Math.max(1, Math.min(opts.batch ?? 8, files.length));
-  const { cfg: run, override } = evalConfig(cfg, opts);
+  const { cfg: evalCfg, override } = evalConfig(cfg, opts);
   // Inputs are codes[0 .. L-2]; position t predicts codes[t + 1].
   const lengths = files.map((f) => f.codes.length - 1);
   const longest = Math.max(...lengths);
   // WaveNet: any length is exact; a power of two (>= 256) keeps the number of distinct exported graphs small.
   const n =
-    run.kind === 'wavenet'
+    evalCfg.kind === 'wavenet'
       ? Math.min(opts.wavenetSegment ?? WAVENET_EVAL_SEGMENT, Math.max(256, 2 ** Math.ceil(Math.log2(longest))))
-      : run.segment;
+      : evalCfg.segment;
   const totalSamples = lengths.reduce((a, l) => a + l, 0);
 
   // Longest first, so the last rows to finish are short files and idle rows waste little.
   const order = files.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
   let nextFile = 0;
   const sums = new Float64Array(files.length);
-  const hist = new Float64Array(NUM_CODES);
-  for (const f of files) for (let t = 1; t < f.codes.length; t++) hist[f.codes[t]]++;
+  const counts = new Float64Array(NUM_CODES);
+  for (const f of files) for (let t = 1; t < f.codes.length; t++) counts[f.codes[t]]++;
 
   const opener = opts.open ?? openTfjs;
-  const { exec, info } = await opener(run, { kind: 'segment', batch, length: n }, params);
-  const scorer = new SegmentScorer(run, batch, n, exec);
+  const { exec, info } = await opener(evalCfg, { kind: 'segment', batch, length: n }, params);
+  const scorer = new SegmentScorer(evalCfg, batch, n, exec);
   const rows: (Row | null)[] = Array.from({ length: batch }, () => null);
   const tokens = new Int32Array(batch * n);
   const reset = new Uint8Array(batch);
@@ -206,7 +206,7 @@ export async function evaluateCodes(
   let weighted = 0;
   for (let i = 0; i < files.length; i++) weighted += sums[i];
   const nats = weighted / totalSamples;
-  const unigramNats = entropyNats(hist);
+  const unigramNats = entropyNats(counts);
   return {
     files: out,
     totalSamples,

@@ -10,11 +10,11 @@ export interface Generator {
   /** e.g. "onnxruntime (cpu, 2 threads)" */
   readonly engine: string;
   /**
-   * Feed the same known codes to every row (the prompt), from empty state. Returns the logits
-   * [batch * 256] predicting the code after the last one fed.
+   * Feed the same known codes to every row (the prompt), from empty state. Returns the
+   * log-probabilities [batch * NUM_CODES] of the code after the last one fed.
    */
   prime(codes: Uint8Array): Promise<Float32Array>;
-  /** Feed one code per row; returns the logits [batch * 256] for each row's next code. */
+  /** Feed one code per row; returns the log-probabilities [batch * NUM_CODES] of each row's next code. */
   step(codes: Int32Array): Promise<Float32Array>;
   dispose(): Promise<void>;
 }

@@ -48,10 +48,10 @@ export function memoryKeys<T extends Tensor>(
   if (parts.length === 0) throw new Error('step mode needs memory (n_m + n_cm > 0)');
   const context = parts.length > 1 ? ops.concat(parts, 1) : parts[0];
   const [B, M] = context.shape;
-  const L = (s: string) => param(p, `layers.${i}.${s}`);
-  const ln = layerNorm(ops, context, L('ln1.gamma'), L('ln1.beta'));
+  const layer = (s: string) => param(p, `layers.${i}.${s}`);
+  const ln = layerNorm(ops, context, layer('ln1.gamma'), layer('ln1.beta'));
   const fold = (w: T) => ops.reshape(splitHeads(ops, linear(ops, ln, w), B, M, H, dh), [B * H, M, dh]);
-  return { k: fold(L('attn.wk')), v: fold(L('attn.wv')) };
+  return { k: fold(layer('attn.wk')), v: fold(layer('attn.wv')) };
 }
 
 /**
@@ -85,17 +85,17 @@ export function ctStepCore<T extends Tensor>(
     return t;
   };
   for (let i = 0; i < cfg.layers; i++) {
-    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const layer = (s: string) => param(p, `layers.${i}.${s}`);
     const h = x;
     out.h.push(h);
-    const ln = layerNorm(ops, h, L('ln1.gamma'), L('ln1.beta'));
-    const q = ops.reshape(linear(ops, ln, L('attn.wq')), [B, H, 1, dh]);
-    const k = ops.reshape(linear(ops, ln, L('attn.wk')), [B * H, 1, dh]);
-    const v = ops.reshape(linear(ops, ln, L('attn.wv')), [B * H, 1, dh]);
+    const ln = layerNorm(ops, h, layer('ln1.gamma'), layer('ln1.beta'));
+    const q = ops.reshape(linear(ops, ln, layer('attn.wq')), [B, H, 1, dh]);
+    const k = ops.reshape(linear(ops, ln, layer('attn.wk')), [B * H, 1, dh]);
+    const v = ops.reshape(linear(ops, ln, layer('attn.wv')), [B * H, 1, dh]);
     out.k.push(ops.reshape(k, [B, H, dh]));
     out.v.push(ops.reshape(v, [B, H, dh]));
 
-    const qu = ops.reshape(ops.add(q, ops.reshape(L('attn.u'), [1, H, 1, dh])), [B * H, 1, dh]);
+    const qu = ops.reshape(ops.add(q, ops.reshape(layer('attn.u'), [1, H, 1, dh])), [B * H, 1, dh]);
     const ac = ops.concat(
       [
         ops.matMul(qu, flat(cache.memK[i], M), false, true),
@@ -104,8 +104,8 @@ export function ctStepCore<T extends Tensor>(
       ],
       2,
     ); // [B*H, 1, K+1]
-    const r = ops.transpose(ops.reshape(ops.matMul(table, L('attn.wr')), [K + n - 1, H, dh]), [1, 0, 2]); // [H, K+n-1, dh]
-    const qv = ops.reshape(ops.transpose(ops.add(q, ops.reshape(L('attn.v'), [1, H, 1, dh])), [1, 0, 2, 3]), [
+    const r = ops.transpose(ops.reshape(ops.matMul(table, layer('attn.wr')), [K + n - 1, H, dh]), [1, 0, 2]); // [H, K+n-1, dh]
+    const qv = ops.reshape(ops.transpose(ops.add(q, ops.reshape(layer('attn.v'), [1, H, 1, dh])), [1, 0, 2, 3]), [
       H,
       B,
       dh,
@@ -122,12 +122,12 @@ export function ctStepCore<T extends Tensor>(
       ops.add(ops.matMul(part(0, M), flat(cache.memV[i], M)), ops.matMul(part(M, n), flat(cache.segV[i], n))),
       ops.mul(part(K, 1), v),
     ); // [B*H, 1, dh]
-    x = ops.add(h, linear(ops, ops.reshape(ctx, [B, H * dh]), L('attn.wo')));
+    x = ops.add(h, linear(ops, ops.reshape(ctx, [B, H * dh]), layer('attn.wo')));
     const ff = linear(
       ops,
-      ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))),
-      L('ff.w2'),
-      L('ff.b2'),
+      ops.relu(linear(ops, layerNorm(ops, x, layer('ln2.gamma'), layer('ln2.beta')), layer('ff.w1'), layer('ff.b1'))),
+      layer('ff.w2'),
+      layer('ff.b2'),
     );
     x = ops.add(x, ff);
   }

@@ -110,22 +110,22 @@ export function ctForward<T extends Tensor>(
   const oldValid = Array.from({ length: B }, (_, b) => Math.max(0, Math.min(n, n + memValid[b] - nm)));
 
   for (let i = 0; i < cfg.layers; i++) {
-    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const layer = (s: string) => param(p, `layers.${i}.${s}`);
     const h = x;
     const hMem = ops.stopGradient(h);
     const parts = [...(ncm > 0 ? [cmem[i]] : []), ...(nm > 0 ? [mem[i]] : []), h];
     const context = parts.length > 1 ? ops.concat(parts, 1) : h;
-    const ln1 = (t: T) => layerNorm(ops, t, L('ln1.gamma'), L('ln1.beta'));
+    const ln1 = (t: T) => layerNorm(ops, t, layer('ln1.gamma'), layer('ln1.beta'));
     const attn = relativeAttention(
       ops,
       {
-        wq: L('attn.wq'),
-        wk: L('attn.wk'),
-        wv: L('attn.wv'),
-        wr: L('attn.wr'),
-        u: L('attn.u'),
-        v: L('attn.v'),
-        wo: L('attn.wo'),
+        wq: layer('attn.wq'),
+        wk: layer('attn.wk'),
+        wv: layer('attn.wv'),
+        wr: layer('attn.wr'),
+        u: layer('attn.u'),
+        v: layer('attn.v'),
+        wo: layer('attn.wo'),
       },
       ln1(h),
       ln1(context),
@@ -136,9 +136,9 @@ export function ctForward<T extends Tensor>(
     x = ops.add(h, drop(attn.out));
     const ff = linear(
       ops,
-      ops.relu(linear(ops, layerNorm(ops, x, L('ln2.gamma'), L('ln2.beta')), L('ff.w1'), L('ff.b1'))),
-      L('ff.w2'),
-      L('ff.b2'),
+      ops.relu(linear(ops, layerNorm(ops, x, layer('ln2.gamma'), layer('ln2.beta')), layer('ff.w1'), layer('ff.b1'))),
+      layer('ff.w2'),
+      layer('ff.b2'),
     );
     x = ops.add(x, drop(ff));
 
@@ -156,7 +156,7 @@ export function ctForward<T extends Tensor>(
     const rowMask = ops.constant(Float32Array.from(rows), [B, 1, 1]);
     if (cfg.auxLoss === 'attention') {
       // Algorithm 2: the layer's own attention, frozen, over old memories vs over their compression.
-      const sg = (s: string) => ops.stopGradient(L(s));
+      const sg = (s: string) => ops.stopGradient(layer(s));
       const lnSg = (t: T) => layerNorm(ops, t, sg('ln1.gamma'), sg('ln1.beta'));
       const q = lnSg(hMem);
       const target = contentAttention(ops, sg('attn.wq'), sg('attn.wk'), sg('attn.wv'), q, lnSg(old), H, dh);

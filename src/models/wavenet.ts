@@ -22,8 +22,8 @@ export function wavenetStateTensors<T extends Tensor>(s: WavenetState<T>): T[] {
 }
 
 /** One layer's gated unit on aligned inputs: tanh(W_f * x) ⊙ σ(W_g * x) with x = (x[t-d], x[t]). */
-function gated<T extends Tensor>(ops: Ops<T>, L: (s: string) => T, past: T, cur: T, D: number): T {
-  const z = ops.add(ops.add(linear(ops, past, L('conv.w0')), linear(ops, cur, L('conv.w1'))), L('conv.b'));
+function gated<T extends Tensor>(ops: Ops<T>, layer: (s: string) => T, past: T, cur: T, D: number): T {
+  const z = ops.add(ops.add(linear(ops, past, layer('conv.w0')), linear(ops, cur, layer('conv.w1'))), layer('conv.b'));
   const lead = z.shape.slice(0, -1);
   const begin = lead.map(() => 0);
   const filt = ops.slice(z, [...begin, 0], [...lead, D]);
@@ -73,17 +73,17 @@ export function wavenetForward<T extends Tensor>(
   let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
-    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const layer = (s: string) => param(p, `layers.${i}.${s}`);
     const seq = ops.concat([hist[i], ops.stopGradient(h)], 1); // [B, d + n, R]
     // x[t-d] for the segment's positions: the first n of [history; h]. History carries no gradient;
     // within the segment the shifted input must, so it is re-sliced from h where it lies inside.
     const past =
       d >= n ? ops.slice(seq, [0, 0, 0], [B, n, R]) : ops.concat([hist[i], ops.slice(h, [0, 0, 0], [B, n - d, R])], 1);
-    const g = gated(ops, L, past, h, D);
-    const s = linear(ops, g, L('skip.w'), L('skip.b'));
+    const g = gated(ops, layer, past, h, D);
+    const s = linear(ops, g, layer('skip.w'), layer('skip.b'));
     skip = skip ? ops.add(skip, s) : s;
     next.push(ops.slice(seq, [0, n, 0], [B, d, R]));
-    h = ops.add(h, linear(ops, g, L('res.w'), L('res.b')));
+    h = ops.add(h, linear(ops, g, layer('res.w'), layer('res.b')));
   });
   const logits = ops.reshape(head(ops, p, skip as unknown as T), [B * n, NUM_CODES]);
   return { logits, state: { batch: B, hist: next } };
@@ -140,12 +140,12 @@ export function wavenetStepCore<T extends Tensor>(
   let skip: T | null = null;
   const inputs: T[] = [];
   dilations(cfg).forEach((_, i) => {
-    const L = (s: string) => param(p, `layers.${i}.${s}`);
+    const layer = (s: string) => param(p, `layers.${i}.${s}`);
     inputs.push(h);
-    const g = gated(ops, L, past[i], h, D);
-    const s = linear(ops, g, L('skip.w'), L('skip.b'));
+    const g = gated(ops, layer, past[i], h, D);
+    const s = linear(ops, g, layer('skip.w'), layer('skip.b'));
     skip = skip ? ops.add(skip, s) : s;
-    h = ops.add(h, linear(ops, g, L('res.w'), L('res.b')));
+    h = ops.add(h, linear(ops, g, layer('res.w'), layer('res.b')));
   });
   return { logits: head(ops, p, skip as unknown as T), inputs };
 }
