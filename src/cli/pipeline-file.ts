@@ -103,6 +103,15 @@ const AttentionStep = z.strictObject({
   segments: z.number().int().positive().optional(),
   seeds: Seeds,
 });
+const STEP_SCHEMAS = {
+  prepare: PrepareStep,
+  info: InfoStep,
+  train: TrainStepSpec,
+  eval: EvalStep,
+  generate: GenerateStep,
+  attention: AttentionStep,
+  report: ReportStep,
+} as const;
 const Step = z.union([
   z.strictObject({ prepare: PrepareStep }),
   z.strictObject({ info: InfoStep }),
@@ -112,6 +121,18 @@ const Step = z.union([
   z.strictObject({ attention: AttentionStep }),
   z.strictObject({ report: ReportStep }),
 ]);
+
+/** Why a step failed the union: its own kind's errors when it names one kind, else the list of kinds. */
+function stepProblems(raw: unknown, where: string): string[] {
+  const keys = raw && typeof raw === 'object' ? Object.keys(raw) : [];
+  const kind = keys.length === 1 ? (keys[0] as keyof typeof STEP_SCHEMAS) : undefined;
+  if (!kind || !(kind in STEP_SCHEMAS)) {
+    return [`${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`];
+  }
+  const r = STEP_SCHEMAS[kind].safeParse((raw as Record<string, unknown>)[kind]);
+  if (r.success) return [`${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`];
+  return r.error.issues.map((i) => `${[where, kind, ...i.path].join('.')}: ${i.message}`);
+}
 export const PipelineFile = z.strictObject({
   name: z.string(),
   description: z.string().optional(),
@@ -174,13 +195,14 @@ export function loadPipeline(file: string, overrides: Record<string, string> = {
     ...(declared && typeof declared === 'object' ? (declared as Record<string, string>) : {}),
     ...overrides,
   };
-  const parsed = PipelineFile.safeParse(substitute(doc, vars, file));
+  const substituted = substitute(doc, vars, file);
+  const parsed = PipelineFile.safeParse(substituted);
   if (!parsed.success) {
-    const msgs = parsed.error.issues.map((i) => {
+    const msgs = parsed.error.issues.flatMap((i) => {
       const where = i.path.join('.') || '(top level)';
-      return i.code === 'invalid_union'
-        ? `${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`
-        : `${where}: ${i.message}`;
+      if (i.code !== 'invalid_union') return [`${where}: ${i.message}`];
+      const raw = i.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k], substituted);
+      return stepProblems(raw, where);
     });
     throw new UsageError(`${file}: ${msgs.join('; ')}`);
   }
