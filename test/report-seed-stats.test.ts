@@ -64,8 +64,11 @@ test('pipeline seeds: run folders <run>-seed<s>, and a bad list is an error nami
   assert.deepEqual((ok.steps[0] as { train: { seeds: number[] } }).train.seeds, [0, 1, 2]);
   write('3');
   assert.deepEqual((loadPipeline(file).steps[0] as { train: { seeds: number[] } }).train.seeds, [3]);
-  for (const bad of ['1,x', '', '1,1', '-1']) {
+  for (const bad of ['1,x', '', '1,1', '-1', '99999999999999999999']) {
     write(bad);
     assert.throws(() => loadPipeline(file), /steps\.0\.train\.seeds: /, `seeds "${bad}"`);
   }
+  // A step named after an inherited property of a plain object is an unknown kind, not a crash.
+  fs.writeFileSync(file, 'name: p\nworkdir: w\nsteps:\n  - toString: {}\n');
+  assert.throws(() => loadPipeline(file), /steps\.0: each step must be one of/);
 });

@@ -7,7 +7,8 @@ import { decodeAudio } from '../src/audio/decode.js';
 import { writeWav } from '../src/audio/wav.js';
 import { initBackend } from '../src/engine/backend.js';
 import { modelPreset } from '../src/models/registry.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { wavenetPreset } from '../src/models/wavenet-config.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
 import { train, type TrainOptions } from '../src/train/trainer.js';
 import { CLI, REPO, SAMPLES, tempDir } from './helpers.js';
 
@@ -228,4 +229,26 @@ test('Ctrl-C saves a checkpoint and exits cleanly; kill -9 loses at most the ste
   ]);
   assert.equal(resume.status, 0, resume.stderr + resume.stdout);
   assert.match(resume.stdout, /resumed from step/);
+});
+
+test('a WaveNet run written before configs had `init` resumes (init only shapes fresh weights)', async () => {
+  await initBackend('wasm');
+  const audio = await smallAudio();
+  const run = path.join(tempDir(), 'legacy-wavenet');
+  const cfg = wavenetPreset('wavenet-tiny');
+  await train(opts(audio, run, { model: cfg, steps: 6, stopAfter: 3 }));
+  // Rewrite the run as an older ctspeech left it: no `init` in the checkpoint or config.json.
+  const file = path.join(run, 'checkpoint.safetensors');
+  const ck = loadCheckpoint(file);
+  const { init: _init, ...legacy } = ck.config as Record<string, unknown>;
+  saveCheckpoint(file, { ...ck, config: legacy });
+  fs.writeFileSync(path.join(run, 'config.json'), JSON.stringify(legacy, null, 2));
+  const resumed = await train(opts(audio, run, { model: cfg, steps: 6 }));
+  assert.equal(resumed.resumedFrom, 3);
+  assert.equal(resumed.step, 6);
+  // Any other difference is still refused.
+  await assert.rejects(
+    train(opts(audio, run, { model: { ...cfg, residualChannels: 8 }, steps: 8 })),
+    /different config/,
+  );
 });

@@ -34,6 +34,10 @@ const Seeds = z
       return z.NEVER;
     }
     const seeds = list.map(Number);
+    if (seeds.some((x) => !Number.isSafeInteger(x))) {
+      ctx.addIssue({ code: 'custom', message: `seeds must be integers below 2^53, got "${v}"` });
+      return z.NEVER;
+    }
     if (new Set(seeds).size !== seeds.length) {
       ctx.addIssue({ code: 'custom', message: `seeds "${v}" names a seed twice` });
       return z.NEVER;
@@ -126,7 +130,7 @@ const Step = z.union([
 function stepProblems(raw: unknown, where: string): string[] {
   const keys = raw && typeof raw === 'object' ? Object.keys(raw) : [];
   const kind = keys.length === 1 ? (keys[0] as keyof typeof STEP_SCHEMAS) : undefined;
-  if (!kind || !(kind in STEP_SCHEMAS)) {
+  if (!kind || !Object.hasOwn(STEP_SCHEMAS, kind)) {
     return [`${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`];
   }
   const r = STEP_SCHEMAS[kind].safeParse((raw as Record<string, unknown>)[kind]);

@@ -177,13 +177,17 @@ function groupRuns(runs: RunSummary[]): Group[] {
   });
 }
 
-/** The mean validation curve of a group's seeds, where they were validated at the same points. */
-function meanCurve(runs: RunSummary[]): [number, number][] {
+/**
+ * The mean validation curve of a group's seeds: point k of every seed is its k-th validation (the
+ * same step when the seeds share a schedule; the samples seen there can differ slightly, so x is
+ * their mean too). Null when the seeds were validated a different number of times.
+ */
+function meanCurve(runs: RunSummary[]): [number, number][] | null {
   const curves = runs.map((r) => r.validCurve).filter((c) => c.length);
   if (!curves.length) return [];
-  const xs = curves[0].map((p) => p[0]);
-  if (curves.some((c) => c.length !== xs.length || c.some((p, i) => p[0] !== xs[i]))) return curves[0];
-  return xs.map((x, i) => [x, curves.reduce((a, c) => a + c[i][1], 0) / curves.length]);
+  if (curves.some((c) => c.length !== curves[0].length)) return null;
+  const mean = (k: number, i: 0 | 1) => curves.reduce((a, c) => a + c[k][i], 0) / curves.length;
+  return curves[0].map((_, k) => [mean(k, 0), mean(k, 1)]);
 }
 
 /**
@@ -235,12 +239,22 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
   const tested = groups.filter((g) => g.test);
   const ranking = rankByMean(tested.map((g) => ({ name: g.name, spread: g.test! })));
   if (ranking && tested.length > 1) lines.push(rankingSentence(ranking, seeded), '');
-  const curved = groups.map((g) => ({ name: g.name, points: meanCurve(g.runs) })).filter((c) => c.points.length);
+  // A group whose seeds cannot be averaged is drawn seed by seed, and the title says so.
+  let averaged = true;
+  const curved = groups
+    .flatMap((g) => {
+      const mean = meanCurve(g.runs);
+      if (mean) return [{ name: g.name, points: mean }];
+      averaged = false;
+      return g.runs.map((r) => ({ name: r.name, points: r.validCurve }));
+    })
+    .filter((c) => c.points.length);
   if (curved.length) {
     const chart: LineChart = {
-      title: seeded
-        ? 'validation NLL against training samples (mean over seeds)'
-        : 'validation NLL against training samples',
+      title:
+        seeded && averaged
+          ? 'validation NLL against training samples (mean over seeds)'
+          : 'validation NLL against training samples',
       xLabel: 'training samples',
       yLabel: 'bits per sample',
       series: curved.map((c) => ({ name: c.name, points: c.points })),

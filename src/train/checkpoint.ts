@@ -160,7 +160,14 @@ function jsonDiff(a: unknown, b: unknown, path = '', out: string[] = [], max = 5
   return out;
 }
 
-export function loadCheckpoint(file: string, expect?: { model?: string; config?: unknown }): CheckpointData {
+/**
+ * `expect.ignore` names top-level config fields left out of the comparison: settings that only
+ * shape fresh weights, which a resumed run never draws again.
+ */
+export function loadCheckpoint(
+  file: string,
+  expect?: { model?: string; config?: unknown; ignore?: readonly string[] },
+): CheckpointData {
   const fail = (msg: string): never => {
     throw new CheckpointError(`${file}: ${msg}`);
   };
@@ -225,10 +232,15 @@ export function loadCheckpoint(file: string, expect?: { model?: string; config?:
     );
   }
   if (expect?.config !== undefined) {
-    const want = JSON.parse(toJson('expected config', expect.config, file)) as unknown;
-    if (JSON.stringify(canonical(config)) !== JSON.stringify(canonical(want))) {
+    const drop = (c: unknown) =>
+      c && typeof c === 'object' && !Array.isArray(c)
+        ? Object.fromEntries(Object.entries(c).filter(([k]) => !expect.ignore?.includes(k)))
+        : c;
+    const want = drop(JSON.parse(toJson('expected config', expect.config, file)));
+    const have = drop(config);
+    if (JSON.stringify(canonical(have)) !== JSON.stringify(canonical(want))) {
       fail(
-        `this checkpoint belongs to a '${md.model}' run with a different config (${jsonDiff(config, want).join('; ')}): use another run directory`,
+        `this checkpoint belongs to a '${md.model}' run with a different config (${jsonDiff(have, want).join('; ')}): use another run directory`,
       );
     }
   }

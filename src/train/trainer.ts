@@ -71,6 +71,18 @@ export interface TrainSummary {
   samplesPerSecond: number;
 }
 
+/**
+ * Config fields that only decide how fresh weights are drawn. A resumed run never draws them again,
+ * so they are left out when a run folder is matched against the model asked for (WaveNet configs
+ * written before `init` existed have none).
+ */
+const FRESH_WEIGHT_FIELDS = ['init'] as const;
+
+function withoutFreshWeightFields(c: unknown): unknown {
+  if (!c || typeof c !== 'object') return c;
+  return Object.fromEntries(Object.entries(c).filter(([k]) => !(FRESH_WEIGHT_FIELDS as readonly string[]).includes(k)));
+}
+
 export class RunError extends UserError {}
 
 interface TrainState {
@@ -121,7 +133,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   let resumed: ReturnType<typeof loadCheckpoint> | null = null;
   if (fs.existsSync(ckptFile)) {
     try {
-      resumed = loadCheckpoint(ckptFile, { model: cfg.kind, config: cfg });
+      resumed = loadCheckpoint(ckptFile, { model: cfg.kind, config: cfg, ignore: FRESH_WEIGHT_FIELDS });
     } catch (e) {
       if (e instanceof CheckpointError)
         throw new RunError(
@@ -130,8 +142,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       throw e;
     }
   } else if (fs.existsSync(path.join(o.run, 'config.json'))) {
-    const existing = fs.readFileSync(path.join(o.run, 'config.json'), 'utf8');
-    if (JSON.stringify(JSON.parse(existing)) !== JSON.stringify(cfg))
+    const existing = JSON.parse(fs.readFileSync(path.join(o.run, 'config.json'), 'utf8'));
+    if (JSON.stringify(withoutFreshWeightFields(existing)) !== JSON.stringify(withoutFreshWeightFields(cfg)))
       throw new RunError(
         `--run ${o.run} holds a different model (see its config.json) and no checkpoint; use another --run`,
       );
