@@ -1,7 +1,6 @@
 /** Reading a prepared corpus back: the codes of a split's files, for evaluation, prompts and analysis. */
 import fs from 'node:fs';
-import path from 'node:path';
-import { CorpusError, filesOf, readManifest, SPLITS, type Split } from './manifest.js';
+import { CorpusError, filesOf, openSplitBinary, readManifest, SPLITS, type Split } from './manifest.js';
 
 /** Models are trained on 16 kHz mu-law codes. */
 export const MODEL_RATE = 16000;
@@ -24,15 +23,7 @@ export function readCorpus(corpus: string, split: Split, limit?: number): { file
     throw new CorpusError(
       `split ${split} of corpus ${corpus} has no files; choose another split (${SPLITS.join(', ')})`,
     );
-  const bin = path.join(corpus, m.binaries[split]);
-  let fd: number;
-  try {
-    fd = fs.openSync(bin, 'r');
-  } catch (e) {
-    throw new CorpusError(
-      `corpus ${corpus} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`,
-    );
-  }
+  const fd = openSplitBinary(corpus, m, split);
   try {
     const files = entries.map((e) => {
       const codes = new Uint8Array(e.length);

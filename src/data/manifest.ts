@@ -110,3 +110,14 @@ export function splitSource(
     files: filesOf(m, split).map((f) => ({ offset: f.offset, length: f.length })),
   };
 }
+
+/** A file descriptor on a split's code binary; a binary that cannot be opened is a damaged corpus. */
+export function openSplitBinary(corpusDir: string, m: Manifest, split: Split): number {
+  try {
+    return fs.openSync(path.join(corpusDir, m.binaries[split]), 'r');
+  } catch (e) {
+    throw new CorpusError(
+      `corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`,
+    );
+  }
+}

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { NUM_CODES } from '../audio/mulaw.js';
-import { CorpusError, filesOf, type Manifest, SPLITS, type Split } from './manifest.js';
+import { CorpusError, filesOf, openSplitBinary, type Manifest, SPLITS, type Split } from './manifest.js';
 
 export interface SplitStats {
   split: Split;
@@ -35,15 +34,7 @@ export function splitHistogram(corpusDir: string, m: Manifest, split: Split): Fl
   const counts = new Float64Array(NUM_CODES);
   const total = filesOf(m, split).reduce((a, f) => a + f.length, 0);
   if (total === 0) return counts;
-  const file = path.join(corpusDir, m.binaries[split]);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new CorpusError(
-      `corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`,
-    );
-  }
+  const fd = openSplitBinary(corpusDir, m, split);
   try {
     const buf = Buffer.alloc(1 << 20);
     for (let pos = 0; pos < total;) {
