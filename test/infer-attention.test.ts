@@ -12,6 +12,8 @@ import {
 import { ctForward, initialState } from '../src/models/compressive.js';
 import { preset, type TransformerConfig } from '../src/models/config.js';
 import { chartPng } from '../src/report/chart.js';
+import { codesTensor } from '../src/models/layers.js';
+import { NUM_CODES } from '../src/util/codes.js';
 import { codes, constParams, maxAbsDiff, ops, paramArrays, tinyConfig } from './model-helpers.js';
 
 before(async () => {
@@ -105,9 +107,17 @@ test('per-slot means match a direct computation from ctForward probs', async () 
   let state = initialState(ops, run, 1);
   const expected = Array.from({ length: L }, () => new Float64Array(K));
   for (let s = 0; s < 5; s++) {
-    const out = ctForward(ops, run, params, stream.subarray(s * n, (s + 1) * n), s === 0 ? [1] : null, state, {
-      keepProbs: true,
-    });
+    const out = ctForward(
+      ops,
+      run,
+      params,
+      codesTensor(ops, stream.subarray(s * n, (s + 1) * n), NUM_CODES),
+      s === 0 ? [1] : null,
+      state,
+      {
+        keepProbs: true,
+      },
+    );
     if (s >= 3) {
       out.probs!.forEach((t, l) => {
         const pr = t.dataSync() as Float32Array; // [1, H, n, K]

@@ -14,8 +14,7 @@ import { evaluateCodes, type EvalFile } from '../src/infer/evaluate.js';
 import { ConfigError, parseTransformerConfig } from '../src/models/config.js';
 import { type ParamArrays, saveModel } from '../src/models/model-files.js';
 import { initParams } from '../src/models/param-spec.js';
-import { type ModelConfig, modelPreset, paramSpecOf } from '../src/models/registry.js';
-import { sequenceModel } from '../src/models/sequence-model.js';
+import { familyOf, type ModelConfig, modelPreset, paramSpecOf } from '../src/models/registry.js';
 import { CLI, REPO, SAMPLES, tempDir } from './helpers.js';
 
 const ops = new TfOps();
@@ -47,7 +46,7 @@ function pseudoCodes(n: number, seed: number): Uint8Array {
  * in float64 on the host.
  */
 function referenceNll(cfg: ModelConfig, arrays: ParamArrays, codes: Uint8Array, n: number): number {
-  const model = sequenceModel<TfTensor>(cfg);
+  const model = familyOf(cfg).sequenceModel<TfTensor>(cfg);
   const p = new Map([...arrays].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
   let state = model.initialState(ops, 1);
   const L = codes.length - 1;
@@ -118,7 +117,7 @@ test('wavenet-tiny: batched NLL with short segments equals reference runs with o
   const cfg = modelPreset('wavenet-tiny');
   const w = weights(cfg);
   const fl = files([30, 151, 100, 97, 5]);
-  const r = await evaluateCodes(cfg, w, fl, { batch: 2, wavenetSegment: 24 });
+  const r = await evaluateCodes(cfg, w, fl, { batch: 2, length: 24 });
   assert.equal(r.segment, 24);
   for (let i = 0; i < fl.length; i++) {
     const ref = referenceNll(cfg, w, fl[i].codes, 64);

@@ -4,12 +4,13 @@ import * as tf from '@tensorflow/tfjs';
 import { ctForward, initialState } from '../src/models/compressive.js';
 import type { ParamArrays } from '../src/models/model-files.js';
 import { initParams } from '../src/models/param-spec.js';
-import { type ModelConfig, paramSpecOf } from '../src/models/registry.js';
+import { familyOf, type ModelConfig, paramSpecOf } from '../src/models/registry.js';
 import { initialWavenetState, wavenetForward } from '../src/models/wavenet.js';
-import type { GraphExecutor } from '../src/infer/executor.js';
-import { graphBuilder, type GraphKind } from '../src/infer/graphs.js';
-import { type GenerationGraphs, stepGenerator } from '../src/infer/step-generator.js';
+import type { GraphExecutor } from '../src/engine/executor.js';
+import type { GenerationGraphs, GraphKind } from '../src/models/family.js';
 import { TfExecutor } from '../src/infer/tf-executor.js';
+import { codesTensor } from '../src/models/layers.js';
+import { NUM_CODES } from '../src/util/codes.js';
 import { codes, maxAbsDiff, ops, paramArrays } from './model-helpers.js';
 
 export function anyParams(cfg: ModelConfig, seed = 3): ParamArrays {
@@ -44,8 +45,8 @@ export function referenceLogprobs(
     for (let b = 0; b < B; b++) tokens.set(streams[b].subarray(s * n, (s + 1) * n), b * n);
     const r =
       cfg.kind === 'wavenet'
-        ? wavenetForward(ops, cfg, p, tokens, null, state as never)
-        : ctForward(ops, { ...cfg, auxLoss: 'none' }, p, tokens, null, state as never);
+        ? wavenetForward(ops, cfg, p, codesTensor(ops, tokens, NUM_CODES), null, state as never)
+        : ctForward(ops, { ...cfg, auxLoss: 'none' }, p, codesTensor(ops, tokens, NUM_CODES), null, state as never);
     const lp = tf.logSoftmax(r.logits).dataSync() as Float32Array;
     for (let b = 0; b < B; b++) out[b].set(lp.subarray(b * n * 256, (b + 1) * n * 256), s * n * 256);
     state = r.state;
@@ -55,7 +56,7 @@ export function referenceLogprobs(
 
 export function tfGraphs(cfg: ModelConfig, params: ParamArrays, B: number, segmentLength: number): GenerationGraphs {
   const exec = (kind: GraphKind, length: number): GraphExecutor =>
-    new TfExecutor(graphBuilder(cfg, { kind, batch: B, length }), params);
+    new TfExecutor(familyOf(cfg).graphBuilder(cfg, { kind, batch: B, length }), params);
   const g: GenerationGraphs = { segment: exec('segment', segmentLength), segmentLength, step: exec('step', 1) };
   if (cfg.kind === 'transformer') {
     g.roll = exec('roll', 1);
@@ -85,7 +86,7 @@ export async function checkStepsMatchSegments(
     return s;
   });
   const ref = referenceLogprobs(cfg, params, streams, n);
-  const gen = stepGenerator(cfg, B, 'test', graphs);
+  const gen = familyOf(cfg).generator(cfg, B, 'test', graphs);
   let worst = 0;
   let lp = await gen.prime(Uint8Array.from(prompt));
   for (let t = promptLength - 1; t < T - 1; t++) {

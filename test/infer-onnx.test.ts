@@ -5,16 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { initBackend } from '../src/engine/backend.js';
-import type { GraphExecutor } from '../src/infer/executor.js';
-import { graphBuilder, type GraphKind } from '../src/infer/graphs.js';
+import type { GraphExecutor } from '../src/engine/executor.js';
+import type { GenerationGraphs, GraphKind } from '../src/models/family.js';
 import { ensureGraph, ONNX_DIR } from '../src/infer/onnx-export.js';
 import { OrtExecutor } from '../src/infer/ort-executor.js';
-import { SegmentScorer } from '../src/infer/segment-scorer.js';
-import type { GenerationGraphs } from '../src/infer/step-generator.js';
+import { SegmentScorer } from '../src/models/segment-runner.js';
 import { TfExecutor } from '../src/infer/tf-executor.js';
 import type { TransformerConfig } from '../src/models/config.js';
 import { type ParamArrays, saveModel } from '../src/models/model-files.js';
-import { type ModelConfig, modelPreset } from '../src/models/registry.js';
+import { familyOf, type ModelConfig, modelPreset } from '../src/models/registry.js';
 import { anyParams, checkStepsMatchSegments } from './infer-helpers.js';
 import { codes, maxAbsDiff, tinyConfig } from './model-helpers.js';
 
@@ -67,12 +66,15 @@ for (const [name, cfg] of models) {
     const n = cfg.kind === 'wavenet' ? 48 : cfg.segment;
     const spec = { kind: 'segment' as const, batch: 2, length: n };
     const ort = new SegmentScorer(
-      cfg,
-      2,
+      familyOf(cfg).hostState(cfg, 2),
       n,
       (await OrtExecutor.open(ensureGraph(dir, cfg, params, spec).file, { threads: 1, device: 'cpu' })).exec,
     );
-    const tf = new SegmentScorer(cfg, 2, n, new TfExecutor(graphBuilder(cfg, spec), params));
+    const tf = new SegmentScorer(
+      familyOf(cfg).hostState(cfg, 2),
+      n,
+      new TfExecutor(familyOf(cfg).graphBuilder(cfg, spec), params),
+    );
     let worst = 0;
     for (let s = 0; s < 5; s++) {
       const tokens = codes(2 * n, 40 + s);
@@ -158,7 +160,7 @@ test('graphs are reused while the weights are unchanged and rebuilt when they ch
 test('most-used compression cannot be exported: a clear error', () => {
   const cfg = tinyConfig({ compression: 'most-used' });
   assert.throws(
-    () => graphBuilder(cfg, { kind: 'segment', batch: 1, length: cfg.segment }),
+    () => familyOf(cfg).graphBuilder(cfg, { kind: 'segment', batch: 1, length: cfg.segment }),
     /most-used.*--engine tfjs/,
   );
 });

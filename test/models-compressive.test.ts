@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engine/backend.js';
-import { ctForward, type CtState, initialState, nllLoss } from '../src/models/compressive.js';
+import { ctForward, type CtState, initialState } from '../src/models/compressive.js';
+import { nllLoss } from '../src/models/loss.js';
 import type { TransformerConfig } from '../src/models/config.js';
+import { codesTensor } from '../src/models/layers.js';
+import { NUM_CODES } from '../src/util/codes.js';
 import { codes, constParams, maxAbsDiff, ops, paramArrays, tinyConfig } from './model-helpers.js';
 
 type Run = { logits: Float32Array[]; states: CtState<tf.Tensor>[]; probs: Float32Array[][] };
@@ -20,7 +23,7 @@ function runSegments(
   let state = initialState(ops, cfg, B);
   const run: Run = { logits: [], states: [], probs: [] };
   segs.forEach((seg, k) => {
-    const out = ctForward(ops, cfg, p, seg, resets[k] ?? null, state, { keepProbs: true });
+    const out = ctForward(ops, cfg, p, codesTensor(ops, seg, NUM_CODES), resets[k] ?? null, state, { keepProbs: true });
     run.logits.push(out.logits.dataSync() as Float32Array);
     run.probs.push(out.probs!.map((t) => t.dataSync() as Float32Array));
     state = out.state;
@@ -178,13 +181,20 @@ for (const backend of ['wasm', 'cpu'] as const) {
         ]),
       );
       const p = vars as unknown as Map<string, tf.Tensor>;
-      const s1 = ctForward(ops, cfg, p, codes(2 * n, 1), null, initialState(ops, cfg, 2)).state;
+      const s1 = ctForward(
+        ops,
+        cfg,
+        p,
+        codesTensor(ops, codes(2 * n, 1), NUM_CODES),
+        null,
+        initialState(ops, cfg, 2),
+      ).state;
       const seg = codes(2 * n, 2);
       const targets = codes(2 * n, 3);
       const mask = new Float32Array(2 * n).fill(1);
       const grads = (which: 'aux' | 'nll') =>
         tf.variableGrads(() => {
-          const out = ctForward(ops, cfg, p, seg, null, s1);
+          const out = ctForward(ops, cfg, p, codesTensor(ops, seg, NUM_CODES), null, s1);
           if (which === 'aux') {
             assert.ok(out.aux, 'aux loss is active once old memories are history');
             return out.aux as tf.Scalar;
@@ -223,16 +233,16 @@ for (const backend of ['wasm', 'cpu'] as const) {
     );
     const p = vars as unknown as Map<string, tf.Tensor>;
     // Memory is carried state without gradient: the finite differences hold it fixed too.
-    const st = ctForward(ops, cfg, p, s1codes, null, initialState(ops, cfg, 1)).state;
+    const st = ctForward(ops, cfg, p, codesTensor(ops, s1codes, NUM_CODES), null, initialState(ops, cfg, 1)).state;
     // The stop-gradients make autodiff of NLL + aux equal d(NLL) on the main network and d(aux) on
     // the compression network: those are the two functions to difference.
     const loss = (arr: typeof arrays, which: 'nll' | 'aux') =>
       tf.tidy(() => {
-        const out = ctForward(ops, cfg, constParams(arr), seg, null, st);
+        const out = ctForward(ops, cfg, constParams(arr), codesTensor(ops, seg, NUM_CODES), null, st);
         return (which === 'nll' ? nllLoss(ops, out.logits, targets, mask) : out.aux!).dataSync()[0];
       });
     const { grads } = tf.variableGrads(() => {
-      const out = ctForward(ops, cfg, p, seg, null, st);
+      const out = ctForward(ops, cfg, p, codesTensor(ops, seg, NUM_CODES), null, st);
       return tf.add(nllLoss(ops, out.logits, targets, mask), out.aux!) as tf.Scalar;
     }, [...vars.values()]);
     const eps = 1e-2;

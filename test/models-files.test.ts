@@ -10,6 +10,8 @@ import { ctForward, initialState } from '../src/models/compressive.js';
 import { loadModel, saveModel } from '../src/models/model-files.js';
 import { decodeSafetensors } from '../src/models/safetensors.js';
 import { CLI, REPO, tempDir } from './helpers.js';
+import { codesTensor } from '../src/models/layers.js';
+import { NUM_CODES } from '../src/util/codes.js';
 import { codes, constParams, maxAbsDiff, ops, paramArrays, tinyConfig } from './model-helpers.js';
 
 test('a saved model loads back bit for bit and gives the same logits', async () => {
@@ -22,8 +24,22 @@ test('a saved model loads back bit for bit and gives the same logits', async () 
   assert.deepEqual(back.cfg, cfg);
   for (const [k, v] of arrays) assert.deepEqual(back.params.get(k)!.data, v.data, k);
   const seg = codes(cfg.segment);
-  const a = ctForward(ops, cfg, constParams(arrays), seg, null, initialState(ops, cfg, 1)).logits.dataSync();
-  const b = ctForward(ops, cfg, constParams(back.params), seg, null, initialState(ops, cfg, 1)).logits.dataSync();
+  const a = ctForward(
+    ops,
+    cfg,
+    constParams(arrays),
+    codesTensor(ops, seg, NUM_CODES),
+    null,
+    initialState(ops, cfg, 1),
+  ).logits.dataSync();
+  const b = ctForward(
+    ops,
+    cfg,
+    constParams(back.params),
+    codesTensor(ops, seg, NUM_CODES),
+    null,
+    initialState(ops, cfg, 1),
+  ).logits.dataSync();
   assert.equal(maxAbsDiff(a, b), 0);
   // The file is plain safetensors with our metadata.
   const st = decodeSafetensors(fs.readFileSync(path.join(dir, 'weights.safetensors')));
@@ -58,7 +74,9 @@ test('dropout is active only in training, seeded, and off at rate 0', async () =
   const p = constParams(paramArrays(cfg, 2));
   const seg = codes(cfg.segment);
   const run = (rng?: Rng) =>
-    ctForward(ops, cfg, p, seg, null, initialState(ops, cfg, 1), { dropoutRng: rng }).logits.dataSync();
+    ctForward(ops, cfg, p, codesTensor(ops, seg, NUM_CODES), null, initialState(ops, cfg, 1), {
+      dropoutRng: rng,
+    }).logits.dataSync();
   const evalA = run();
   const evalB = run();
   assert.equal(maxAbsDiff(evalA, evalB), 0);
@@ -69,7 +87,9 @@ test('dropout is active only in training, seeded, and off at rate 0', async () =
   assert.ok(maxAbsDiff(t1, t3) > 1e-4, 'different seed, different masks');
   assert.ok(maxAbsDiff(t1, evalA) > 1e-4, 'training differs from evaluation');
   const off = tinyConfig({ dropout: 0 });
-  const q = ctForward(ops, off, p, seg, null, initialState(ops, off, 1), { dropoutRng: new Rng(5) }).logits.dataSync();
+  const q = ctForward(ops, off, p, codesTensor(ops, seg, NUM_CODES), null, initialState(ops, off, 1), {
+    dropoutRng: new Rng(5),
+  }).logits.dataSync();
   assert.equal(maxAbsDiff(q, evalA), 0);
   tf.disposeVariables();
 });

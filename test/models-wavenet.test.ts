@@ -6,7 +6,7 @@ import { decodeAudio } from '../src/audio/decode.js';
 import { muLawEncode } from '../src/audio/mulaw.js';
 import { entropyNats } from '../src/data/stats.js';
 import { initBackend } from '../src/engine/backend.js';
-import { nllLoss } from '../src/models/compressive.js';
+import { nllLoss } from '../src/models/loss.js';
 import { preset } from '../src/models/config.js';
 import { initParams, paramCount, transformerParamSpec } from '../src/models/param-spec.js';
 import {
@@ -18,6 +18,8 @@ import {
 } from '../src/models/wavenet.js';
 import { receptiveField, type WavenetConfig, wavenetParamSpec, wavenetPreset } from '../src/models/wavenet-config.js';
 import { SAMPLES } from './helpers.js';
+import { codesTensor } from '../src/models/layers.js';
+import { NUM_CODES } from '../src/util/codes.js';
 import { codes, maxAbsDiff, ops } from './model-helpers.js';
 
 function params(cfg: WavenetConfig, seed = 1, std = 0.2): Map<string, tf.Tensor> {
@@ -43,7 +45,7 @@ function forward(
   let state = initialWavenetState(ops, cfg, B);
   const out: Float32Array[] = [];
   for (const s of segs) {
-    const r = wavenetForward(ops, cfg, p, s, null, state);
+    const r = wavenetForward(ops, cfg, p, codesTensor(ops, s, NUM_CODES), null, state);
     out.push(r.logits.dataSync() as Float32Array);
     state = r.state;
   }
@@ -178,9 +180,9 @@ test('a reset row scores as a fresh model', async () => {
   const p = params(mid, 5);
   let state = initialWavenetState(ops, mid, 2);
   const n = 48;
-  state = wavenetForward(ops, mid, p, codes(2 * n, 1), null, state).state;
+  state = wavenetForward(ops, mid, p, codesTensor(ops, codes(2 * n, 1), NUM_CODES), null, state).state;
   const seg = codes(2 * n, 2);
-  const both = wavenetForward(ops, mid, p, seg, [1, 0], state).logits.dataSync();
+  const both = wavenetForward(ops, mid, p, codesTensor(ops, seg, NUM_CODES), [1, 0], state).logits.dataSync();
   const fresh = forward(mid, p, [seg.subarray(0, n)], 1).logits;
   assert.ok(maxAbsDiff(both.subarray(0, n * 256), fresh) < 1e-5);
   const fresh1 = forward(mid, p, [seg.subarray(n)], 1).logits;
@@ -200,7 +202,7 @@ test('WaveNet gradients match central finite differences', async () => {
       const p = new Map(specs.map((s) => [s.name, tf.tensor(vals.get(s.name)!, s.shape)]));
       return nllLoss(
         ops,
-        wavenetForward(ops, cfg, p, seg, null, initialWavenetState(ops, cfg, 1)).logits,
+        wavenetForward(ops, cfg, p, codesTensor(ops, seg, NUM_CODES), null, initialWavenetState(ops, cfg, 1)).logits,
         targets,
         mask,
       ).dataSync()[0];
@@ -212,8 +214,14 @@ test('WaveNet gradients match central finite differences', async () => {
     () =>
       nllLoss(
         ops,
-        wavenetForward(ops, cfg, vars as unknown as Map<string, tf.Tensor>, seg, null, initialWavenetState(ops, cfg, 1))
-          .logits,
+        wavenetForward(
+          ops,
+          cfg,
+          vars as unknown as Map<string, tf.Tensor>,
+          codesTensor(ops, seg, NUM_CODES),
+          null,
+          initialWavenetState(ops, cfg, 1),
+        ).logits,
         targets,
         mask,
       ) as tf.Scalar,
@@ -292,7 +300,8 @@ test('a tiny WaveNet learns a real speech clip well below its unigram entropy', 
       () =>
         nllLoss(
           ops,
-          wavenetForward(ops, cfg, p, inputs, null, initialWavenetState(ops, cfg, B)).logits,
+          wavenetForward(ops, cfg, p, codesTensor(ops, inputs, NUM_CODES), null, initialWavenetState(ops, cfg, B))
+            .logits,
           targets,
           mask,
         ) as tf.Scalar,
@@ -350,7 +359,8 @@ test('a WaveNet crop at a file start is trained with exactly the NLL evaluation 
     () =>
       nllLoss(
         ops,
-        wavenetForward(ops, cfg, p, b.inputs, b.reset, initialWavenetState(ops, cfg, 1)).logits,
+        wavenetForward(ops, cfg, p, codesTensor(ops, b.inputs, NUM_CODES), b.reset, initialWavenetState(ops, cfg, 1))
+          .logits,
         b.targets,
         b.mask,
       ).dataSync()[0],

@@ -4,10 +4,9 @@ import path from 'node:path';
 import { openGenerator } from '../infer/engines.js';
 import { ensureGraph } from '../infer/onnx-export.js';
 import { OrtExecutor } from '../infer/ort-executor.js';
-import { SegmentScorer } from '../infer/segment-scorer.js';
-import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
 import { saveModel } from '../models/model-files.js';
-import { modelPreset } from '../models/registry.js';
+import { familyOf, modelPreset } from '../models/registry.js';
+import { SegmentScorer } from '../models/segment-runner.js';
 import type { BenchRow } from './prepare-bench.js';
 import { median, seededInit } from './train-bench.js';
 import { NUM_CODES } from '../util/codes.js';
@@ -32,13 +31,14 @@ export async function benchInfer(
     const run = fs.mkdtempSync(path.join(os.tmpdir(), 'ctspeech-bench-'));
     try {
       saveModel(run, cfg, init);
-      const flops = cfg.kind === 'wavenet' ? wavenetFlopsPerSample(cfg) : transformerFlopsPerSample(cfg);
-      const n = cfg.kind === 'wavenet' ? 4096 : cfg.segment;
+      const family = familyOf(cfg);
+      const flops = family.flopsPerSample(cfg);
+      const n = family.scoreLength(cfg);
       const B = 8;
       const file = ensureGraph(run, cfg, init, { kind: 'segment', batch: B, length: n }).file;
       for (const threads of [...new Set([1, cores])]) {
         const { exec, info } = await OrtExecutor.open(file, { threads, device: 'cpu' });
-        const scorer = new SegmentScorer(cfg, B, n, exec);
+        const scorer = new SegmentScorer(family.hostState(cfg, B), n, exec);
         const tokens = Int32Array.from({ length: B * n }, (_, i) => (i * 37 + 11) % NUM_CODES);
         const times: number[] = [];
         for (let s = 0; s < 6; s++) {
@@ -56,8 +56,8 @@ export async function benchInfer(
         });
         log(rows[rows.length - 1].name);
       }
-      // Enough steps to cross several memory rolls (every n_s samples) for the transformers.
-      const steps = opts.genSteps ?? (cfg.kind === 'wavenet' ? 2000 : 3 * cfg.segment + 17);
+      // Enough steps to cross several memory rolls (every segment of samples) for the transformers.
+      const steps = opts.genSteps ?? Math.max(2000, 3 * family.primeLength(cfg) + 17);
       for (const batch of [1, 8]) {
         const { gen, info } = await openGenerator(run, cfg, init, batch, { engine: 'onnxruntime', device: 'cpu' });
         await gen.prime(Uint8Array.of(128));

@@ -1,11 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../engine/backend.js';
-import { TfOps } from '../engine/tfjs-ops.js';
-import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
+import type { TrainingWindows } from '../models/family.js';
 import { initParams, paramCount } from '../models/param-spec.js';
-import { type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
-import { initialWavenetState, queuesFromState, wavenetStep } from '../models/wavenet.js';
-import { receptiveField, type WavenetConfig } from '../models/wavenet-config.js';
+import { familyOf, type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
 import { TrainStep } from '../train/tf-step.js';
 import type { BenchRow } from './prepare-bench.js';
 import { NUM_CODES } from '../util/codes.js';
@@ -41,13 +38,14 @@ export function matmulGflops(m = 2048, k = 128, n = 512, reps = 10): number {
   return (2 * m * k * n) / median(times) / 1e9;
 }
 
-/** A batch of B rows: a transformer segment, or a WaveNet crop whose last `segment` positions are scored. */
-function syntheticBatch(cfg: ModelConfig, B: number) {
-  const len = cfg.kind === 'wavenet' ? receptiveField(cfg) - 1 + cfg.segment : cfg.segment;
+/** A batch of B rows: a stream segment, or a crop whose last `targets` positions are scored. */
+function syntheticBatch(w: TrainingWindows, B: number) {
+  const scored = w.kind === 'crops' ? w.targets : w.segment;
+  const len = w.kind === 'crops' ? w.receptiveField - 1 + w.targets : w.segment;
   const inputs = Int32Array.from({ length: B * len }, (_, i) => (i * 37 + 11) % NUM_CODES);
   const targets = Int32Array.from({ length: B * len }, (_, i) => (i * 53 + 5) % NUM_CODES);
-  const mask = Float32Array.from({ length: B * len }, (_, i) => (i % len >= len - cfg.segment ? 1 : 0));
-  return { inputs, targets, mask, scored: B * cfg.segment, positions: B * len };
+  const mask = Float32Array.from({ length: B * len }, (_, i) => (i % len >= len - scored ? 1 : 0));
+  return { inputs, targets, mask, scored: B * scored, positions: B * len };
 }
 
 /**
@@ -68,14 +66,16 @@ export async function benchTrain(
     const slow = backend === 'cpu';
     for (const name of presets) {
       const cfg = modelPreset(name);
-      // WaveNet crops carry a receptive field of unscored context: 8 of them exceed wasm's 4 GB heap.
-      const B = slow ? 1 : (opts.batch ?? (cfg.kind === 'wavenet' ? 2 : 8));
+      const family = familyOf(cfg);
+      const windows = family.trainingWindows(cfg);
+      // Crops carry a receptive field of unscored context: 8 WaveNet crops exceed wasm's 4 GB heap.
+      const B = slow ? 1 : (opts.batch ?? (windows.kind === 'crops' ? 2 : 8));
       const steps = slow ? 2 : (opts.steps ?? 6);
       const { count, init } = seededInit(cfg);
       const trainer = new TrainStep(cfg, init, B, { lr: 3e-4, clip: 0.1 });
-      const batch = syntheticBatch(cfg, B);
-      // WaveNet crops are independent: each step starts from a cleared state, as training does.
-      const reset = cfg.kind === 'wavenet' ? new Uint8Array(B).fill(1) : null;
+      const batch = syntheticBatch(windows, B);
+      // Crops are independent: each step starts from a cleared state, as training does.
+      const reset = windows.kind === 'crops' ? new Uint8Array(B).fill(1) : null;
       const times: number[] = [];
       for (let s = 0; s < steps + 1; s++) {
         const t0 = performance.now();
@@ -99,15 +99,15 @@ export async function benchTrain(
       }
       if (state !== trainer.state) tf.dispose(trainer.model.stateTensors(state));
       trainer.dispose();
-      const flops = cfg.kind === 'wavenet' ? wavenetFlopsPerSample(cfg) : transformerFlopsPerSample(cfg);
-      // FLOPs are per processed position; WaveNet crops process receptive-field context they do not score.
+      const flops = family.flopsPerSample(cfg);
+      // FLOPs are per processed position; crops process receptive-field context they do not score.
       const perScored = batch.positions / batch.scored;
       const trainRate = batch.scored / median(times);
       const fwdRate = batch.scored / median(fwdTimes);
       const shape =
-        cfg.kind === 'wavenet'
-          ? `B ${B} crops of ${batch.positions / B}, ${cfg.segment} scored`
-          : `B ${B} x ${cfg.segment}`;
+        windows.kind === 'crops'
+          ? `B ${B} crops of ${batch.positions / B}, ${windows.targets} scored`
+          : `B ${B} x ${windows.segment}`;
       rows.push({
         name: `${backend}: ${name} training step`,
         value: trainRate,
@@ -120,35 +120,8 @@ export async function benchTrain(
         unit: 'samples/s',
         note: `${(flops.forward / 1e6).toFixed(1)} MFLOP/position -> ${((fwdRate * perScored * flops.forward) / 1e9).toFixed(2)} GFLOP/s`,
       });
-      if (cfg.kind === 'wavenet' && !slow) rows.push(...benchWavenetSteps(cfg, init));
       log(`${backend} ${name} done`);
     }
   }
-  return rows;
-}
-
-/** Fast-generation single-sample steps per second (one sample for each of B rows per step). */
-function benchWavenetSteps(cfg: WavenetConfig, init: Map<string, { shape: number[]; data: Float32Array }>): BenchRow[] {
-  const rows: BenchRow[] = [];
-  const p = new Map([...init].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
-  const ops = new TfOps();
-  for (const B of [1, 8]) {
-    const q = queuesFromState(ops, cfg, initialWavenetState(ops, cfg, B));
-    const codes = new Int32Array(B).fill(128);
-    const times: number[] = [];
-    for (let s = 0; s < 60; s++) {
-      const t0 = performance.now();
-      tf.tidy(() => wavenetStep(ops, cfg, p, codes, q).dataSync());
-      if (s >= 10) times.push((performance.now() - t0) / 1000);
-    }
-    const rate = 1 / median(times);
-    rows.push({
-      name: `wavenet fast step, batch ${B}`,
-      value: rate,
-      unit: 'steps/s',
-      note: `${(rate * B).toFixed(0)} samples/s, real-time factor ${((rate * B) / 16000).toFixed(3)} at 16 kHz`,
-    });
-  }
-  tf.dispose([...p.values()]);
   return rows;
 }

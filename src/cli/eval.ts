@@ -6,10 +6,10 @@ import { muLawEncode } from '../audio/mulaw.js';
 import { manifestPath, SPLITS, type Split } from '../data/manifest.js';
 import { scanInputs } from '../data/scan.js';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
-import { evalConfig, evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
+import { evaluateCodes, type EvalFile, type EvalResult } from '../infer/evaluate.js';
 import { loadRun } from '../models/model-files.js';
 import { MODEL_RATE, readCorpus } from '../data/corpus-files.js';
-import { describeModel } from '../models/registry.js';
+import { describeModel, familyOf } from '../models/registry.js';
 import { formatHours, formatTable } from '../report/table.js';
 import { checkBackendFlag, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
@@ -87,7 +87,7 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
     throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${o.split}`);
   const { cfg, params } = loadRun(o.run);
   // Bad memory overrides fail now, before any audio is decoded.
-  evalConfig(cfg, { memory: o.memory, compressedMemory: o.compressedMemory });
+  familyOf(cfg).evalConfig(cfg, { memory: o.memory, compressedMemory: o.compressedMemory });
   const { files, source, skipped } = await loadData(o);
   const short = files.filter((f) => f.codes.length < 2);
   const usable = files.filter((f) => f.codes.length >= 2).slice(0, o.limitFiles ?? Infinity);

@@ -1,11 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { checkOnnxModel } from '../engine/onnx-check.js';
-import { WAVENET_EVAL_SEGMENT } from '../infer/evaluate.js';
-import { WAVENET_PRIME_CHUNK } from '../infer/engines.js';
-import { generationGraphs, type GraphSpec } from '../infer/graphs.js';
+import type { GraphSpec } from '../models/family.js';
 import { ensureGraph } from '../infer/onnx-export.js';
-import { describeModel } from '../models/registry.js';
+import { describeModel, familyOf } from '../models/registry.js';
 import fs from 'node:fs';
 import { formatTable } from '../report/table.js';
 import { loadRun } from '../models/model-files.js';
@@ -56,15 +54,11 @@ export function runExport(o: ExportFlags): string[] {
   const sizes = batches(o.batch);
   const { cfg, params } = loadRun(o.run);
   console.log(describeModel(cfg));
-  const evalLength = cfg.kind === 'wavenet' ? WAVENET_EVAL_SEGMENT : cfg.segment;
-  const specs: GraphSpec[] = [{ kind: 'segment', batch: o.evalBatch, length: evalLength }];
+  const family = familyOf(cfg);
+  const specs: GraphSpec[] = [{ kind: 'segment', batch: o.evalBatch, length: family.scoreLength(cfg) }];
   for (const b of sizes) {
-    for (const kind of generationGraphs(cfg))
-      specs.push({
-        kind,
-        batch: b,
-        length: kind === 'segment' ? (cfg.kind === 'wavenet' ? WAVENET_PRIME_CHUNK : cfg.segment) : 1,
-      });
+    for (const kind of family.generationGraphs(cfg))
+      specs.push({ kind, batch: b, length: kind === 'segment' ? family.primeLength(cfg) : 1 });
   }
   const rows: (string | number)[][] = [];
   const files: string[] = [];

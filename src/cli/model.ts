@@ -2,18 +2,17 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
-import { transformerFlopsPerSample, wavenetFlopsPerSample } from '../models/flops.js';
 import { saveModel } from '../models/model-files.js';
 import { initParams } from '../models/param-spec.js';
 import {
   ALL_PRESETS,
   describeModel,
+  familyOf,
   type ModelConfig,
   modelPreset,
   paramSpecOf,
   parseModelConfig,
 } from '../models/registry.js';
-import { receptiveField } from '../models/wavenet-config.js';
 import { checkBackendFlag, UsageError } from './options.js';
 
 export function registerModel(program: Command): void {
@@ -41,26 +40,7 @@ export function registerModel(program: Command): void {
       checkBackendFlag(o.backend);
       const info = await initBackend(o.backend as BackendName | 'auto');
       console.log(describeModel(cfg));
-      if (cfg.kind === 'wavenet') {
-        const rf = receptiveField(cfg);
-        console.log(
-          `  receptive field ${rf} samples (${((rf / 16000) * 1000).toFixed(0)} ms at 16 kHz); training crops score ${cfg.segment} positions each`,
-        );
-        const flops = wavenetFlopsPerSample(cfg);
-        console.log(
-          `  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`,
-        );
-      } else {
-        const flops = transformerFlopsPerSample(cfg);
-        console.log(
-          `  segment ${cfg.segment}, memory ${cfg.memory}${cfg.compressedMemory ? `, compressed memory ${cfg.compressedMemory} (rate ${cfg.compressionRate}, ${cfg.compression}, aux loss ${cfg.auxLoss})` : ''}`,
-        );
-        const span = cfg.segment + cfg.memory + cfg.compressedMemory * cfg.compressionRate;
-        console.log(`  attention span per layer: ${span} samples (${((span / 16000) * 1000).toFixed(0)} ms at 16 kHz)`);
-        console.log(
-          `  ${(flops.forward / 1e6).toFixed(2)} MFLOP per sample forward, ~${(flops.train / 1e6).toFixed(2)} training`,
-        );
-      }
+      for (const line of familyOf(cfg).details(cfg)) console.log(`  ${line}`);
       console.log(`  ${backendSummary(info)}`);
       if (o.save) {
         const specs = paramSpecOf(cfg);

@@ -3,10 +3,10 @@ import path from 'node:path';
 import type { Split } from '../data/manifest.js';
 import { attentionByAge, attentionChart } from '../infer/attention.js';
 import { loadModel } from '../models/model-files.js';
+import { withAttentionMemory } from '../models/registry.js';
 import { chartPng } from '../report/chart.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readCorpus } from '../data/corpus-files.js';
-import { UsageError } from './options.js';
 
 /** The codes of a split's first file: a prompt taken from held-out audio without decoding again. */
 export function firstFileCodes(corpus: string, split: Split): { path: string; codes: Uint8Array } {
@@ -19,10 +19,9 @@ export function firstFileCodes(corpus: string, split: Split): { path: string; co
  */
 export async function runAttentionStep(run: string, corpus: string, split: Split, segments: number): Promise<void> {
   const { cfg, params } = loadModel(run);
-  if (cfg.kind === 'wavenet')
-    throw new UsageError(`attention step: ${run} is a WaveNet, which has no attention memory to analyse`);
+  const transformer = withAttentionMemory(cfg, `attention step: ${run}`);
   const { files } = readCorpus(corpus, split);
-  const profile = await attentionByAge(cfg, params, files, { maxSegments: segments });
+  const profile = await attentionByAge(transformer, params, files, { maxSegments: segments });
   writeFileAtomic(path.join(run, 'attention.json'), JSON.stringify(profile, null, 2) + '\n');
   writeFileAtomic(
     path.join(run, 'attention.png'),

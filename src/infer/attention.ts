@@ -8,10 +8,12 @@ import * as tf from '@tensorflow/tfjs';
 import { TfOps } from '../engine/tfjs-ops.js';
 import { advanceValidity, ctForward, type CtState, initialState, stateTensors } from '../models/compressive.js';
 import { parseTransformerConfig, type TransformerConfig } from '../models/config.js';
+import { codesTensor } from '../models/layers.js';
 import type { ParamArrays } from '../models/model-files.js';
 import { type LineChart, PALETTE, type Series } from '../report/chart.js';
 import { textWidth } from '../report/raster.js';
-import { SILENCE_CODE } from '../util/codes.js';
+import { NUM_CODES } from '../util/codes.js';
+import { FileRows } from './file-rows.js';
 
 export type RegionName = 'compressed memory' | 'memory' | 'segment';
 
@@ -44,8 +46,6 @@ export interface AttentionOptions {
   /** files run in parallel rows (default 8) */
   batch?: number;
 }
-
-/** Fed to rows that have no file left; their outputs are never read. */
 
 /**
  * How many segments after a reset pass before every memory and compressed-memory slot holds real
@@ -90,36 +90,26 @@ export async function attentionByAge(
   const sums = Array.from({ length: L }, () => new Float64Array(K));
   // Only whole segments are fed: a file's tail shorter than n could never be counted (memories
   // reset at the next file), and padded queries would dilute the per-slot averages.
-  const rows: ({ file: number; pos: number } | null)[] = Array.from({ length: B }, () => null);
-  const tokens = new Int32Array(B * n);
-  const reset = new Uint8Array(B);
-  let nextFile = 0;
+  const rows = new FileRows(
+    files.map((f) => f.codes),
+    files.map((f) => f.codes.length),
+    B,
+    n,
+    { whole: true },
+  );
   let counted = 0;
   try {
-    while (counted < maxSegments) {
-      reset.fill(0);
-      for (let b = 0; b < B; b++) {
-        const r = rows[b];
-        if (r && r.pos + n <= files[r.file].codes.length) continue;
-        while (nextFile < files.length && files[nextFile].codes.length < n) nextFile++;
-        rows[b] = nextFile < files.length ? { file: nextFile++, pos: 0 } : null;
-        reset[b] = 1;
-      }
-      if (rows.every((r) => r === null)) break;
+    for (let call = rows.next(); call && counted < maxSegments; call = rows.next()) {
+      const { tokens, reset } = call;
       // Validity before this segment decides; a row just reset has empty memories and never counts.
       const use: number[] = [];
-      for (let b = 0; b < B; b++) {
-        const r = rows[b];
-        tokens.fill(SILENCE_CODE, b * n, (b + 1) * n);
-        if (!r) continue;
-        tokens.set(files[r.file].codes.subarray(r.pos, r.pos + n), b * n);
-        r.pos += n;
-        if (!reset[b] && state.memValid[b] === nm && state.cmemValid[b] === ncm && counted + use.length < maxSegments)
+      for (const { row: b, fresh } of call.placed)
+        if (!fresh && state.memValid[b] === nm && state.cmemValid[b] === ncm && counted + use.length < maxSegments)
           use.push(b);
-      }
       let next!: CtState<tf.Tensor>;
       const means = tf.tidy(() => {
-        const out = ctForward(ops, run, p, tokens, reset, state, { keepProbs: true });
+        const x = codesTensor(ops, tokens, NUM_CODES);
+        const out = ctForward(ops, run, p, x, reset, state, { keepProbs: true });
         next = out.state;
         for (const t of stateTensors(next)) tf.keep(t);
         // probs [B, H, n, K] -> mean over heads and queries -> [B, K]; stacked over layers [L, B, K].

@@ -3,21 +3,17 @@
  * the run on demand) or tfjs (the graph builders run eagerly, the reference path).
  */
 import type { ParamArrays } from '../models/model-files.js';
-import type { ModelConfig } from '../models/registry.js';
-import type { EngineInfo, GraphExecutor } from './executor.js';
+import { familyOf, type ModelConfig } from '../models/registry.js';
+import type { GraphExecutor } from '../engine/executor.js';
+import type { EngineInfo } from './executor.js';
 import type { GraphOpener } from './evaluate.js';
 import { openTfjs } from './evaluate.js';
-import type { Generator } from './generator-api.js';
-import { generationGraphs, type GraphKind } from './graphs.js';
+import type { GenerationGraphs, Generator } from '../models/family.js';
 import { ensureGraph } from './onnx-export.js';
 import { OrtExecutor, type OrtOptions } from './ort-executor.js';
-import { type GenerationGraphs, stepGenerator } from './step-generator.js';
 
 export type EngineName = 'onnxruntime' | 'tfjs';
 export const ENGINES: readonly EngineName[] = ['onnxruntime', 'tfjs'];
-
-/** WaveNet primes a prompt in chunks of this many samples; the remainder goes through fast steps. */
-export const WAVENET_PRIME_CHUNK = 1024;
 
 export interface EngineOptions extends OrtOptions {
   engine: EngineName;
@@ -46,12 +42,13 @@ export async function openGenerator(
   batch: number,
   opts: EngineOptions,
 ): Promise<{ gen: Generator; info: EngineInfo }> {
-  const segmentLength = cfg.kind === 'wavenet' ? WAVENET_PRIME_CHUNK : cfg.segment;
+  const family = familyOf(cfg);
+  const segmentLength = family.primeLength(cfg);
   let info: EngineInfo | null = null;
   const opened: GraphExecutor[] = [];
   const graphs: Partial<GenerationGraphs> = { segmentLength };
   try {
-    for (const kind of generationGraphs(cfg) as GraphKind[]) {
+    for (const kind of family.generationGraphs(cfg)) {
       // A one-sample step is hundreds of tiny kernels: thread hand-offs cost more than they save
       // (measured: ct-small steps 3,400/s on 1 thread, 1,650/s on 2). Priming uses every core.
       const threads = opts.threads ?? (kind === 'segment' ? undefined : 1);
@@ -68,5 +65,5 @@ export async function openGenerator(
     for (const x of opened) await x.dispose();
     throw e;
   }
-  return { gen: stepGenerator(cfg, batch, info!.summary, graphs as GenerationGraphs), info: info! };
+  return { gen: family.generator(cfg, batch, info!.summary, graphs as GenerationGraphs), info: info! };
 }

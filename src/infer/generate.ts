@@ -5,7 +5,7 @@
 import { muLawDecode, NUM_CODES, SILENCE_CODE } from '../audio/mulaw.js';
 import { writeWav } from '../audio/wav.js';
 import { Rng } from '../data/rng.js';
-import type { Generator } from './generator-api.js';
+import type { Generator } from '../models/family.js';
 import { Sampler, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions {

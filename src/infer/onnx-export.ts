@@ -10,9 +10,9 @@ import path from 'node:path';
 import { checkOnnxModel } from '../engine/onnx-check.js';
 import { OnnxTracer, type TraceTensor } from '../engine/onnx-trace.js';
 import { PARAMS_FILE, type ParamArrays } from '../models/model-files.js';
-import type { ModelConfig } from '../models/registry.js';
+import { familyOf, type ModelConfig } from '../models/registry.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { graphBuilder, type GraphSpec } from './graphs.js';
+import type { GraphSpec } from '../models/family.js';
 
 /** Bumped whenever the graphs' contract (names, shapes, semantics) changes: older exports are rebuilt. */
 export const EXPORT_VERSION = 3;
@@ -32,7 +32,7 @@ export function traceGraph(cfg: ModelConfig, params: ParamArrays, spec: GraphSpe
   const tracer = new OnnxTracer();
   const p = new Map<string, TraceTensor>();
   for (const [name, v] of params) p.set(name, tracer.param(name, v.data, v.shape));
-  const outputs = graphBuilder(cfg, spec)(tracer, p);
+  const outputs = familyOf(cfg).graphBuilder(cfg, spec)(tracer, p);
   for (const [name, t] of Object.entries(outputs)) tracer.output(name, t);
   return tracer.toModel({
     graphName: `ctspeech_${spec.kind}`,

@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
-import type { EngineInfo, Feeds, GraphExecutor } from './executor.js';
+import type { Feeds, GraphExecutor } from '../engine/executor.js';
+import type { EngineInfo } from './executor.js';
 import { UserError } from '../util/errors.js';
 
 export type OrtDevice = 'auto' | 'cpu' | 'cuda';

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { TfOps, type TfTensor } from '../engine/tfjs-ops.js';
 import type { ParamArrays } from '../models/model-files.js';
-import type { Feeds, GraphExecutor } from './executor.js';
-import type { GraphBuilder } from './graphs.js';
+import type { Feeds, GraphExecutor } from '../engine/executor.js';
+import type { GraphBuilder } from '../models/family.js';
 
 /** TfOps whose graph inputs are the current call's feeds, so a graph builder runs eagerly. */
 class FeedOps extends TfOps {

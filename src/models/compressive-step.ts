@@ -1,6 +1,18 @@
 import type { Ops, Tensor } from '../engine/ops.js';
 import type { TransformerConfig } from './config.js';
-import { layerNorm, linear, param, type Params, relativeEncodingsFrom } from './layers.js';
+import { linear, type Params } from './layers.js';
+import {
+  attentionNorm,
+  attentionProbs,
+  blockWeights,
+  contentQuery,
+  embed,
+  feedForward,
+  outputHead,
+  positionKeys,
+  positionQuery,
+  projectHeads,
+} from './transformer-block.js';
 
 /**
  * Sample-by-sample Compressive Transformer / Transformer-XL for generation (docs/onnx.md).
@@ -30,10 +42,6 @@ export interface StepOutput<T extends Tensor = Tensor> {
   v: T[];
 }
 
-function splitHeads<T extends Tensor>(ops: Ops<T>, x: T, B: number, len: number, H: number, dh: number): T {
-  return ops.transpose(ops.reshape(x, [B, len, H, dh]), [0, 2, 1, 3]);
-}
-
 /** Keys and values [B * H, M, dh] of layer i over [compressed memory; memory], as attention sees them. */
 export function memoryKeys<T extends Tensor>(
   ops: Ops<T>,
@@ -46,12 +54,9 @@ export function memoryKeys<T extends Tensor>(
   const { heads: H, dHead: dh, memory: nm, compressedMemory: ncm } = cfg;
   const parts = [...(ncm > 0 ? [cmem] : []), ...(nm > 0 ? [mem] : [])];
   if (parts.length === 0) throw new Error('step mode needs memory (n_m + n_cm > 0)');
-  const context = parts.length > 1 ? ops.concat(parts, 1) : parts[0];
-  const [B, M] = context.shape;
-  const layer = (s: string) => param(p, `layers.${i}.${s}`);
-  const ln = layerNorm(ops, context, layer('ln1.gamma'), layer('ln1.beta'));
-  const fold = (w: T) => ops.reshape(splitHeads(ops, linear(ops, ln, w), B, M, H, dh), [B * H, M, dh]);
-  return { k: fold(layer('attn.wk')), v: fold(layer('attn.wv')) };
+  const w = blockWeights(p, i);
+  const ln = attentionNorm(ops, w, parts.length > 1 ? ops.concat(parts, 1) : parts[0]);
+  return { k: projectHeads(ops, ln, w.attn.wk, H, dh), v: projectHeads(ops, ln, w.attn.wv, H, dh) };
 }
 
 /**
@@ -70,14 +75,11 @@ export function ctStepCore<T extends Tensor>(
   mask: T,
   cache: StepCache<T>,
 ): StepOutput<T> {
-  const { dModel: d, heads: H, dHead: dh, segment: n, memory: nm, compressedMemory: ncm } = cfg;
+  const { heads: H, dHead: dh, segment: n, memory: nm, compressedMemory: ncm } = cfg;
   const B = tokens.shape[0];
   const M = ncm + nm;
   const K = M + n;
-  // Distances K-1 down to -(n-1): position i's keys (distance ncm+nm+i-j) are rows n-1-i .. n-2-i+K;
-  // its own key, at distance 0, is row K-1.
-  const table = ops.constant(relativeEncodingsFrom(K - 1, K + n - 1, d), [K + n - 1, d]);
-  let x = ops.matMul(tokens, param(p, 'embed.weight')); // [B, d]
+  let x = embed(ops, p, tokens); // [B, d]
   const out: StepOutput<T> = { logits: x, h: [], k: [], v: [] };
   const flat = (t: T, len: number) => {
     if (t.shape.join() !== [B * H, len, dh].join())
@@ -85,17 +87,17 @@ export function ctStepCore<T extends Tensor>(
     return t;
   };
   for (let i = 0; i < cfg.layers; i++) {
-    const layer = (s: string) => param(p, `layers.${i}.${s}`);
+    const w = blockWeights(p, i);
     const h = x;
     out.h.push(h);
-    const ln = layerNorm(ops, h, layer('ln1.gamma'), layer('ln1.beta'));
-    const q = ops.reshape(linear(ops, ln, layer('attn.wq')), [B, H, 1, dh]);
-    const k = ops.reshape(linear(ops, ln, layer('attn.wk')), [B * H, 1, dh]);
-    const v = ops.reshape(linear(ops, ln, layer('attn.wv')), [B * H, 1, dh]);
+    const ln = attentionNorm(ops, w, h);
+    const q = ops.reshape(linear(ops, ln, w.attn.wq), [B, H, 1, dh]);
+    const k = ops.reshape(linear(ops, ln, w.attn.wk), [B * H, 1, dh]);
+    const v = ops.reshape(linear(ops, ln, w.attn.wv), [B * H, 1, dh]);
     out.k.push(ops.reshape(k, [B, H, dh]));
     out.v.push(ops.reshape(v, [B, H, dh]));
 
-    const qu = ops.reshape(ops.add(q, ops.reshape(layer('attn.u'), [1, H, 1, dh])), [B * H, 1, dh]);
+    const qu = contentQuery(ops, q, w.attn.u); // [B*H, 1, dh]
     const ac = ops.concat(
       [
         ops.matMul(qu, flat(cache.memK[i], M), false, true),
@@ -104,39 +106,21 @@ export function ctStepCore<T extends Tensor>(
       ],
       2,
     ); // [B*H, 1, K+1]
-    const r = ops.transpose(ops.reshape(ops.matMul(table, layer('attn.wr')), [K + n - 1, H, dh]), [1, 0, 2]); // [H, K+n-1, dh]
-    const qv = ops.reshape(ops.transpose(ops.add(q, ops.reshape(layer('attn.v'), [1, H, 1, dh])), [1, 0, 2, 3]), [
-      H,
-      B,
-      dh,
-    ]);
-    const bdAll = ops.transpose(ops.matMul(qv, r, false, true), [1, 0, 2]); // [B, H, K+n-1]
+    // Distances K-1 down to -(n-1): position i's keys (distance ncm+nm+i-j) are rows n-1-i .. n-2-i+K;
+    // its own key, at distance 0, is row K-1.
+    const r = positionKeys(ops, w.attn.wr, K - 1, K + n - 1, H, dh); // [H, K+n-1, dh]
+    const bdAll = ops.transpose(ops.matMul(positionQuery(ops, q, w.attn.v), r, false, true), [1, 0, 2]); // [B, H, K+n-1]
     const bd = ops.concat([ops.sliceAt(bdAll, 2, start, K), ops.slice(bdAll, [0, 0, K - 1], [B, H, 1])], 2); // [B, H, K+1]
-    const scores = ops.add(
-      ops.reshape(ops.scale(ops.add(ac, ops.reshape(bd, [B * H, 1, K + 1])), 1 / Math.sqrt(dh)), [B, H, 1, K + 1]),
-      mask,
-    );
-    const probs = ops.reshape(ops.softmax(scores), [B * H, 1, K + 1]);
+    const probs4 = attentionProbs(ops, ac, ops.reshape(bd, [B * H, 1, K + 1]), mask, H, dh);
+    const probs = ops.reshape(probs4, [B * H, 1, K + 1]);
     const part = (from: number, len: number) => ops.slice(probs, [0, 0, from], [B * H, 1, len]);
     const ctx = ops.add(
       ops.add(ops.matMul(part(0, M), flat(cache.memV[i], M)), ops.matMul(part(M, n), flat(cache.segV[i], n))),
       ops.mul(part(K, 1), v),
     ); // [B*H, 1, dh]
-    x = ops.add(h, linear(ops, ops.reshape(ctx, [B, H * dh]), layer('attn.wo')));
-    const ff = linear(
-      ops,
-      ops.relu(linear(ops, layerNorm(ops, x, layer('ln2.gamma'), layer('ln2.beta')), layer('ff.w1'), layer('ff.b1'))),
-      layer('ff.w2'),
-      layer('ff.b2'),
-    );
-    x = ops.add(x, ff);
+    x = feedForward(ops, w, ops.add(h, linear(ops, ops.reshape(ctx, [B, H * dh]), w.attn.wo)));
   }
-  out.logits = linear(
-    ops,
-    layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')),
-    param(p, 'head.weight'),
-    param(p, 'head.bias'),
-  );
+  out.logits = outputHead(ops, p, x);
   return out;
 }
 

@@ -1,8 +1,10 @@
 import type { Ops, Tensor } from '../engine/ops.js';
-import { compress, compressionParams, decompress } from './compression.js';
+import { compress, compressionParams } from './compression.js';
 import type { TransformerConfig } from './config.js';
-import { layerNorm, linear, oneHot, param, type Params } from './layers.js';
-import { attentionMask, contentAttention, relativeAttention } from './relative-attention.js';
+import { anyReset, clearRows, type Params } from './layers.js';
+import { attentionReconstructionLoss, autoencodingLoss } from './loss.js';
+import { attentionMask, relativeAttention } from './relative-attention.js';
+import { attentionNorm, blockWeights, type BlockWeights, embed, feedForward, outputHead } from './transformer-block.js';
 import { NUM_CODES } from '../util/codes.js';
 
 /**
@@ -46,49 +48,55 @@ export function stateTensors<T extends Tensor>(s: CtState<T>): T[] {
   return [...s.mem, ...s.cmem];
 }
 
-/**
- * One segment through the model (paper, Algorithm 1). `tokens` [B * n] are the input codes of B
- * rows; `reset[b] = 1` clears row b's memories first (a new file starts). Pure: the previous
- * state is not modified.
- */
-export interface ForwardOptions {
+export interface ForwardOptions<T extends Tensor = Tensor> {
+  /**
+   * Additive attention mask [B, 1, n, K]; by default made from the state's validity counters. A
+   * traced graph passes its `mask` input here.
+   */
+  mask?: T;
   keepProbs?: boolean;
   /** training only: residual dropout at cfg.dropout with masks drawn from this generator */
   dropoutRng?: { nextFloat(): number };
 }
 
+/** Layer weights as the auxiliary attention loss reads them: frozen, so that loss trains only f_c. */
+function frozen<T extends Tensor>(ops: Ops<T>, w: BlockWeights<T>): BlockWeights<T> {
+  const sg = (t: T) => ops.stopGradient(t);
+  return {
+    ...w,
+    ln1: { gamma: sg(w.ln1.gamma), beta: sg(w.ln1.beta) },
+    attn: { ...w.attn, wq: sg(w.attn.wq), wk: sg(w.attn.wk), wv: sg(w.attn.wv) },
+  };
+}
+
+/**
+ * One segment through the model (paper, Algorithm 1). `tokens` [B * n, NUM_CODES] are the one-hot
+ * input codes of B rows; `reset[b] = 1` clears row b's memories first (a new file starts). Pure:
+ * the previous state is not modified.
+ */
 export function ctForward<T extends Tensor>(
   ops: Ops<T>,
   cfg: TransformerConfig,
   p: Params<T>,
-  tokens: ArrayLike<number>,
+  tokens: T,
   reset: ArrayLike<number> | null,
   state: CtState<T>,
-  opts: ForwardOptions = {},
+  opts: ForwardOptions<T> = {},
 ): CtOutput<T> {
   const B = state.batch;
-  const n = tokens.length / B;
+  const n = tokens.shape[0] / B;
   if (!Number.isInteger(n) || n < 1)
-    throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
+    throw new Error(`tokens (${tokens.shape[0]}) must hold a whole number of positions for batch ${B}`);
   const { dModel: d, heads: H, dHead: dh, memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
   if (ncm > 0 && n % c !== 0) throw new Error(`segment length ${n} must be a multiple of the compression rate ${c}`);
   const K = ncm + nm + n;
 
   const memValid = Int32Array.from(state.memValid);
   const cmemValid = Int32Array.from(state.cmemValid);
-  let mem = state.mem;
-  let cmem = state.cmem;
-  if (reset && Array.prototype.some.call(reset, (r: number) => r)) {
-    const keep = new Float32Array(B);
-    for (let b = 0; b < B; b++) {
-      keep[b] = reset[b] ? 0 : 1;
-      if (reset[b]) memValid[b] = cmemValid[b] = 0;
-    }
-    const k = ops.constant(keep, [B, 1, 1]);
-    mem = mem.map((m) => ops.mul(m, k));
-    cmem = cmem.map((m) => ops.mul(m, k));
-  }
-  const mask = ops.input('mask', segmentMask(cfg, B, n, memValid, cmemValid), [B, 1, n, K]);
+  const mem = clearRows(ops, state.mem, reset);
+  const cmem = clearRows(ops, state.cmem, reset);
+  if (anyReset(reset)) for (let b = 0; b < B; b++) if (reset[b]) memValid[b] = cmemValid[b] = 0;
+  const mask = opts.mask ?? ops.constant(segmentMask(cfg, B, n, memValid, cmemValid), [B, 1, n, K]);
 
   const rate = opts.dropoutRng ? cfg.dropout : 0;
   // Masks are data (constants), drawn from the caller's seeded generator: a resumed run redraws them identically.
@@ -98,10 +106,7 @@ export function ctForward<T extends Tensor>(
     for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
     return ops.mul(t, ops.constant(m, [B, n, d]));
   };
-  let x = ops.reshape(
-    ops.matMul(ops.input('tokens', oneHot(tokens, NUM_CODES), [B * n, NUM_CODES]), param(p, 'embed.weight')),
-    [B, n, d],
-  );
+  let x = ops.reshape(embed(ops, p, tokens), [B, n, d]);
   const newMem: T[] = [];
   const newCmem: T[] = [];
   const auxTerms: T[] = [];
@@ -110,76 +115,40 @@ export function ctForward<T extends Tensor>(
   const oldValid = Array.from({ length: B }, (_, b) => Math.max(0, Math.min(n, n + memValid[b] - nm)));
 
   for (let i = 0; i < cfg.layers; i++) {
-    const layer = (s: string) => param(p, `layers.${i}.${s}`);
+    const w = blockWeights(p, i);
     const h = x;
     const hMem = ops.stopGradient(h);
     const parts = [...(ncm > 0 ? [cmem[i]] : []), ...(nm > 0 ? [mem[i]] : []), h];
     const context = parts.length > 1 ? ops.concat(parts, 1) : h;
-    const ln1 = (t: T) => layerNorm(ops, t, layer('ln1.gamma'), layer('ln1.beta'));
-    const attn = relativeAttention(
-      ops,
-      {
-        wq: layer('attn.wq'),
-        wk: layer('attn.wk'),
-        wv: layer('attn.wv'),
-        wr: layer('attn.wr'),
-        u: layer('attn.u'),
-        v: layer('attn.v'),
-        wo: layer('attn.wo'),
-      },
-      ln1(h),
-      ln1(context),
-      mask,
-      { B, n, K, H, dh },
-    );
+    const attn = relativeAttention(ops, w.attn, attentionNorm(ops, w, h), attentionNorm(ops, w, context), mask, {
+      B,
+      n,
+      K,
+      H,
+      dh,
+    });
     if (opts.keepProbs) probsOut.push(attn.probs);
-    x = ops.add(h, drop(attn.out));
-    const ff = linear(
-      ops,
-      ops.relu(linear(ops, layerNorm(ops, x, layer('ln2.gamma'), layer('ln2.beta')), layer('ff.w1'), layer('ff.b1'))),
-      layer('ff.w2'),
-      layer('ff.b2'),
-    );
-    x = ops.add(x, drop(ff));
+    x = feedForward(ops, w, ops.add(h, drop(attn.out)), drop);
 
     const usage = cfg.compression === 'most-used' && ncm > 0 ? oldUsage(ops, attn.probs, B, H, n, K, ncm) : undefined;
     const upd = updateMemory(ops, cfg, p, i, mem[i], cmem[i], hMem, usage);
     newMem.push(upd.mem);
     newCmem.push(upd.cmem);
-    if (!upd.old || !upd.compressed) continue;
-    const { old, compressed } = upd;
-    const cp = compressionParams(p, i);
-
-    const rows = oldValid.map((v) => (v === n ? 1 : 0));
-    const nRows = rows.reduce((a: number, r) => a + r, 0);
-    if (cfg.auxLoss === 'none' || nRows === 0) continue;
-    const rowMask = ops.constant(Float32Array.from(rows), [B, 1, 1]);
+    if (!upd.old || !upd.compressed || cfg.auxLoss === 'none') continue;
+    const counted = oldValid.map((v) => (v === n ? 1 : 0));
+    const count = counted.reduce((a: number, r) => a + r, 0);
+    if (count === 0) continue;
+    const rows = { mask: ops.constant(Float32Array.from(counted), [B, 1, 1]), count };
     if (cfg.auxLoss === 'attention') {
-      // Algorithm 2: the layer's own attention, frozen, over old memories vs over their compression.
-      const sg = (s: string) => ops.stopGradient(layer(s));
-      const lnSg = (t: T) => layerNorm(ops, t, sg('ln1.gamma'), sg('ln1.beta'));
-      const q = lnSg(hMem);
-      const target = contentAttention(ops, sg('attn.wq'), sg('attn.wk'), sg('attn.wv'), q, lnSg(old), H, dh);
-      const estimate = contentAttention(ops, sg('attn.wq'), sg('attn.wk'), sg('attn.wv'), q, lnSg(compressed), H, dh);
-      const diff = ops.mul(ops.reshape(ops.sub(target, estimate), [B, H * n * dh, 1]), rowMask);
-      auxTerms.push(ops.scale(ops.sum(ops.square(diff), [0, 1, 2]), 1 / (nRows * H * n * dh)));
+      auxTerms.push(attentionReconstructionLoss(ops, frozen(ops, w), hMem, upd.old, upd.compressed, rows, H, dh));
     } else {
+      const cp = compressionParams(p, i);
       if (!cp.dw || !cp.db) throw new Error(`auto-encoding loss needs layers.${i}.decompress.w/b`);
-      const recon = decompress(ops, compressed, c, cp.dw, cp.db);
-      const diff = ops.mul(ops.sub(old, recon), rowMask);
-      auxTerms.push(ops.scale(ops.sum(ops.square(diff), [0, 1, 2]), 1 / (nRows * n * d)));
+      auxTerms.push(autoencodingLoss(ops, upd.old, upd.compressed, c, { w: cp.dw, b: cp.db }, rows));
     }
   }
 
-  const logits = ops.reshape(
-    linear(
-      ops,
-      layerNorm(ops, x, param(p, 'ln_f.gamma'), param(p, 'ln_f.beta')),
-      param(p, 'head.weight'),
-      param(p, 'head.bias'),
-    ),
-    [B * n, NUM_CODES],
-  );
+  const logits = ops.reshape(outputHead(ops, p, x), [B * n, NUM_CODES]);
   advanceValidity(cfg, n, memValid, cmemValid);
   const aux = auxTerms.length
     ? ops.scale(auxTerms.length === 1 ? auxTerms[0] : auxTerms.reduce((a, t) => ops.add(a, t)), 1 / auxTerms.length)
@@ -263,22 +232,4 @@ function oldUsage<T extends Tensor>(
   const out = new Float32Array(B * n);
   for (let b = 0; b < B; b++) out.set(all.subarray(b * K + ncm, b * K + ncm + n), b * n);
   return out;
-}
-
-/** Mean next-code NLL (nats) over positions with mask 1. */
-export function nllLoss<T extends Tensor>(
-  ops: Ops<T>,
-  logits: T,
-  targets: ArrayLike<number>,
-  mask: ArrayLike<number>,
-): T {
-  const N = targets.length;
-  const pick = oneHot(targets, NUM_CODES);
-  let count = 0;
-  for (let i = 0; i < N; i++) {
-    if (!mask[i]) pick.fill(0, i * NUM_CODES, (i + 1) * NUM_CODES);
-    else count++;
-  }
-  const picked = ops.sum(ops.mul(ops.logSoftmax(logits), ops.constant(pick, [N, NUM_CODES])), [0, 1]);
-  return ops.scale(picked, -1 / Math.max(1, count));
 }

@@ -28,14 +28,9 @@ export function linear<T extends Tensor>(ops: Ops<T>, x: T, w: T, b?: T): T {
 }
 
 /**
- * Transformer-XL's sinusoidal relative encodings for distances K-1 down to 0 (row r holds distance
- * K-1-r): the order the rel-shift trick expects.
+ * Transformer-XL's sinusoidal relative encodings: `rows` of them for distances maxDistance,
+ * maxDistance-1, ... (negative ones included), the order the rel-shift trick expects.
  */
-export function relativeEncodings(K: number, d: number): Float32Array {
-  return relativeEncodingsFrom(K - 1, K, d);
-}
-
-/** `rows` encodings for distances maxDistance, maxDistance-1, ... (negative ones included). */
 export function relativeEncodingsFrom(maxDistance: number, rows: number, d: number): Float32Array {
   const out = new Float32Array(rows * d);
   const half = Math.floor(d / 2);
@@ -59,4 +54,28 @@ export function oneHot(codes: ArrayLike<number>, depth: number): Float32Array {
     out[i * depth + c] = 1;
   }
   return out;
+}
+
+/** True when any row is to be reset. */
+export function anyReset(reset: ArrayLike<number> | null): reset is ArrayLike<number> {
+  return !!reset && Array.prototype.some.call(reset, (r: number) => r);
+}
+
+/**
+ * Carried state tensors [B, ...] with the rows b where reset[b] = 1 zeroed: a new file starts from
+ * empty state. Every family's forward resets its state through this.
+ */
+export function clearRows<T extends Tensor>(ops: Ops<T>, tensors: T[], reset: ArrayLike<number> | null): T[] {
+  if (!anyReset(reset) || tensors.length === 0) return tensors;
+  const B = tensors[0].shape[0];
+  const keep = ops.constant(
+    Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)),
+    [B, 1, 1],
+  );
+  return tensors.map((t) => ops.mul(t, keep));
+}
+
+/** Codes [N] as the one-hot input tensor [N, depth] every family's forward takes. */
+export function codesTensor<T extends Tensor>(ops: Ops<T>, codes: ArrayLike<number>, depth: number): T {
+  return ops.constant(oneHot(codes, depth), [codes.length, depth]);
 }

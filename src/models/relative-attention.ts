@@ -1,15 +1,14 @@
 import type { Ops, Tensor } from '../engine/ops.js';
-import { linear, relativeEncodings } from './layers.js';
-
-export interface AttentionWeights<T extends Tensor> {
-  wq: T;
-  wk: T;
-  wv: T;
-  wr: T;
-  u: T;
-  v: T;
-  wo: T;
-}
+import { linear } from './layers.js';
+import {
+  type AttentionWeights,
+  attentionProbs,
+  contentQuery,
+  positionKeys,
+  positionQuery,
+  projectHeads,
+  splitHeads,
+} from './transformer-block.js';
 
 export interface AttentionShape {
   B: number;
@@ -72,50 +71,15 @@ export function relativeAttention<T extends Tensor>(
   s: AttentionShape,
 ): { out: T; probs: T } {
   const { B, n, K, H, dh } = s;
-  const d = query.shape[2];
-  const heads = (x: T, len: number) => ops.transpose(ops.reshape(x, [B, len, H, dh]), [0, 2, 1, 3]); // [B, H, len, dh]
-  const q = heads(linear(ops, query, w.wq), n);
-  const k = ops.reshape(heads(linear(ops, context, w.wk), K), [B * H, K, dh]);
-  const v = ops.reshape(heads(linear(ops, context, w.wv), K), [B * H, K, dh]);
-  const r = ops.transpose(
-    ops.reshape(ops.matMul(ops.constant(relativeEncodings(K, d), [K, d]), w.wr), [K, H, dh]),
-    [1, 0, 2],
-  ); // [H, K, dh]
-
-  const qu = ops.reshape(ops.add(q, ops.reshape(w.u, [1, H, 1, dh])), [B * H, n, dh]);
-  const ac = ops.matMul(qu, k, false, true); // [B*H, n, K]
-  // Position scores share R across the batch: one matmul per head over all B*n queries.
-  const qv = ops.add(q, ops.reshape(w.v, [1, H, 1, dh])); // [B, H, n, dh]
-  const qvByHead = ops.reshape(ops.transpose(qv, [1, 0, 2, 3]), [H, B * n, dh]);
-  const bdRaw = ops.matMul(qvByHead, r, false, true); // [H, B*n, K]
+  const q = splitHeads(ops, linear(ops, query, w.wq), B, n, H, dh);
+  const k = projectHeads(ops, context, w.wk, H, dh);
+  const v = projectHeads(ops, context, w.wv, H, dh);
+  const r = positionKeys(ops, w.wr, K - 1, K, H, dh); // distances K-1 .. 0, the order rel-shift expects
+  const ac = ops.matMul(contentQuery(ops, q, w.u), k, false, true); // [B*H, n, K]
+  const bdRaw = ops.matMul(positionQuery(ops, q, w.v), r, false, true); // [H, B*n, K]
   const bdHeadsFirst = ops.reshape(ops.transpose(ops.reshape(bdRaw, [H, B, n, K]), [1, 0, 2, 3]), [B * H, n, K]);
-  const bd = relShift(ops, bdHeadsFirst, B * H, n, K);
-
-  const scores = ops.add(ops.reshape(ops.scale(ops.add(ac, bd), 1 / Math.sqrt(dh)), [B, H, n, K]), mask);
-  const probs = ops.softmax(scores);
+  const probs = attentionProbs(ops, ac, relShift(ops, bdHeadsFirst, B * H, n, K), mask, H, dh);
   const ctx = ops.matMul(ops.reshape(probs, [B * H, n, K]), v); // [B*H, n, dh]
   const merged = ops.reshape(ops.transpose(ops.reshape(ctx, [B, H, n, dh]), [0, 2, 1, 3]), [B, n, H * dh]);
   return { out: linear(ops, merged, w.wo), probs };
-}
-
-/** Plain content attention (no positions, no mask): Algorithm 2's reconstruction target and estimate. */
-export function contentAttention<T extends Tensor>(
-  ops: Ops<T>,
-  wq: T,
-  wk: T,
-  wv: T,
-  query: T,
-  memory: T,
-  H: number,
-  dh: number,
-): T {
-  const [B, n] = query.shape;
-  const M = memory.shape[1];
-  const heads = (x: T, len: number) =>
-    ops.reshape(ops.transpose(ops.reshape(x, [B, len, H, dh]), [0, 2, 1, 3]), [B * H, len, dh]);
-  const q = heads(linear(ops, query, wq), n);
-  const k = heads(linear(ops, memory, wk), M);
-  const v = heads(linear(ops, memory, wv), M);
-  const probs = ops.softmax(ops.scale(ops.matMul(q, k, false, true), 1 / Math.sqrt(dh)));
-  return ops.reshape(ops.matMul(probs, v), [B, H, n, dh]);
 }

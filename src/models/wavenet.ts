@@ -1,5 +1,5 @@
 import type { Ops, Tensor } from '../engine/ops.js';
-import { linear, oneHot, param, type Params } from './layers.js';
+import { clearRows, linear, oneHot, param, type Params } from './layers.js';
 import { dilations, type WavenetConfig } from './wavenet-config.js';
 import { NUM_CODES } from '../util/codes.js';
 
@@ -9,16 +9,16 @@ import { NUM_CODES } from '../util/codes.js';
  */
 export interface WavenetState<T extends Tensor = Tensor> {
   batch: number;
-  hist: T[];
+  history: T[];
 }
 
 export function initialWavenetState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfig, batch: number): WavenetState<T> {
   const R = cfg.residualChannels;
-  return { batch, hist: dilations(cfg).map((d) => ops.constant(new Float32Array(batch * d * R), [batch, d, R])) };
+  return { batch, history: dilations(cfg).map((d) => ops.constant(new Float32Array(batch * d * R), [batch, d, R])) };
 }
 
 export function wavenetStateTensors<T extends Tensor>(s: WavenetState<T>): T[] {
-  return [...s.hist];
+  return [...s.history];
 }
 
 /** One layer's gated unit on aligned inputs: tanh(W_f * x) ⊙ σ(W_g * x) with x = (x[t-d], x[t]). */
@@ -41,35 +41,26 @@ function head<T extends Tensor>(ops: Ops<T>, p: Params<T>, skip: T): T {
 }
 
 /**
- * WaveNet over a segment of B rows x n codes: causal dilated convolutions of width 2, each written
- * as two matmuls over time-shifted inputs (no convolution kernels: wasm lacks some of their
- * gradients, and matmuls trace to plain ONNX MatMul). Returns logits [B * n, NUM_CODES].
+ * WaveNet over a segment of B rows x n codes (`tokens` one-hot [B * n, NUM_CODES]): causal dilated
+ * convolutions of width 2, each written as two matmuls over time-shifted inputs (no convolution
+ * kernels: wasm lacks some of their gradients, and matmuls trace to plain ONNX MatMul). `reset[b] = 1`
+ * starts row b from empty state. Returns logits [B * n, NUM_CODES].
  */
 export function wavenetForward<T extends Tensor>(
   ops: Ops<T>,
   cfg: WavenetConfig,
   p: Params<T>,
-  tokens: ArrayLike<number>,
+  tokens: T,
   reset: ArrayLike<number> | null,
   state: WavenetState<T>,
 ): { logits: T; state: WavenetState<T> } {
   const B = state.batch;
-  const n = tokens.length / B;
+  const n = tokens.shape[0] / B;
   if (!Number.isInteger(n) || n < 1)
-    throw new Error(`tokens (${tokens.length}) must hold a whole number of positions for batch ${B}`);
+    throw new Error(`tokens (${tokens.shape[0]}) must hold a whole number of positions for batch ${B}`);
   const { residualChannels: R, dilationChannels: D } = cfg;
-  let hist = state.hist;
-  if (reset && Array.prototype.some.call(reset, (r: number) => r)) {
-    const keep = ops.constant(
-      Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)),
-      [B, 1, 1],
-    );
-    hist = hist.map((t) => ops.mul(t, keep));
-  }
-  let h = ops.reshape(
-    ops.matMul(ops.input('tokens', oneHot(tokens, NUM_CODES), [B * n, NUM_CODES]), param(p, 'embed.weight')),
-    [B, n, R],
-  );
+  const hist = clearRows(ops, state.history, reset);
+  let h = ops.reshape(ops.matMul(tokens, param(p, 'embed.weight')), [B, n, R]);
   let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
@@ -86,7 +77,7 @@ export function wavenetForward<T extends Tensor>(
     h = ops.add(h, linear(ops, g, layer('res.w'), layer('res.b')));
   });
   const logits = ops.reshape(head(ops, p, skip as unknown as T), [B * n, NUM_CODES]);
-  return { logits, state: { batch: B, hist: next } };
+  return { logits, state: { batch: B, history: next } };
 }
 
 /**
@@ -106,7 +97,7 @@ export function queuesFromState<T extends Tensor>(ops: Ops<T>, cfg: WavenetConfi
   return queuesFromHistories(
     cfg,
     s.batch,
-    s.hist.map((h) => ops.read(h)),
+    s.history.map((h) => ops.read(h)),
   );
 }
 

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng, type RngState } from '../data/rng.js';
 import { TfOps } from '../engine/tfjs-ops.js';
-import { nllLoss } from '../models/compressive.js';
 import type { Params } from '../models/layers.js';
 import type { ParamArrays } from '../models/model-files.js';
-import type { ModelConfig } from '../models/registry.js';
-import { type ExportedState, type ModelState, type SequenceModel, sequenceModel } from '../models/sequence-model.js';
+import { nllLoss } from '../models/loss.js';
+import { familyOf, type ModelConfig } from '../models/registry.js';
+import type { ExportedState, ModelState, SequenceModel } from '../models/sequence-model.js';
 
 export interface StepBatch {
   inputs: ArrayLike<number>;
@@ -48,7 +48,7 @@ export class TrainStep {
   readonly order: string[];
   readonly optimizer: tf.AdamOptimizer;
   readonly model: SequenceModel<tf.Tensor>;
-  state: ModelState<tf.Tensor>;
+  state: ModelState;
   rng: Rng;
   private readonly clip: number;
   private readonly accumulate: number;
@@ -70,7 +70,7 @@ export class TrainStep {
     this.accumulate = opts.accumulate ?? 1;
     if (!Number.isInteger(this.accumulate) || this.accumulate < 1)
       throw new Error(`accumulate must be a positive integer, got ${opts.accumulate}`);
-    this.model = sequenceModel(cfg);
+    this.model = familyOf(cfg).sequenceModel(cfg);
     this.state = this.model.initialState(this.ops, batch);
   }
 
@@ -84,14 +84,14 @@ export class TrainStep {
   }
 
   step(batch: StepBatch): StepResult {
-    let next: ModelState<tf.Tensor> | null = null;
+    let next: ModelState | null = null;
     let nllT: tf.Scalar | null = null;
     let auxT: tf.Scalar | null = null;
     const varList = this.order.map((n) => this.vars.get(n)!);
     const { value, grads } = tf.variableGrads(() => {
-      const dropout = this.cfg.kind === 'transformer' && this.cfg.dropout > 0;
+      // A family without dropout (or a rate of 0) draws nothing from the generator.
       const out = this.model.forward(this.ops, this.params, batch.inputs, batch.reset, this.state, {
-        dropoutRng: dropout ? this.rng : undefined,
+        dropoutRng: this.rng,
       });
       next = out.state;
       for (const t of this.model.stateTensors(out.state)) tf.keep(t);

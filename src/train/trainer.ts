@@ -7,10 +7,9 @@ import { filesOf, manifestPath, readManifest, splitSource } from '../data/manife
 import { prepareCorpus } from '../data/prepare.js';
 import { corpusStats } from '../data/stats.js';
 import { initParams } from '../models/param-spec.js';
-import { type ModelConfig, paramSpecOf } from '../models/registry.js';
+import { familyOf, type ModelConfig, paramSpecOf } from '../models/registry.js';
 import { saveModel } from '../models/model-files.js';
 import type { ExportedState } from '../models/sequence-model.js';
-import { receptiveField } from '../models/wavenet-config.js';
 import { evaluateCodes } from '../infer/evaluate.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { exportAdam, importAdam } from './adam-state.js';
@@ -171,18 +170,19 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     seed: o.seed,
     accumulate: o.accumulate,
   });
-  const isWavenet = cfg.kind === 'wavenet';
-  const stream = isWavenet
-    ? new CropStream(
-        trainSrc,
-        { batch: o.batch, receptiveField: receptiveField(cfg), targetLength: cfg.segment, seed: o.seed },
-        prior?.stream as CropStreamState | undefined,
-      )
-    : new SegmentStream(
-        trainSrc,
-        { batch: o.batch, segment: cfg.segment },
-        prior?.stream as SegmentStreamState | undefined,
-      );
+  const windows = familyOf(cfg).trainingWindows(cfg);
+  const stream =
+    windows.kind === 'crops'
+      ? new CropStream(
+          trainSrc,
+          { batch: o.batch, receptiveField: windows.receptiveField, targetLength: windows.targets, seed: o.seed },
+          prior?.stream as CropStreamState | undefined,
+        )
+      : new SegmentStream(
+          trainSrc,
+          { batch: o.batch, segment: windows.segment },
+          prior?.stream as SegmentStreamState | undefined,
+        );
   if (resumed && prior) {
     await importAdam(trainer.optimizer, resumed.optimizer);
     const tensors = [...resumed.params.keys()]
@@ -247,7 +247,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     // small beside the trainer's own (4,096-long rows next to training aborted wasm's 4 GB heap).
     const r = await evaluateCodes(cfg, trainer.exportParams(), validFiles, {
       batch: Math.min(8, validFiles.length),
-      wavenetSegment: cfg.kind === 'wavenet' ? cfg.segment : undefined,
+      length: cfg.segment,
     });
     validNats = r.nats;
     fs.appendFileSync(

@@ -1,0 +1,166 @@
+/**
+ * The transformer family on the host between graph calls: its carried state (memories and their
+ * per-row validity) and its generator.
+ */
+import type { Fed, Feeds } from '../engine/executor.js';
+import { advanceValidity, memoryKeyValid, segmentMask } from './compressive.js';
+import { stepFeeds } from './compressive-step.js';
+import type { TransformerConfig } from './config.js';
+import type { GenerationGraphs, Generator, HostState } from './family.js';
+import { oneHot } from './layers.js';
+import { primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
+import { NUM_CODES } from '../util/codes.js';
+
+/** Memories `mem.i` [B, n_m, d] and compressed memories `cmem.i` [B, n_cm, d], and how many slots of each row are history. */
+export class TransformerHostState implements HostState {
+  readonly tensors: Record<string, Fed> = {};
+  readonly memValid: Int32Array;
+  readonly cmemValid: Int32Array;
+
+  constructor(
+    readonly cfg: TransformerConfig,
+    readonly batch: number,
+  ) {
+    this.memValid = new Int32Array(batch);
+    this.cmemValid = new Int32Array(batch);
+    for (let i = 0; i < cfg.layers; i++) {
+      this.tensors[`mem.${i}`] = zeroFed([batch, cfg.memory, cfg.dModel]);
+      if (cfg.compressedMemory > 0) this.tensors[`cmem.${i}`] = zeroFed([batch, cfg.compressedMemory, cfg.dModel]);
+    }
+  }
+
+  reset(b: number): void {
+    for (const t of Object.values(this.tensors)) zeroRow(t, b);
+    this.memValid[b] = 0;
+    this.cmemValid[b] = 0;
+  }
+
+  segmentFeeds(n: number): Feeds {
+    const { cfg, batch: B } = this;
+    return {
+      mask: {
+        data: segmentMask(cfg, B, n, this.memValid, this.cmemValid),
+        shape: [B, 1, n, cfg.compressedMemory + cfg.memory + n],
+      },
+    };
+  }
+
+  advance(n: number): void {
+    advanceValidity(this.cfg, n, this.memValid, this.cmemValid);
+  }
+}
+
+/**
+ * Transformer generation: whole segments of a prompt go through the segment graph; then one step
+ * graph call per sample over cached memory keys/values, with the memory roll (Algorithm 1's update
+ * and compression) every n samples, exactly where segment mode updates memory.
+ */
+export class TransformerGenerator implements Generator {
+  private state: TransformerHostState;
+  private scorer: SegmentScorer;
+  private memK: Fed[] = [];
+  private memV: Fed[] = [];
+  private segK: Fed[] = [];
+  private segV: Fed[] = [];
+  private segH: Fed[] = [];
+  private pos = 0;
+
+  constructor(
+    private readonly cfg: TransformerConfig,
+    readonly batch: number,
+    readonly engine: string,
+    private readonly g: GenerationGraphs,
+  ) {
+    if (!g.roll || !g.keys) throw new Error('transformer generation needs roll and keys graphs');
+    if (g.segmentLength !== cfg.segment)
+      throw new Error(`segment graph length ${g.segmentLength} differs from the model's segment ${cfg.segment}`);
+    this.state = new TransformerHostState(cfg, batch);
+    this.scorer = new SegmentScorer(this.state, cfg.segment, g.segment);
+  }
+
+  private clearSegment(): void {
+    const { layers, heads: H, dHead: dh, segment: n, dModel: d } = this.cfg;
+    const B = this.batch;
+    this.segK = Array.from({ length: layers }, () => zeroFed([B * H, n, dh]));
+    this.segV = Array.from({ length: layers }, () => zeroFed([B * H, n, dh]));
+    this.segH = Array.from({ length: layers }, () => zeroFed([B, n, d]));
+    this.pos = 0;
+  }
+
+  private memoryFeeds(): Feeds {
+    return { ...this.state.tensors };
+  }
+
+  private takeKeys(out: Record<string, Float32Array>): void {
+    const { layers, heads: H, dHead: dh, memory, compressedMemory } = this.cfg;
+    const shape = [this.batch * H, memory + compressedMemory, dh];
+    this.memK = Array.from({ length: layers }, (_, i) => ({ data: out[`memK.${i}`], shape }));
+    this.memV = Array.from({ length: layers }, (_, i) => ({ data: out[`memV.${i}`], shape }));
+  }
+
+  prime(codes: Uint8Array): Promise<Float32Array> {
+    return primeRows(
+      this.scorer,
+      codes,
+      async () => {
+        this.takeKeys(await this.g.keys!.run(this.memoryFeeds()));
+        this.clearSegment();
+      },
+      (c) => this.step(c),
+    );
+  }
+
+  async step(codes: Int32Array): Promise<Float32Array> {
+    const { layers, heads: H, dHead: dh, dModel: d, segment: n } = this.cfg;
+    const B = this.batch;
+    if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
+    if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
+    const st = this.state;
+    const i = this.pos;
+    const f = stepFeeds(this.cfg, B, i, st.memValid, st.cmemValid, (j, mv, cv) => memoryKeyValid(this.cfg, j, mv, cv));
+    const K = this.cfg.memory + this.cfg.compressedMemory + n;
+    const feeds: Feeds = {
+      tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] },
+      start: { data: f.start, shape: [1] },
+      mask: { data: f.mask, shape: [B, 1, 1, K + 1] },
+    };
+    for (let l = 0; l < layers; l++) {
+      feeds[`memK.${l}`] = this.memK[l];
+      feeds[`memV.${l}`] = this.memV[l];
+      feeds[`segK.${l}`] = this.segK[l];
+      feeds[`segV.${l}`] = this.segV[l];
+    }
+    const out = await this.g.step.run(feeds);
+    // Slot i of each layer's segment caches receives this position's key, value and input.
+    for (let l = 0; l < layers; l++) {
+      for (let b = 0; b < B; b++) {
+        this.segH[l].data.set(out.h.subarray((l * B + b) * d, (l * B + b + 1) * d), (b * n + i) * d);
+        for (let h = 0; h < H; h++) {
+          const src = ((l * B + b) * H + h) * dh;
+          const dst = ((b * H + h) * n + i) * dh;
+          this.segK[l].data.set(out.k.subarray(src, src + dh), dst);
+          this.segV[l].data.set(out.v.subarray(src, src + dh), dst);
+        }
+      }
+    }
+    this.pos++;
+    if (this.pos === n) await this.roll();
+    return out.logprobs;
+  }
+
+  private async roll(): Promise<void> {
+    const feeds = this.memoryFeeds();
+    this.segH.forEach((h, l) => (feeds[`seg.${l}`] = h));
+    const out = await this.g.roll!.run(feeds);
+    const st = this.state;
+    for (const name of Object.keys(st.tensors))
+      st.tensors[name] = { data: out[`out.${name}`], shape: st.tensors[name].shape };
+    st.advance(this.cfg.segment);
+    this.takeKeys(out);
+    this.clearSegment();
+  }
+
+  async dispose(): Promise<void> {
+    for (const e of [this.g.segment, this.g.step, this.g.roll, this.g.keys]) await e?.dispose();
+  }
+}

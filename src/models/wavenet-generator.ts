@@ -1,0 +1,83 @@
+/** The WaveNet family on the host between graph calls: its carried layer histories and its generator. */
+import type { Fed, Feeds } from '../engine/executor.js';
+import type { GenerationGraphs, Generator, HostState } from './family.js';
+import { oneHot } from './layers.js';
+import { primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
+import { pastOf, pushQueues, queuesFromHistories, type WavenetQueues } from './wavenet.js';
+import { dilations, type WavenetConfig } from './wavenet-config.js';
+import { NUM_CODES } from '../util/codes.js';
+
+/** Per layer the last d_i inputs of that layer, `hist.i` [B, d_i, R] (zeros: silence before the start). */
+export class WavenetHostState implements HostState {
+  readonly tensors: Record<string, Fed> = {};
+
+  constructor(
+    readonly cfg: WavenetConfig,
+    readonly batch: number,
+  ) {
+    dilations(cfg).forEach((d, i) => (this.tensors[`hist.${i}`] = zeroFed([batch, d, cfg.residualChannels])));
+  }
+
+  reset(b: number): void {
+    for (const t of Object.values(this.tensors)) zeroRow(t, b);
+  }
+
+  segmentFeeds(): Feeds {
+    return {};
+  }
+
+  advance(): void {}
+}
+
+/** WaveNet generation: prime in segment mode, then the fast queues (Paine et al. 2016), one step graph call per sample. */
+export class WavenetGenerator implements Generator {
+  private state: WavenetHostState;
+  private scorer: SegmentScorer;
+  private q: WavenetQueues;
+
+  constructor(
+    private readonly cfg: WavenetConfig,
+    readonly batch: number,
+    readonly engine: string,
+    private readonly g: GenerationGraphs,
+  ) {
+    this.state = new WavenetHostState(cfg, batch);
+    this.scorer = new SegmentScorer(this.state, g.segmentLength, g.segment);
+    this.q = this.queues();
+  }
+
+  private queues(): WavenetQueues {
+    return queuesFromHistories(
+      this.cfg,
+      this.batch,
+      dilations(this.cfg).map((_, i) => this.state.tensors[`hist.${i}`].data),
+    );
+  }
+
+  prime(codes: Uint8Array): Promise<Float32Array> {
+    return primeRows(
+      this.scorer,
+      codes,
+      async () => {
+        this.q = this.queues();
+      },
+      (c) => this.step(c),
+    );
+  }
+
+  async step(codes: Int32Array): Promise<Float32Array> {
+    const B = this.batch;
+    const R = this.cfg.residualChannels;
+    if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
+    const feeds: Feeds = { tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] } };
+    this.q.rings.forEach((_, i) => (feeds[`past.${i}`] = { data: pastOf(this.q, i, R).slice(), shape: [B, R] }));
+    const out = await this.g.step.run(feeds);
+    pushQueues(this.q, out.x, R);
+    return out.logprobs;
+  }
+
+  async dispose(): Promise<void> {
+    await this.g.segment.dispose();
+    await this.g.step.dispose();
+  }
+}
