@@ -12,6 +12,8 @@ export default tseslint.config(
     rules: {
       // `_name` marks a deliberately unused binding (destructuring to drop a field).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // Prettier wraps code at 120 columns but not strings or comments; this catches those too.
+      'max-len': ['error', { code: 120, ignoreUrls: true, ignoreRegExpLiterals: true }],
     },
   },
 );

@@ -24,7 +24,8 @@ export { loadModel, ModelFileError, type ParamArrays, saveModel } from './models
 export { type BackendInfo, type BackendName, initBackend } from './engine/backend.js';
 
 // Training.
-export { RunError, train, type TrainOptions, type TrainProgress, type TrainSummary } from './train/trainer.js';
+export { RunError, type TrainOptions, type TrainProgress, type TrainSummary } from './train/run-options.js';
+export { train } from './train/trainer.js';
 
 // Evaluation and generation.
 export { type EvalFile, type EvalOptions, type EvalResult, evaluateCodes, type FileNll } from './infer/evaluate.js';

@@ -237,53 +237,57 @@ function cropRows(batch: { inputs: Int32Array; targets: Int32Array }, w: number,
   return Array.from({ length: B }, (_, b) => [...batch.inputs.slice(b * w, b * w + w), batch.targets[b * w + w - 1]]);
 }
 
-test('CropStream: every crop is a consecutive run of one file; n_t targets scored, with their whole context or from the file start', () => {
-  const lens = [300, 80, 1, 0, 500, 64];
-  const files = rangedFiles(lens);
-  const src = writeSplit(files);
-  const R = 16;
-  const nt = 48;
-  const B = 8;
-  const s = new CropStream(src, { batch: B, receptiveField: R, targetLength: nt, seed: 7 });
-  const w = R + nt - 1;
-  let fromStart = 0;
-  for (let step = 0; step < 50; step++) {
-    const batch = s.next();
-    assert.equal(batch.inputs.length, B * w);
-    assert.deepEqual(Array.from(batch.reset), new Array(B).fill(1), 'every crop starts from empty state');
-    assert.equal(
-      batch.tokens,
-      batch.mask.reduce((a, m) => a + m, 0),
-    );
-    for (const [b, crop] of cropRows(batch, w, B).entries()) {
-      for (let i = 0; i < w; i++)
-        assert.equal(batch.targets[b * w + i], crop[i + 1], 'targets are inputs shifted by one');
-      const k = Math.floor(crop[0] / 40);
-      const f = Array.from(files[k]);
-      const real = crop.slice(0, Math.min(crop.length, f.length));
-      const at = f.findIndex((_, j) => j + real.length <= f.length && real.every((v, i) => f[j + i] === v));
-      assert.ok(at >= 0, `crop ${crop.slice(0, 5)}... lies inside file ${k}`);
-      const mask = Array.from(batch.mask.subarray(b * w, (b + 1) * w));
-      const first = mask.indexOf(1);
-      const count = mask.filter((m) => m === 1).length;
-      assert.equal(count, Math.min(nt, f.length - 1), 'n_t targets (fewer only for a file shorter than that)');
-      assert.ok(
-        mask.slice(first, first + count).every((m) => m === 1),
-        'scored targets are consecutive',
+test(
+  'CropStream: every crop is a consecutive run of one file; ' +
+    'n_t targets scored, with their whole context or from the file start',
+  () => {
+    const lens = [300, 80, 1, 0, 500, 64];
+    const files = rangedFiles(lens);
+    const src = writeSplit(files);
+    const R = 16;
+    const nt = 48;
+    const B = 8;
+    const s = new CropStream(src, { batch: B, receptiveField: R, targetLength: nt, seed: 7 });
+    const w = R + nt - 1;
+    let fromStart = 0;
+    for (let step = 0; step < 50; step++) {
+      const batch = s.next();
+      assert.equal(batch.inputs.length, B * w);
+      assert.deepEqual(Array.from(batch.reset), new Array(B).fill(1), 'every crop starts from empty state');
+      assert.equal(
+        batch.tokens,
+        batch.mask.reduce((a, m) => a + m, 0),
       );
-      if (first < R - 1) {
-        // Fewer than R-1 inputs before the first scored target: the crop must begin at the file
-        // start, where empty state stands for the time before it, as in evaluation.
-        assert.equal(at, 0, "a crop with short context starts at its file's first sample");
-        fromStart++;
-      } else {
-        assert.equal(first, R - 1, 'otherwise the last n_t positions, each with its whole receptive field');
+      for (const [b, crop] of cropRows(batch, w, B).entries()) {
+        for (let i = 0; i < w; i++)
+          assert.equal(batch.targets[b * w + i], crop[i + 1], 'targets are inputs shifted by one');
+        const k = Math.floor(crop[0] / 40);
+        const f = Array.from(files[k]);
+        const real = crop.slice(0, Math.min(crop.length, f.length));
+        const at = f.findIndex((_, j) => j + real.length <= f.length && real.every((v, i) => f[j + i] === v));
+        assert.ok(at >= 0, `crop ${crop.slice(0, 5)}... lies inside file ${k}`);
+        const mask = Array.from(batch.mask.subarray(b * w, (b + 1) * w));
+        const first = mask.indexOf(1);
+        const count = mask.filter((m) => m === 1).length;
+        assert.equal(count, Math.min(nt, f.length - 1), 'n_t targets (fewer only for a file shorter than that)');
+        assert.ok(
+          mask.slice(first, first + count).every((m) => m === 1),
+          'scored targets are consecutive',
+        );
+        if (first < R - 1) {
+          // Fewer than R-1 inputs before the first scored target: the crop must begin at the file
+          // start, where empty state stands for the time before it, as in evaluation.
+          assert.equal(at, 0, "a crop with short context starts at its file's first sample");
+          fromStart++;
+        } else {
+          assert.equal(first, R - 1, 'otherwise the last n_t positions, each with its whole receptive field');
+        }
       }
     }
-  }
-  assert.ok(fromStart > 0, 'some crops start at a file start');
-  s.close();
-});
+    assert.ok(fromStart > 0, 'some crops start at a file start');
+    s.close();
+  },
+);
 
 test('CropStream: every target of a file is trained, its first samples included, and never its first sample', () => {
   const file = Uint8Array.from({ length: 100 }, (_, i) => i);

@@ -1,4 +1,7 @@
-/** Shared by the inference tests: reference log-probabilities from the training code path and step-vs-segment checks. */
+/**
+ * Shared by the inference tests: reference log-probabilities from the training code path
+ * and step-vs-segment checks.
+ */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { ctForward, initialState } from '../src/models/compressive.js';

@@ -17,21 +17,24 @@ const variants: [string, TransformerConfig][] = [
 ];
 
 for (const [name, cfg] of variants) {
-  test(`tfjs: step-by-step generation of ${name} reproduces segment-mode log-probabilities across memory rolls`, async () => {
-    const params = anyParams(cfg);
-    // 6 segments: memory fills, compressed memory fills and its oldest slots are evicted.
-    const worst = await checkStepsMatchSegments(
-      cfg,
-      tfGraphs(cfg, params, 2, cfg.segment),
-      params,
-      2,
-      6 * cfg.segment,
-      cfg.segment + 5,
-      cfg.segment,
-      2e-4,
-    );
-    assert.ok(worst < 2e-4);
-  });
+  test(
+    `tfjs: step-by-step generation of ${name} ` + 'reproduces segment-mode log-probabilities across memory rolls',
+    async () => {
+      const params = anyParams(cfg);
+      // 6 segments: memory fills, compressed memory fills and its oldest slots are evicted.
+      const worst = await checkStepsMatchSegments(
+        cfg,
+        tfGraphs(cfg, params, 2, cfg.segment),
+        params,
+        2,
+        6 * cfg.segment,
+        cfg.segment + 5,
+        cfg.segment,
+        2e-4,
+      );
+      assert.ok(worst < 2e-4);
+    },
+  );
 }
 
 test('tfjs: WaveNet fast steps after segment priming reproduce segment-mode log-probabilities', async () => {

@@ -18,34 +18,39 @@ import { SAMPLES, tempDir } from './helpers.js';
 const MARGIN_NATS = 0.7;
 
 for (const preset of ['wavenet-tiny', 'ct-tiny', 'txl-tiny']) {
-  test(`${preset} trained 300 steps on samples/ ends ${MARGIN_NATS} nats below the test files' unigram entropy`, async (t) => {
-    await initBackend('wasm');
-    const run = path.join(tempDir(), preset);
-    await train({
-      data: [SAMPLES],
-      run,
-      model: modelPreset(preset),
-      batch: 8,
-      steps: 300,
-      peakLr: 2e-3,
-      minLr: 1e-5,
-      warmup: 30,
-      clip: 1,
-      accumulate: 1,
-      validEvery: 1000,
-      validSamples: 2000,
-      checkpointEvery: 1000,
-      seed: 0,
-    });
-    const { cfg, params } = loadModel(run);
-    const { files } = readCorpus(path.join(run, 'corpus'), 'test', 2);
-    const r = await evaluateCodes(cfg, params, files, { batch: 4 });
-    t.diagnostic(
-      `${preset}: test NLL ${r.nats.toFixed(3)} nats over ${r.totalSamples} samples; unigram ${r.unigramNats.toFixed(3)}`,
-    );
-    assert.ok(
-      r.nats < r.unigramNats - MARGIN_NATS,
-      `${preset}: test NLL ${r.nats.toFixed(3)} nats is not ${MARGIN_NATS} below the unigram entropy ${r.unigramNats.toFixed(3)}`,
-    );
-  });
+  test(
+    `${preset} trained 300 steps on samples/ ends ${MARGIN_NATS} nats ` + "below the test files' unigram entropy",
+    async (t) => {
+      await initBackend('wasm');
+      const run = path.join(tempDir(), preset);
+      await train({
+        data: [SAMPLES],
+        run,
+        model: modelPreset(preset),
+        batch: 8,
+        steps: 300,
+        peakLr: 2e-3,
+        minLr: 1e-5,
+        warmup: 30,
+        clip: 1,
+        accumulate: 1,
+        validEvery: 1000,
+        validSamples: 2000,
+        checkpointEvery: 1000,
+        seed: 0,
+      });
+      const { cfg, params } = loadModel(run);
+      const { files } = readCorpus(path.join(run, 'corpus'), 'test', 2);
+      const r = await evaluateCodes(cfg, params, files, { batch: 4 });
+      t.diagnostic(
+        `${preset}: test NLL ${r.nats.toFixed(3)} nats over ${r.totalSamples} samples; ` +
+          `unigram ${r.unigramNats.toFixed(3)}`,
+      );
+      assert.ok(
+        r.nats < r.unigramNats - MARGIN_NATS,
+        `${preset}: test NLL ${r.nats.toFixed(3)} nats is not ${MARGIN_NATS} below ` +
+          `the unigram entropy ${r.unigramNats.toFixed(3)}`,
+      );
+    },
+  );
 }

@@ -116,7 +116,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
           `${compression}: memory holds segment 1`,
         );
         const cm = r.states[2].cmem[0].dataSync().subarray(b * ncm * d, (b + 1) * ncm * d);
-        // Segment 2 compressed segment 1's memories (usage from segment 2's attention), segment 3 compressed segment 2's.
+        // Segment 2 compressed segment 1's memories (usage from segment 2's attention),
+        // segment 3 compressed segment 2's.
         const want = [
           ...f(emb(segs[0], b), usageOf(r.probs[1][0], b)),
           ...f(emb(segs[1], b), usageOf(r.probs[2][0], b)),
@@ -148,25 +149,28 @@ for (const backend of ['wasm', 'cpu'] as const) {
     assert.deepEqual([...both.states[1].memValid], [n, cfg.memory]);
   });
 
-  test(`[${backend}] Transformer-XL is the same model with n_cm = 0: identical until compressed memory holds history`, async () => {
-    await initBackend(backend);
-    const ct = tinyConfig();
-    const txl = tinyConfig({ compressedMemory: 0, auxLoss: 'none' });
-    const arrays = paramArrays(ct, 9);
-    const txlArrays = new Map([...arrays].filter(([k]) => !k.includes('compress')));
-    const n = ct.segment;
-    const segs = [0, 1, 2].map((k) => codes(n, 20 + k));
-    const a = runSegments(ct, arrays, segs, 1);
-    const b = runSegments(txl, txlArrays, segs, 1);
-    assert.ok(maxAbsDiff(a.logits[0], b.logits[0]) < 1e-5);
-    assert.ok(maxAbsDiff(a.logits[1], b.logits[1]) < 1e-5);
-    assert.ok(maxAbsDiff(a.logits[2], b.logits[2]) > 1e-4, 'segment 3 attends to compressed memory');
-    assert.equal(b.states[2].cmem[0].shape[1], 0);
-    // No code path depends on the compression settings once n_cm = 0: bit for bit the same model.
-    const other = tinyConfig({ compressedMemory: 0, auxLoss: 'none', compression: 'most-used', compressionRate: 2 });
-    const c2 = runSegments(other, txlArrays, segs, 1);
-    for (let k = 0; k < 3; k++) assert.deepEqual(c2.logits[k], b.logits[k]);
-  });
+  test(
+    `[${backend}] Transformer-XL is the same model with n_cm = 0: ` + 'identical until compressed memory holds history',
+    async () => {
+      await initBackend(backend);
+      const ct = tinyConfig();
+      const txl = tinyConfig({ compressedMemory: 0, auxLoss: 'none' });
+      const arrays = paramArrays(ct, 9);
+      const txlArrays = new Map([...arrays].filter(([k]) => !k.includes('compress')));
+      const n = ct.segment;
+      const segs = [0, 1, 2].map((k) => codes(n, 20 + k));
+      const a = runSegments(ct, arrays, segs, 1);
+      const b = runSegments(txl, txlArrays, segs, 1);
+      assert.ok(maxAbsDiff(a.logits[0], b.logits[0]) < 1e-5);
+      assert.ok(maxAbsDiff(a.logits[1], b.logits[1]) < 1e-5);
+      assert.ok(maxAbsDiff(a.logits[2], b.logits[2]) > 1e-4, 'segment 3 attends to compressed memory');
+      assert.equal(b.states[2].cmem[0].shape[1], 0);
+      // No code path depends on the compression settings once n_cm = 0: bit for bit the same model.
+      const other = tinyConfig({ compressedMemory: 0, auxLoss: 'none', compression: 'most-used', compressionRate: 2 });
+      const c2 = runSegments(other, txlArrays, segs, 1);
+      for (let k = 0; k < 3; k++) assert.deepEqual(c2.logits[k], b.logits[k]);
+    },
+  );
 
   test(`[${backend}] stop-gradients: aux trains only compression, NLL never trains compression`, async () => {
     await initBackend(backend);

@@ -35,7 +35,11 @@ test('rankByMean calls a gap a ranking only beyond two standard errors (Welch)',
   const text = rankingSentence(r, true);
   assert.match(
     text,
-    /^\*\*Lowest mean test NLL: a\*\* at 4\.520 bits per sample; near \+0\.030 bits \(1\.2 standard errors: within the seed spread, not a ranking\), far \+0\.200 bits \(12\.2 standard errors: a real gap\)\.$/,
+    new RegExp(
+      /^\*\*Lowest mean test NLL: a\*\* at 4\.520 bits per sample; /.source +
+        /near \+0\.030 bits \(1\.2 standard errors: within the seed spread, not a ranking\), /.source +
+        /far \+0\.200 bits \(12\.2 standard errors: a real gap\)\.$/.source,
+    ),
   );
   // Single seeds: no verdict, and the sentence says why.
   const single = rankByMean([
@@ -57,7 +61,8 @@ test('pipeline seeds: run folders <run>-seed<s>, and a bad list is an error nami
   const write = (seeds: string) =>
     fs.writeFileSync(
       file,
-      `name: p\nworkdir: w\nvars: { seeds: "${seeds}" }\nsteps:\n  - train: { data: corpus, run: ct, seeds: "\${seeds}" }\n`,
+      `name: p\nworkdir: w\nvars: { seeds: "${seeds}" }\n` +
+        `steps:\n  - train: { data: corpus, run: ct, seeds: "\${seeds}" }\n`,
     );
   write('0, 1,2');
   const ok = loadPipeline(file);

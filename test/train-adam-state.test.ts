@@ -66,81 +66,88 @@ function bytesOf(w: Weights): Buffer[] {
 }
 
 for (const backend of ['cpu', 'wasm'] as const) {
-  test(`adam-state (${backend}): N steps, checkpoint, fresh optimizer and variables, N more == 2N straight, bit for bit`, async () => {
-    await initBackend(backend);
-    const before = tf.memory().numTensors;
+  test(
+    `adam-state (${backend}): N steps, checkpoint, fresh optimizer and variables, ` +
+      'N more == 2N straight, bit for bit',
+    async () => {
+      await initBackend(backend);
+      const before = tf.memory().numTensors;
 
-    const straightVars = makeVars(INIT);
-    const straight = tf.train.adam(0.01);
-    train(straight, straightVars, 0, 2 * N);
-    const want = readVars(straightVars);
-    const wantAdam = await exportAdam(straight);
+      const straightVars = makeVars(INIT);
+      const straight = tf.train.adam(0.01);
+      train(straight, straightVars, 0, 2 * N);
+      const want = readVars(straightVars);
+      const wantAdam = await exportAdam(straight);
 
-    const firstVars = makeVars(INIT);
-    const first = tf.train.adam(0.01);
-    train(first, firstVars, 0, N);
-    const dir = tempDir();
-    const file = path.join(dir, 'checkpoint.safetensors');
-    saveCheckpoint(file, {
-      model: 'test',
-      config: {},
-      params: readVars(firstVars),
-      optimizer: await exportAdam(first),
-      state: { step: N },
-    });
-    first.dispose();
-    tf.dispose(firstVars);
+      const firstVars = makeVars(INIT);
+      const first = tf.train.adam(0.01);
+      train(first, firstVars, 0, N);
+      const dir = tempDir();
+      const file = path.join(dir, 'checkpoint.safetensors');
+      saveCheckpoint(file, {
+        model: 'test',
+        config: {},
+        params: readVars(firstVars),
+        optimizer: await exportAdam(first),
+        state: { step: N },
+      });
+      first.dispose();
+      tf.dispose(firstVars);
 
-    const ck = loadCheckpoint(file, { model: 'test' });
-    const resumedVars = makeVars(ck.params);
-    const resumed = tf.train.adam(0.01);
-    await importAdam(resumed, ck.optimizer, resumedVars);
-    train(resumed, resumedVars, (ck.state as { step: number }).step, 2 * N);
-    const got = readVars(resumedVars);
+      const ck = loadCheckpoint(file, { model: 'test' });
+      const resumedVars = makeVars(ck.params);
+      const resumed = tf.train.adam(0.01);
+      await importAdam(resumed, ck.optimizer, resumedVars);
+      train(resumed, resumedVars, (ck.state as { step: number }).step, 2 * N);
+      const got = readVars(resumedVars);
 
-    assert.deepEqual(bytesOf(got), bytesOf(want));
-    // The optimizers agree too, so every later step would as well.
-    const gotAdam = await exportAdam(resumed);
-    assert.deepEqual([...gotAdam.keys()], [...wantAdam.keys()]);
-    for (const [k, t] of wantAdam)
-      assert.deepEqual(Buffer.from(gotAdam.get(k)!.data.buffer), Buffer.from(t.data.buffer), k);
-    assert.deepEqual([...gotAdam.get('iterations')!.data], [0, 2 * N]);
-    // Training moved the weights: the comparison is not between two untouched copies.
-    assert.notDeepEqual(bytesOf(want), bytesOf(INIT));
+      assert.deepEqual(bytesOf(got), bytesOf(want));
+      // The optimizers agree too, so every later step would as well.
+      const gotAdam = await exportAdam(resumed);
+      assert.deepEqual([...gotAdam.keys()], [...wantAdam.keys()]);
+      for (const [k, t] of wantAdam)
+        assert.deepEqual(Buffer.from(gotAdam.get(k)!.data.buffer), Buffer.from(t.data.buffer), k);
+      assert.deepEqual([...gotAdam.get('iterations')!.data], [0, 2 * N]);
+      // Training moved the weights: the comparison is not between two untouched copies.
+      assert.notDeepEqual(bytesOf(want), bytesOf(INIT));
 
-    tf.dispose([...straightVars, ...resumedVars]);
-    straight.dispose();
-    resumed.dispose();
-    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-    fs.rmSync(dir, { recursive: true });
-  });
+      tf.dispose([...straightVars, ...resumedVars]);
+      straight.dispose();
+      resumed.dispose();
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      fs.rmSync(dir, { recursive: true });
+    },
+  );
 
-  test(`adam-state (${backend}): tfjs setWeights alone recomputes the beta powers inexactly, and the run drifts`, async () => {
-    await initBackend(backend);
-    const straightVars = makeVars(INIT);
-    const straight = tf.train.adam(0.01);
-    train(straight, straightVars, 0, 2 * N);
-    const vars = makeVars(INIT);
-    const opt = tf.train.adam(0.01);
-    train(opt, vars, 0, N);
-    const exact = await exportAdam(opt);
-    const naive = tf.train.adam(0.01);
-    const weights = await opt.getWeights();
-    await naive.setWeights(weights);
-    weights[0].tensor.dispose();
-    const drift = (await exportAdam(naive)).get('beta_powers')!.data;
-    // Same iterations and moments, but 0.999^6 as pow() differs from five float32 products.
-    assert.notEqual(drift[1], exact.get('beta_powers')!.data[1]);
-    const fixed = tf.train.adam(0.01);
-    await importAdam(fixed, exact);
-    assert.deepEqual([...(await exportAdam(fixed)).get('beta_powers')!.data], [...exact.get('beta_powers')!.data]);
-    // Continuing the naive copy does not reproduce the straight run: bit-identity is not automatic.
-    const naiveVars = makeVars(readVars(vars));
-    train(naive, naiveVars, N, 2 * N);
-    assert.notDeepEqual(bytesOf(readVars(naiveVars)), bytesOf(readVars(straightVars)));
-    tf.dispose([...straightVars, ...vars, ...naiveVars]);
-    [straight, opt, naive, fixed].forEach((o) => o.dispose());
-  });
+  test(
+    `adam-state (${backend}): tfjs setWeights alone recomputes the beta powers inexactly, ` + 'and the run drifts',
+    async () => {
+      await initBackend(backend);
+      const straightVars = makeVars(INIT);
+      const straight = tf.train.adam(0.01);
+      train(straight, straightVars, 0, 2 * N);
+      const vars = makeVars(INIT);
+      const opt = tf.train.adam(0.01);
+      train(opt, vars, 0, N);
+      const exact = await exportAdam(opt);
+      const naive = tf.train.adam(0.01);
+      const weights = await opt.getWeights();
+      await naive.setWeights(weights);
+      weights[0].tensor.dispose();
+      const drift = (await exportAdam(naive)).get('beta_powers')!.data;
+      // Same iterations and moments, but 0.999^6 as pow() differs from five float32 products.
+      assert.notEqual(drift[1], exact.get('beta_powers')!.data[1]);
+      const fixed = tf.train.adam(0.01);
+      await importAdam(fixed, exact);
+      assert.deepEqual([...(await exportAdam(fixed)).get('beta_powers')!.data], [...exact.get('beta_powers')!.data]);
+      // Continuing the naive copy does not reproduce the straight run: bit-identity is not automatic.
+      const naiveVars = makeVars(readVars(vars));
+      train(naive, naiveVars, N, 2 * N);
+      assert.notDeepEqual(bytesOf(readVars(naiveVars)), bytesOf(readVars(straightVars)));
+      tf.dispose([...straightVars, ...vars, ...naiveVars]);
+      [straight, opt, naive, fixed].forEach((o) => o.dispose());
+    },
+  );
 }
 
 test('adam-state: a fresh optimizer exports its initial state, and importing it changes nothing', async () => {

@@ -9,7 +9,8 @@ import { initBackend } from '../src/engine/backend.js';
 import { modelPreset } from '../src/models/registry.js';
 import { wavenetPreset } from '../src/models/wavenet-config.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
-import { train, type TrainOptions } from '../src/train/trainer.js';
+import type { TrainOptions } from '../src/train/run-options.js';
+import { train } from '../src/train/trainer.js';
 import { CLI, REPO, SAMPLES, tempDir } from './helpers.js';
 
 /** A small audio tree (a few seconds per split) so runs take seconds. */

@@ -79,7 +79,8 @@ function tryLayout(path: string, head: Buffer, fileSize: number): WavLayout | nu
   if (fmt.blockAlign !== bytesPer * fmt.numChannels)
     throw new AudioDecodeError(
       path,
-      `WAV block align ${fmt.blockAlign} does not match ${fmt.numChannels} channels of ${fmt.bitsPerSample}-bit samples`,
+      `WAV block align ${fmt.blockAlign} does not match ${fmt.numChannels} channels ` +
+        `of ${fmt.bitsPerSample}-bit samples`,
     );
   const dataStart = data.start;
   const available = Math.max(0, fileSize - dataStart);

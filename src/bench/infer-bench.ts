@@ -52,7 +52,9 @@ export async function benchInfer(
           name: `onnxruntime: ${name} evaluation, ${threads} thread${threads > 1 ? 's' : ''}`,
           value: rate,
           unit: 'samples/s',
-          note: `B ${B} x ${n}, ${(flops.forward / 1e6).toFixed(1)} MFLOP/sample -> ${((rate * flops.forward) / 1e9).toFixed(1)} GFLOP/s; ${info.summary}`,
+          note:
+            `B ${B} x ${n}, ${(flops.forward / 1e6).toFixed(1)} MFLOP/sample -> ` +
+            `${((rate * flops.forward) / 1e9).toFixed(1)} GFLOP/s; ${info.summary}`,
         });
         log(rows[rows.length - 1].name);
       }
@@ -72,7 +74,9 @@ export async function benchInfer(
           name: `onnxruntime: ${name} generation, batch ${batch}`,
           value: perRow * batch,
           unit: 'samples/s',
-          note: `${perRow.toFixed(0)} steps/s, real-time factor ${(RATE / perRow).toFixed(2)} per stream at 16 kHz (${steps} steps); ${info.summary}`,
+          note:
+            `${perRow.toFixed(0)} steps/s, real-time factor ${(RATE / perRow).toFixed(2)} per stream ` +
+            `at 16 kHz (${steps} steps); ${info.summary}`,
         });
         log(rows[rows.length - 1].name);
       }

@@ -112,13 +112,17 @@ export async function benchTrain(
         name: `${backend}: ${name} training step`,
         value: trainRate,
         unit: 'samples/s',
-        note: `${shape}, ${(count / 1e6).toFixed(2)}M params, ${(flops.train / 1e6).toFixed(1)} MFLOP/position -> ${((trainRate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s`,
+        note:
+          `${shape}, ${(count / 1e6).toFixed(2)}M params, ${(flops.train / 1e6).toFixed(1)} MFLOP/position -> ` +
+          `${((trainRate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s`,
       });
       rows.push({
         name: `${backend}: ${name} forward`,
         value: fwdRate,
         unit: 'samples/s',
-        note: `${(flops.forward / 1e6).toFixed(1)} MFLOP/position -> ${((fwdRate * perScored * flops.forward) / 1e9).toFixed(2)} GFLOP/s`,
+        note:
+          `${(flops.forward / 1e6).toFixed(1)} MFLOP/position -> ` +
+          `${((fwdRate * perScored * flops.forward) / 1e9).toFixed(2)} GFLOP/s`,
       });
       log(`${backend} ${name} done`);
     }

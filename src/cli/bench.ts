@@ -11,7 +11,8 @@ export function registerBench(program: Command): void {
     .command('bench')
     .summary('measure the performance figures: prepare, training, evaluation and generation')
     .description(
-      'Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\nMedians of repeated runs; nothing here is a pass/fail test.',
+      'Measure throughput on this machine and print a Markdown table for BENCHMARKS.md.\n' +
+        'Medians of repeated runs; nothing here is a pass/fail test.',
     )
     .option(
       '--only <parts>',
@@ -30,7 +31,9 @@ export function registerBench(program: Command): void {
       if (parts.includes('train'))
         rows.push(...(await benchTrain(o.presets.split(','), o.backends.split(',') as BackendName[], { log })));
       if (parts.includes('infer')) rows.push(...(await benchInfer(o.presets.split(','), { log })));
-      const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+      const machine =
+        `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, ` +
+        `node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
       if (o.json) {
         console.log(JSON.stringify({ machine, rows }, null, 2));
         return;

@@ -73,7 +73,11 @@ export function registerEval(program: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  ctspeech eval --run runs/ct\n  ctspeech eval --run runs/ct --memory 1024 --json\n  ctspeech eval --run runs/ct --data my-recordings/\n  ctspeech eval --run runs/ct --engine tfjs --backend wasm',
+      '\nExamples:\n' +
+        '  ctspeech eval --run runs/ct\n' +
+        '  ctspeech eval --run runs/ct --memory 1024 --json\n' +
+        '  ctspeech eval --run runs/ct --data my-recordings/\n' +
+        '  ctspeech eval --run runs/ct --engine tfjs --backend wasm',
     )
     .action(async (o: EvalFlags) => {
       await runEval(o);
@@ -122,7 +126,8 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
   if (r.memoryOverride) {
     const m = r.memoryOverride;
     console.log(
-      `memory at evaluation: ${m.memory} + compressed ${m.compressedMemory} (trained with ${m.trainedMemory} + ${m.trainedCompressedMemory})`,
+      `memory at evaluation: ${m.memory} + compressed ${m.compressedMemory} ` +
+        `(trained with ${m.trainedMemory} + ${m.trainedCompressedMemory})`,
     );
   }
   console.log(`Scored ${source}: ${r.files.length} file(s), ${formatHours(r.totalSamples / MODEL_RATE / 3600)}`);
@@ -136,10 +141,12 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
     ),
   );
   console.log(
-    `unigram entropy of the same codes: ${r.unigramNats.toFixed(4)} nats, ${r.unigramBits.toFixed(4)} bits per sample (a context-free model's NLL)`,
+    `unigram entropy of the same codes: ${r.unigramNats.toFixed(4)} nats, ` +
+      `${r.unigramBits.toFixed(4)} bits per sample (a context-free model's NLL)`,
   );
   console.log(
-    `${Math.round(r.samplesPerSecond).toLocaleString('en-US')} samples/s (batch ${r.batch}, segment ${r.segment}, ${r.backend})`,
+    `${Math.round(r.samplesPerSecond).toLocaleString('en-US')} samples/s ` +
+      `(batch ${r.batch}, segment ${r.segment}, ${r.backend})`,
   );
   return r;
 }
@@ -171,7 +178,8 @@ async function loadData(
     }
     if (!fs.existsSync(manifestPath(corpus))) {
       throw new UsageError(
-        `run ${o.run} has no prepared corpus at ${corpus} (the trainer prepares it there); pass --data <corpus | audio folder | file>`,
+        `run ${o.run} has no prepared corpus at ${corpus} (the trainer prepares it there); ` +
+          'pass --data <corpus | audio folder | file>',
       );
     }
     return { ...readCorpus(corpus, o.split as Split, o.limitFiles), skipped: [] };
@@ -194,7 +202,8 @@ async function loadData(
   }
   if (files.length === 0)
     throw new UsageError(
-      `--data ${o.data}: no decodable audio${skipped.length ? ` (${skipped.length} file(s) failed: ${skipped[0].reason})` : ''}`,
+      `--data ${o.data}: no decodable audio` +
+        `${skipped.length ? ` (${skipped.length} file(s) failed: ${skipped[0].reason})` : ''}`,
     );
   return { files, source: o.data, skipped };
 }

@@ -92,7 +92,11 @@ export function registerGenerate(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  ctspeech generate --run runs/ct --seconds 3\n  ctspeech generate --run runs/ct --prompt samples/speech/test/vm-newuser.flac --prompt-seconds 1 --seconds 2 --count 4\n  ctspeech generate --run runs/wavenet --temperature 0.9 --top-p 0.95 --seed 7 --out out/wn.wav',
+      '\nExamples:\n' +
+        '  ctspeech generate --run runs/ct --seconds 3\n' +
+        '  ctspeech generate --run runs/ct --prompt samples/speech/test/vm-newuser.flac ' +
+        '--prompt-seconds 1 --seconds 2 --count 4\n' +
+        '  ctspeech generate --run runs/wavenet --temperature 0.9 --top-p 0.95 --seed 7 --out out/wn.wav',
     )
     .action(async (o: GenerateFlags) => {
       await runGenerate(o);
@@ -132,7 +136,8 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
         : audio.samples.length;
     if (keep < 1)
       throw new UsageError(
-        `--prompt ${o.prompt} holds no audio${o.promptSeconds !== undefined ? ` in its first ${o.promptSeconds} s` : ''}`,
+        `--prompt ${o.prompt} holds no audio` +
+          `${o.promptSeconds !== undefined ? ` in its first ${o.promptSeconds} s` : ''}`,
       );
     prompt = muLawEncode(audio.samples.subarray(0, keep));
   }
@@ -159,7 +164,8 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
         progress.update(
           d,
           t,
-          `${Math.round(sps * o.count).toLocaleString('en-US')} samples/s, ${((sps * o.count) / MODEL_RATE).toFixed(3)}x real time`,
+          `${Math.round(sps * o.count).toLocaleString('en-US')} samples/s, ` +
+            `${((sps * o.count) / MODEL_RATE).toFixed(3)}x real time`,
         ),
     });
   } finally {
@@ -178,7 +184,8 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     for (const f of files) console.log(`wrote ${f}`);
     console.log(
       `${r.continuationSamples} samples x ${o.count} in ${(r.seconds * r.realTimeFactor).toFixed(2)} s: ` +
-        `${Math.round(r.samplesPerSecond * o.count).toLocaleString('en-US')} samples/s in all, real-time factor ${r.realTimeFactor.toFixed(2)} per continuation ` +
+        `${Math.round(r.samplesPerSecond * o.count).toLocaleString('en-US')} samples/s in all, ` +
+        `real-time factor ${r.realTimeFactor.toFixed(2)} per continuation ` +
         `(${r.realTimeFactor <= 1 ? 'faster' : 'slower'} than real time; priming took ${r.primeSeconds.toFixed(2)} s)`,
     );
   }

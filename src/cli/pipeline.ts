@@ -30,7 +30,10 @@ export function registerPipeline(program: Command): void {
     .option('--set <name=value...>', 'set other pipeline variables (${name} in the file)')
     .addHelpText(
       'after',
-      '\nExamples:\n  ctspeech pipeline pipelines/quickstart.yaml\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data corpora/asterisk-en\n  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine --set minutes=30',
+      '\nExamples:\n' +
+        '  ctspeech pipeline pipelines/quickstart.yaml\n' +
+        '  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data corpora/asterisk-en\n' +
+        '  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine --set minutes=30',
     )
     .action(async (file: string, o: { workdir?: string; data?: string; set?: string[] }) => {
       const vars: Record<string, string> = {};
@@ -76,7 +79,8 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const d = TRAIN_DEFAULTS;
       for (const { run, seed } of seededRuns(s.run, s.seeds)) {
         console.log(
-          `\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} on ${data.join(' ')} -> ${inWork(run)}`,
+          `\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} ` +
+            `on ${data.join(' ')} -> ${inWork(run)}`,
         );
         await runTrain(data, {
           model: s.model ?? 'ct-cpu',
@@ -123,7 +127,8 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const s = step.generate;
       if (s.out && s.seeds && s.seeds.length > 1)
         throw new UsageError(
-          `generate step ${i + 1}: out cannot be combined with several seeds (each seed's run writes generated/continuation.wav)`,
+          `generate step ${i + 1}: out cannot be combined with several seeds ` +
+            "(each seed's run writes generated/continuation.wav)",
         );
       let promptCodes: Uint8Array | undefined;
       let prompt = s.prompt;
@@ -139,7 +144,8 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       for (const seeded of seededRuns(s.run, s.seeds)) {
         const run = inWork(seeded.run);
         console.log(
-          `\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? GENERATE_DEFAULTS.seconds} s with ${run}${prompt ? ` from ${prompt}` : ''}`,
+          `\n== step ${i + 1}/${p.steps.length}: generate ${s.seconds ?? GENERATE_DEFAULTS.seconds} s ` +
+            `with ${run}${prompt ? ` from ${prompt}` : ''}`,
         );
         const summary = await runGenerate({
           run,

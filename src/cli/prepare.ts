@@ -44,7 +44,9 @@ export function registerPrepare(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  ctspeech prepare samples/speech --out corpora/samples\n  ctspeech prepare ~/audio/a ~/audio/b --out corpora/ab --sample-rate 16000 --trim-db -50',
+      '\nExamples:\n' +
+        '  ctspeech prepare samples/speech --out corpora/samples\n' +
+        '  ctspeech prepare ~/audio/a ~/audio/b --out corpora/ab --sample-rate 16000 --trim-db -50',
     )
     .action(
       async (
@@ -109,11 +111,13 @@ export async function runPrepare(opts: PrepareOptions, { json = false } = {}): P
   }
   const s = report.manifest.settings;
   console.log(
-    `Corpus ${report.corpusDir} (${s.sampleRate} Hz, mu-law mu=${s.mu}${s.trimDb !== null ? `, silence trimmed below ${s.trimDb} dBFS` : ''})`,
+    `Corpus ${report.corpusDir} (${s.sampleRate} Hz, mu-law mu=${s.mu}` +
+      `${s.trimDb !== null ? `, silence trimmed below ${s.trimDb} dBFS` : ''})`,
   );
   if (report.rebuiltBecause) console.log(`  rebuilt from scratch: ${report.rebuiltBecause}`);
   console.log(
-    `  decoded ${report.decoded} file(s), reused ${report.reused} unchanged, removed ${report.removed}; ${report.ignored} non-audio file(s) ignored`,
+    `  decoded ${report.decoded} file(s), reused ${report.reused} unchanged, removed ${report.removed}; ` +
+      `${report.ignored} non-audio file(s) ignored`,
   );
   console.log(
     formatTable(

@@ -20,11 +20,15 @@ export class Progress {
     const frac = total > 0 ? Math.min(1, done / total) : 1;
     const elapsed = (Date.now() - this.start) / 1000;
     const eta = frac > 0 && frac < 1 ? elapsed * (1 / frac - 1) : 0;
-    const tail = `${done}/${total} ${formatDuration(elapsed)}${eta ? ` eta ${formatDuration(eta)}` : ''}${detail ? `  ${detail}` : ''}`;
+    const tail =
+      `${done}/${total} ${formatDuration(elapsed)}${eta ? ` eta ${formatDuration(eta)}` : ''}` +
+      `${detail ? `  ${detail}` : ''}`;
     if (this.tty) {
       const width = 28;
       const fill = Math.round(frac * width);
-      const line = `${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${tail}`;
+      const line =
+        `${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ` +
+        `${(frac * 100).toFixed(0).padStart(3)}% ${tail}`;
       const cols = this.stream.columns || 100;
       this.stream.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length))}\x1b[K`);
       this.drawn = true;

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
 import { describeModel } from '../models/registry.js';
-import { train, type TrainSummary } from '../train/trainer.js';
+import type { TrainSummary } from '../train/run-options.js';
+import { train } from '../train/trainer.js';
 import { loadConfig } from './model.js';
 import { checkBackendFlag, floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
@@ -110,7 +111,9 @@ export function registerTrain(program: Command): void {
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
     .addHelpText(
       'after',
-      '\nExamples:\n  ctspeech train samples/speech --model ct-tiny --run runs/ct-tiny --steps 300\n  ctspeech train corpora/librispeech --model ct-cpu --run runs/ct --minutes 30   # rerun to continue',
+      '\nExamples:\n' +
+        '  ctspeech train samples/speech --model ct-tiny --run runs/ct-tiny --steps 300\n' +
+        '  ctspeech train corpora/librispeech --model ct-cpu --run runs/ct --minutes 30   # rerun to continue',
     )
     .action(async (data: string[], o: TrainCliOptions) => {
       await runTrain(data, o);
@@ -163,7 +166,8 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
         bar.update(
           p.step,
           p.steps,
-          `${Math.round(p.samplesPerSecond)} samples/s  loss ${p.loss.toFixed(4)}  nll ${p.nll.toFixed(4)}  lr ${p.lr.toExponential(2)}`,
+          `${Math.round(p.samplesPerSecond)} samples/s  loss ${p.loss.toFixed(4)}  ` +
+            `nll ${p.nll.toFixed(4)}  lr ${p.lr.toExponential(2)}`,
         ),
       onLog: (line) => {
         bar.done();
@@ -177,11 +181,13 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
         ? 'stopped (checkpoint saved; rerun the same command to resume)'
         : 'stopped';
     console.log(
-      `${how} at step ${s.step}${s.resumedFrom !== null ? ` (resumed from step ${s.resumedFrom})` : ''}; ${Math.round(s.samplesPerSecond)} samples/s`,
+      `${how} at step ${s.step}${s.resumedFrom !== null ? ` (resumed from step ${s.resumedFrom})` : ''}; ` +
+        `${Math.round(s.samplesPerSecond)} samples/s`,
     );
     if (s.validNats !== null)
       console.log(
-        `validation NLL ${s.validNats.toFixed(4)} nats/sample (${(s.validNats / Math.LN2).toFixed(4)} bits); unigram entropy ${s.unigramNats.toFixed(4)} nats`,
+        `validation NLL ${s.validNats.toFixed(4)} nats/sample (${(s.validNats / Math.LN2).toFixed(4)} bits); ` +
+          `unigram entropy ${s.unigramNats.toFixed(4)} nats`,
       );
     if (s.skippedSteps) console.log(`${s.skippedSteps} step(s) skipped for non-finite loss or gradients`);
     console.log(`run folder: ${o.run} (curves.png, metrics.jsonl, weights.safetensors)`);

@@ -177,7 +177,8 @@ export class SegmentStream {
       // A row without a single in-file pair would never yield a token (and normalize() would spin).
       if (this.pairsInShare(reader, b) === 0) {
         throw new BatchConfigError(
-          `batch=${B} is too large for split ${src.path}: row ${b}'s share holds no two consecutive samples of one file; lower batch`,
+          `batch=${B} is too large for split ${src.path}: ` +
+            `row ${b}'s share holds no two consecutive samples of one file; lower batch`,
         );
       }
     }

@@ -81,7 +81,8 @@ export function readManifest(corpusDir: string): Manifest {
   if (head?.format !== MANIFEST_FORMAT) throw new CorpusError(`${p} is not a ctspeech corpus manifest`);
   if (head.version !== MANIFEST_VERSION)
     throw new CorpusError(
-      `${p} has corpus format version ${String(head.version)}; this ctspeech reads version ${MANIFEST_VERSION} (re-run prepare)`,
+      `${p} has corpus format version ${String(head.version)}; ` +
+        `this ctspeech reads version ${MANIFEST_VERSION} (re-run prepare)`,
     );
   const parsed = Manifest.safeParse(json);
   if (!parsed.success)
@@ -117,7 +118,8 @@ export function openSplitBinary(corpusDir: string, m: Manifest, split: Split): n
     return fs.openSync(path.join(corpusDir, m.binaries[split]), 'r');
   } catch (e) {
     throw new CorpusError(
-      `corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); re-run prepare with --force`,
+      `corpus ${corpusDir} is damaged: ${m.binaries[split]} cannot be opened (${(e as NodeJS.ErrnoException).code}); ` +
+        're-run prepare with --force',
     );
   }
 }

@@ -41,7 +41,8 @@ export function splitHistogram(corpusDir: string, m: Manifest, split: Split): Fl
       const got = fs.readSync(fd, buf, 0, Math.min(buf.length, total - pos), pos);
       if (got <= 0)
         throw new CorpusError(
-          `corpus ${corpusDir} is damaged: ${m.binaries[split]} ends at byte ${pos}, but the manifest lists ${total} codes; re-run prepare with --force`,
+          `corpus ${corpusDir} is damaged: ${m.binaries[split]} ends at byte ${pos}, ` +
+            `but the manifest lists ${total} codes; re-run prepare with --force`,
         );
       for (let i = 0; i < got; i++) counts[buf[i]]++;
       pos += got;

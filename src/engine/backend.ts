@@ -50,7 +50,8 @@ async function loadTensorflow(): Promise<string> {
     // where our tensors would never see it.
     if (!tf.findBackend('tensorflow')) {
       failures.push(
-        `${pkg} loaded but its 'tensorflow' backend is not on our @tensorflow/tfjs ${tf.version_core} engine (version mismatch?)`,
+        `${pkg} loaded but its 'tensorflow' backend is not on our @tensorflow/tfjs ${tf.version_core} engine ` +
+          '(version mismatch?)',
       );
       continue;
     }

@@ -182,7 +182,8 @@ export class OnnxTracer implements Ops<TraceTensor> {
 
   read(x: TraceTensor): Float32Array {
     throw new Error(
-      `read(${x.name}): values are not available while tracing; a data-dependent decision (such as most-used compression) cannot be exported`,
+      `read(${x.name}): values are not available while tracing; ` +
+        'a data-dependent decision (such as most-used compression) cannot be exported',
     );
   }
 

@@ -55,7 +55,8 @@ export function segmentsToFill(cfg: TransformerConfig): number {
   const mv = new Int32Array(1),
     cv = new Int32Array(1);
   let s = 0;
-  // Terminates for any valid config: memory fills in ceil(n_m / n) segments, then each segment adds n / c compressed slots.
+  // Terminates for any valid config: memory fills in ceil(n_m / n) segments,
+  // then each segment adds n / c compressed slots.
   while (mv[0] < cfg.memory || cv[0] < cfg.compressedMemory) {
     advanceValidity(cfg, cfg.segment, mv, cv);
     s++;
@@ -71,7 +72,8 @@ export async function attentionByAge(
 ): Promise<AttentionProfile> {
   if (cfg.memory === 0 && cfg.compressedMemory === 0) {
     throw new Error(
-      'attention analysis needs memory: the config has memory 0 and compressedMemory 0, so every key is in the current segment',
+      'attention analysis needs memory: the config has memory 0 and compressedMemory 0, ' +
+        'so every key is in the current segment',
     );
   }
   // The auxiliary loss only trains f_c and would cost time at every segment.
@@ -138,7 +140,9 @@ export async function attentionByAge(
     const need = (segmentsToFill(run) + 1) * n;
     const longest = Math.max(...files.map((f) => f.codes.length));
     throw new RangeError(
-      `attention analysis: no segment with full memories; a file needs at least ${need} codes (${segmentsToFill(run)} segments of ${n} fill memory ${nm} and compressed memory ${ncm}), the longest has ${longest}`,
+      `attention analysis: no segment with full memories; a file needs at least ${need} codes ` +
+        `(${segmentsToFill(run)} segments of ${n} fill memory ${nm} and compressed memory ${ncm}), ` +
+        `the longest has ${longest}`,
     );
   }
 
@@ -233,6 +237,8 @@ export function attentionMarkdown(p: AttentionProfile): string {
         `| ${r.name} | ${r.slots} | ${num(r.mass)} | ${num(r.perSlot)} | ${(r.perSlot / memory.perSlot).toFixed(2)}x |`,
     ),
   ];
-  const note = `Mean over ${p.layers} layer${p.layers > 1 ? 's' : ''} and ${p.counted} (row, segment) pairs with full memories, heads and queries averaged; segment slots are seen only by the queries at or after them (causal).`;
+  const note =
+    `Mean over ${p.layers} layer${p.layers > 1 ? 's' : ''} and ${p.counted} (row, segment) pairs with full memories, ` +
+    'heads and queries averaged; segment slots are seen only by the queries at or after them (causal).';
   return `${lines.join('\n')}\n\n${note}\n`;
 }

@@ -51,14 +51,19 @@ export interface OrtOptions {
 export function resolveDevice(device: OrtDevice = 'auto'): 'cpu' | 'cuda' {
   if (device === 'cuda' && !cudaProviderInstalled()) {
     throw new EngineError(
-      '--device cuda: the CUDA execution provider of onnxruntime-node is not installed here. Install it with\n  node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12\n(needs CUDA 12 and cuDNN 9), or use --device cpu',
+      '--device cuda: the CUDA execution provider of onnxruntime-node is not installed here. Install it with\n' +
+        '  node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12\n' +
+        '(needs CUDA 12 and cuDNN 9), or use --device cpu',
     );
   }
   if (device === 'auto') return cudaProviderInstalled() ? 'cuda' : 'cpu';
   return device;
 }
 
-/** One exported graph in an onnxruntime session. Inputs are wrapped without copying; outputs come back as host arrays. */
+/**
+ * One exported graph in an onnxruntime session.
+ * Inputs are wrapped without copying; outputs come back as host arrays.
+ */
 export class OrtExecutor implements GraphExecutor {
   private constructor(
     private readonly ort: typeof Ort,

@@ -109,8 +109,10 @@ export function ctStepCore<T extends Tensor>(
     // Distances K-1 down to -(n-1): position i's keys (distance ncm+nm+i-j) are rows n-1-i .. n-2-i+K;
     // its own key, at distance 0, is row K-1.
     const r = positionKeys(ops, w.attn.wr, K - 1, K + n - 1, H, dh); // [H, K+n-1, dh]
-    const bdAll = ops.transpose(ops.matMul(positionQuery(ops, q, w.attn.v), r, false, true), [1, 0, 2]); // [B, H, K+n-1]
-    const bd = ops.concat([ops.sliceAt(bdAll, 2, start, K), ops.slice(bdAll, [0, 0, K - 1], [B, H, 1])], 2); // [B, H, K+1]
+    // [B, H, K+n-1]
+    const bdAll = ops.transpose(ops.matMul(positionQuery(ops, q, w.attn.v), r, false, true), [1, 0, 2]);
+    // [B, H, K+1]
+    const bd = ops.concat([ops.sliceAt(bdAll, 2, start, K), ops.slice(bdAll, [0, 0, K - 1], [B, H, 1])], 2);
     const probs4 = attentionProbs(ops, ac, ops.reshape(bd, [B * H, 1, K + 1]), mask, H, dh);
     const probs = ops.reshape(probs4, [B * H, 1, K + 1]);
     const part = (from: number, len: number) => ops.slice(probs, [0, 0, from], [B * H, 1, len]);

@@ -75,7 +75,8 @@ export const TransformerConfig = Base.superRefine((c, ctx) => {
     if (c.compressionRate < 2) {
       fail(
         'compressionRate',
-        `compressionRate (${c.compressionRate}) must be >= 2 when compressedMemory > 0: a rate of 1 stores copies, not compressions`,
+        `compressionRate (${c.compressionRate}) must be >= 2 when compressedMemory > 0: ` +
+          'a rate of 1 stores copies, not compressions',
       );
     } else if (c.segment % c.compressionRate !== 0) {
       // Each step pushes exactly n_s memories out, and f_c turns them into n_s / c slots.
@@ -84,19 +85,22 @@ export const TransformerConfig = Base.superRefine((c, ctx) => {
     if (c.memory === 0) {
       fail(
         'memory',
-        `memory must be > 0 when compressedMemory (${c.compressedMemory}) > 0: compressed memory is filled from memories pushed out of memory`,
+        `memory must be > 0 when compressedMemory (${c.compressedMemory}) > 0: ` +
+          'compressed memory is filled from memories pushed out of memory',
       );
     }
     if (c.auxLoss !== 'none' && !TRAINABLE_COMPRESSIONS.includes(c.compression)) {
       fail(
         'auxLoss',
-        `compression '${c.compression}' has no parameters for auxLoss '${c.auxLoss}' to train; use auxLoss 'none' or compression ${TRAINABLE_COMPRESSIONS.map((x) => `'${x}'`).join(' or ')}`,
+        `compression '${c.compression}' has no parameters for auxLoss '${c.auxLoss}' to train; ` +
+          `use auxLoss 'none' or compression ${TRAINABLE_COMPRESSIONS.map((x) => `'${x}'`).join(' or ')}`,
       );
     }
   } else if (c.auxLoss !== 'none') {
     fail(
       'auxLoss',
-      `auxLoss '${c.auxLoss}' needs compressedMemory > 0 (compressedMemory is 0, i.e. Transformer-XL); use auxLoss 'none'`,
+      `auxLoss '${c.auxLoss}' needs compressedMemory > 0 (compressedMemory is 0, i.e. Transformer-XL); ` +
+        "use auxLoss 'none'",
     );
   }
 });
@@ -119,7 +123,8 @@ export function parseTransformerConfig(json: unknown, source = 'config'): Transf
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `  - ${describeIssue(i)}`);
   throw new ConfigError(
-    `${source}: invalid transformer config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`,
+    `${source}: invalid transformer config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n` +
+      problems.join('\n'),
   );
 }
 

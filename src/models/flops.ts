@@ -21,7 +21,9 @@ export function transformerFlopsPerSample(c: TransformerConfig): { forward: numb
   perLayer += 2 * K * hd; // probabilities x values
   perLayer += 2 * hd * d; // output projection
   perLayer += 2 * 2 * d * c.dFF; // feed-forward
-  if (c.compressedMemory > 0 && (c.compression === 'conv' || c.compression === 'dilated-conv')) perLayer += 2 * d * d; // c*d x d per n/c windows
+  if (c.compressedMemory > 0 && (c.compression === 'conv' || c.compression === 'dilated-conv')) {
+    perLayer += 2 * d * d; // c*d x d per n/c windows
+  }
   const forward = 2 * NUM_CODES * d + c.layers * perLayer + 2 * d * NUM_CODES;
   return { forward, train: 3 * forward };
 }

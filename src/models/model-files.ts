@@ -91,7 +91,8 @@ function checkAgainstSpec(cfg: ModelConfig, params: ParamArrays, where: string):
   for (const name of params.keys()) if (!known.has(name)) problems.push(`unexpected ${name}`);
   if (problems.length)
     throw new ModelFileError(
-      `${where}: parameters do not fit the config: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`,
+      `${where}: parameters do not fit the config: ${problems.slice(0, 6).join('; ')}` +
+        `${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`,
     );
 }
 

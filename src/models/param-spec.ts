@@ -138,6 +138,8 @@ function millions(n: number): string {
 export function describeParams(c: TransformerConfig): string {
   const specs = transformerParamSpec(c);
   const comp = paramCount(specs.filter((s) => s.compression));
-  const head = `${c.layers} layers, d ${c.dModel}, ${c.heads} heads x ${c.dHead}, ffn ${c.dFF}: ${millions(paramCount(specs))} parameters`;
+  const head =
+    `${c.layers} layers, d ${c.dModel}, ${c.heads} heads x ${c.dHead}, ffn ${c.dFF}: ` +
+    `${millions(paramCount(specs))} parameters`;
   return comp > 0 ? `${head} (${millions(comp)} in compression)` : head;
 }

@@ -190,7 +190,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
     const want = elementCount(s) * DTYPES[dtype as Dtype].size;
     if (want !== end - begin)
       fail(
-        `${where}: shape [${s.join(', ')}] of ${dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+        `${where}: shape [${s.join(', ')}] of ${dtype} needs ${want} bytes ` +
+          `but data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
     entries.push({ name, dtype: dtype as Dtype, shape: s, begin, end });
   }
@@ -203,7 +204,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
   for (const e of entries) {
     if (e.begin < expected)
       fail(
-        `tensor '${e.name}' data_offsets [${e.begin}, ${e.end}] overlap tensor '${prev!.name}' [${prev!.begin}, ${prev!.end}]`,
+        `tensor '${e.name}' data_offsets [${e.begin}, ${e.end}] ` +
+          `overlap tensor '${prev!.name}' [${prev!.begin}, ${prev!.end}]`,
       );
     if (e.begin > expected)
       fail(`bytes [${expected}, ${e.begin}) of the data buffer belong to no tensor (gap before '${e.name}')`);

@@ -29,7 +29,10 @@ export class SegmentScorer {
     this.batch = state.batch;
   }
 
-  /** tokens [B * n] (row-major); reset[b] = 1 starts row b from empty state. Returns log-probabilities [B * n * NUM_CODES]. */
+  /**
+   * tokens [B * n] (row-major); reset[b] = 1 starts row b from empty state.
+   * Returns log-probabilities [B * n * NUM_CODES].
+   */
   async run(tokens: ArrayLike<number>, reset: ArrayLike<number> | null): Promise<Float32Array> {
     const { batch: B, length: n, state } = this;
     if (tokens.length !== B * n) throw new Error(`segment graph takes ${B} x ${n} codes, got ${tokens.length}`);

@@ -11,7 +11,10 @@ import { oneHot } from './layers.js';
 import { primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
 import { NUM_CODES } from '../util/codes.js';
 
-/** Memories `mem.i` [B, n_m, d] and compressed memories `cmem.i` [B, n_cm, d], and how many slots of each row are history. */
+/**
+ * Memories `mem.i` [B, n_m, d] and compressed memories `cmem.i` [B, n_cm, d],
+ * and how many slots of each row are history.
+ */
 export class TransformerHostState implements HostState {
   readonly tensors: Record<string, Fed> = {};
   readonly memValid: Int32Array;

@@ -34,12 +34,17 @@ export type WavenetConfig = z.infer<typeof WavenetConfig>;
 export function parseWavenetConfig(json: unknown, source = 'config'): WavenetConfig {
   const r = WavenetConfig.safeParse(json);
   if (r.success) return r.data;
-  const problems = r.error.issues.map(
-    (i) =>
-      `  - ${i.path.join('.') || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')} (known: ${Object.keys(WavenetConfig.shape).join(', ')})` : i.message}`,
-  );
+  const problems = r.error.issues.map((i) => {
+    const where = i.path.join('.') || '(top level)';
+    const what =
+      i.code === 'unrecognized_keys'
+        ? `unknown field(s) ${i.keys.join(', ')} (known: ${Object.keys(WavenetConfig.shape).join(', ')})`
+        : i.message;
+    return `  - ${where}: ${what}`;
+  });
   throw new ConfigError(
-    `${source}: invalid wavenet config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`,
+    `${source}: invalid wavenet config (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n` +
+      problems.join('\n'),
   );
 }
 
@@ -90,7 +95,11 @@ export function wavenetParamSpec(c: WavenetConfig): ParamSpec[] {
 export function describeWavenet(c: WavenetConfig): string {
   const n = paramCount(wavenetParamSpec(c));
   const rf = receptiveField(c);
-  return `${c.stacks} x ${c.layersPerStack} layers (dilations 1..${2 ** (c.layersPerStack - 1)}), residual ${c.residualChannels}, dilation ${c.dilationChannels}, skip ${c.skipChannels}, head ${c.headChannels}: ${(n / 1e6).toFixed(2)}M parameters, receptive field ${rf} samples`;
+  return (
+    `${c.stacks} x ${c.layersPerStack} layers (dilations 1..${2 ** (c.layersPerStack - 1)}), ` +
+    `residual ${c.residualChannels}, dilation ${c.dilationChannels}, skip ${c.skipChannels}, head ${c.headChannels}: ` +
+    `${(n / 1e6).toFixed(2)}M parameters, receptive field ${rf} samples`
+  );
 }
 
 const common = { kind: 'wavenet', vocab: NUM_CODES, init: 'fan-in', initStd: 0.02, seed: 0 } as const;

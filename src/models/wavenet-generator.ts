@@ -29,7 +29,10 @@ export class WavenetHostState implements HostState {
   advance(): void {}
 }
 
-/** WaveNet generation: prime in segment mode, then the fast queues (Paine et al. 2016), one step graph call per sample. */
+/**
+ * WaveNet generation: prime in segment mode, then the fast queues (Paine et al. 2016),
+ * one step graph call per sample.
+ */
 export class WavenetGenerator implements Generator {
   private state: WavenetHostState;
   private scorer: SegmentScorer;

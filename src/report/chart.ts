@@ -196,7 +196,10 @@ function fit(s: string, maxW: number, scale: number): string {
   return chars.join('') + '..';
 }
 
-/** Up to two lines of whole words that fit maxW at label scale (the second cut if need be); [] when even the first word is too wide. */
+/**
+ * Up to two lines of whole words that fit maxW at label scale (the second cut if need be);
+ * [] when even the first word is too wide.
+ */
 function wrap(s: string, maxW: number): string[] {
   if (textWidth(s, LABEL) <= maxW) return [s];
   const words = s.split(/\s+/);
@@ -406,25 +409,29 @@ const n1 = (v: number) => String(Math.round(v * 10) / 10);
 export function chartSvg(c: LineChart): string {
   const { w, h, prims } = layout(c);
   const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ` +
+      'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace">',
     `<rect width="${w}" height="${h}" fill="#ffffff"/>`,
   ];
   for (const p of prims) {
     if (p.t === 'rect') {
       out.push(
-        `<rect x="${n1(p.x)}" y="${n1(p.y)}" width="${n1(p.w)}" height="${n1(p.h)}" fill="${p.fill ?? 'none'}"${p.stroke ? ` stroke="${p.stroke}" shape-rendering="crispEdges"` : ''}/>`,
+        `<rect x="${n1(p.x)}" y="${n1(p.y)}" width="${n1(p.w)}" height="${n1(p.h)}" fill="${p.fill ?? 'none'}"` +
+          `${p.stroke ? ` stroke="${p.stroke}" shape-rendering="crispEdges"` : ''}/>`,
       );
     } else if (p.t === 'poly') {
       const crisp = p.pts.length === 2 && p.width === 1 ? ' shape-rendering="crispEdges"' : '';
       const dash = p.dashed ? ` stroke-dasharray="${DASH.join(' ')}"` : '';
       out.push(
-        `<polyline points="${p.pts.map(([x, y]) => `${n1(x)},${n1(y)}`).join(' ')}" fill="none" stroke="${p.color}" stroke-width="${p.width}" stroke-linejoin="round"${dash}${crisp}/>`,
+        `<polyline points="${p.pts.map(([x, y]) => `${n1(x)},${n1(y)}`).join(' ')}" fill="none" ` +
+          `stroke="${p.color}" stroke-width="${p.width}" stroke-linejoin="round"${dash}${crisp}/>`,
       );
     } else {
       const anchor = p.align === 'left' ? 'start' : p.align === 'right' ? 'end' : 'middle';
       const rot = p.vertical ? ` transform="rotate(-90 ${n1(p.x)} ${n1(p.y)})"` : '';
       out.push(
-        `<text x="${n1(p.x)}" y="${n1(p.y)}" font-size="${10 * p.scale}" fill="${p.color}" text-anchor="${anchor}" dominant-baseline="central"${rot}>${esc(p.s)}</text>`,
+        `<text x="${n1(p.x)}" y="${n1(p.y)}" font-size="${10 * p.scale}" fill="${p.color}" text-anchor="${anchor}" ` +
+          `dominant-baseline="central"${rot}>${esc(p.s)}</text>`,
       );
     }
   }

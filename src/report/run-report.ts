@@ -209,31 +209,42 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
   if (seeded) {
     lines.push('## Test NLL over seeds', '');
     lines.push(
-      '| model | runs | seeds | parameters | test NLL (bits), mean ± sd (n, min–max) | valid NLL (bits), mean ± sd | unigram (bits) |',
+      '| model | runs | seeds | parameters | test NLL (bits), mean ± sd (n, min–max) | ' +
+        'valid NLL (bits), mean ± sd | unigram (bits) |',
     );
     lines.push('|---|---|---|---|---:|---:|---:|');
     for (const g of groups) {
       const r0 = g.runs[0];
       const seeds = g.runs.map((r) => (r.seed === null ? '–' : String(r.seed))).join(', ');
       lines.push(
-        `| ${r0.model} | \`${g.name}\` | ${seeds} | ${r0.params} | ${formatSpread(g.test)} | ${formatSpread(g.valid)} | ${f(r0.test?.unigramBits ?? r0.valid?.unigramBits, 3)} |`,
+        `| ${r0.model} | \`${g.name}\` | ${seeds} | ${r0.params} | ${formatSpread(g.test)} | ` +
+          `${formatSpread(g.valid)} | ${f(r0.test?.unigramBits ?? r0.valid?.unigramBits, 3)} |`,
       );
     }
     lines.push('', '## Every run', '');
   }
   lines.push(
-    '| model | run | parameters | samples trained | wall time | backend | valid NLL (nats) | valid NLL (bits) | test NLL (nats) | test NLL (bits) | unigram (bits) | generation RTF |',
+    '| model | run | parameters | samples trained | wall time | backend | ' +
+      'valid NLL (nats) | valid NLL (bits) | test NLL (nats) | test NLL (bits) | unigram (bits) | generation RTF |',
   );
   lines.push('|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
     const validNats = r.valid?.nats ?? r.validNats;
     lines.push(
-      `| ${r.model} | \`${rel(r.run)}\` | ${r.params} | ${r.samplesTrained.toLocaleString('en-US')} | ${duration(r.wallSeconds)} | ${r.backend ?? '–'} | ${f(validNats)} | ${f(validNats === null ? null : validNats / LN2)} | ${f(r.test?.nats)} | ${f(r.test?.bits)} | ${f(r.test?.unigramBits ?? r.valid?.unigramBits, 3)} | ${f(r.generation?.realTimeFactor, 1)} |`,
+      `| ${r.model} | \`${rel(r.run)}\` | ${r.params} | ${r.samplesTrained.toLocaleString('en-US')} | ` +
+        `${duration(r.wallSeconds)} | ${r.backend ?? '–'} | ` +
+        `${f(validNats)} | ${f(validNats === null ? null : validNats / LN2)} | ` +
+        `${f(r.test?.nats)} | ${f(r.test?.bits)} | ${f(r.test?.unigramBits ?? r.valid?.unigramBits, 3)} | ` +
+        `${f(r.generation?.realTimeFactor, 1)} |`,
     );
   }
   lines.push(
     '',
-    'NLL is per 16 kHz mu-law sample, each file scored from empty memory; valid NLL is from the valid split evaluated after training when the pipeline did so, else the last in-training validation (middle windows of valid files). The unigram entropy is the NLL of a model that ignores context. Generation RTF = wall time / audio time at batch 1 (below 1 is faster than real time).',
+    'NLL is per 16 kHz mu-law sample, each file scored from empty memory; ' +
+      'valid NLL is from the valid split evaluated after training when the pipeline did so, ' +
+      'else the last in-training validation (middle windows of valid files). ' +
+      'The unigram entropy is the NLL of a model that ignores context. ' +
+      'Generation RTF = wall time / audio time at batch 1 (below 1 is faster than real time).',
     '',
   );
   const tested = groups.filter((g) => g.test);
@@ -308,7 +319,8 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     lines.push(
       `## Attention by memory age: ${g.name}`,
       '',
-      `Average attention weight per key slot over ${counted} (row, segment) pairs with full memories${over}, averaged over layers, heads and queries.`,
+      `Average attention weight per key slot over ${counted} (row, segment) pairs with full memories${over}, ` +
+        'averaged over layers, heads and queries.',
       '',
     );
     lines.push(
@@ -317,7 +329,8 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     );
     for (const x of regions)
       lines.push(
-        `| ${x.name} | ${x.slots} | ${(100 * x.mass).toFixed(1)}% | ${x.perSlot.toExponential(2)} | ${memory && memory.perSlot > 0 ? (x.perSlot / memory.perSlot).toFixed(2) : '–'} |`,
+        `| ${x.name} | ${x.slots} | ${(100 * x.mass).toFixed(1)}% | ${x.perSlot.toExponential(2)} | ` +
+          `${memory && memory.perSlot > 0 ? (x.perSlot / memory.perSlot).toFixed(2) : '–'} |`,
       );
     lines.push('');
     for (const r of withAttention)
@@ -328,7 +341,9 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     lines.push('## Generated continuations', '');
     for (const r of generated)
       lines.push(
-        `- ${r.name}: [${path.basename(r.generation!.file)}](${rel(r.generation!.file)}) — ${Math.round(r.generation!.samplesPerSecond).toLocaleString('en-US')} samples/s, real-time factor ${r.generation!.realTimeFactor.toFixed(1)} (${r.generation!.engine})`,
+        `- ${r.name}: [${path.basename(r.generation!.file)}](${rel(r.generation!.file)}) — ` +
+          `${Math.round(r.generation!.samplesPerSecond).toLocaleString('en-US')} samples/s, ` +
+          `real-time factor ${r.generation!.realTimeFactor.toFixed(1)} (${r.generation!.engine})`,
       );
     lines.push('');
   }

@@ -25,7 +25,10 @@ export function spread(values: readonly number[]): Spread | null {
 export function formatSpread(s: Spread | null, digits = 3): string {
   if (!s) return '–';
   if (s.sd === null) return s.mean.toFixed(digits);
-  return `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)} (n = ${s.n}, ${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+  return (
+    `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)} ` +
+    `(n = ${s.n}, ${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
+  );
 }
 
 export interface RankedGap {
@@ -67,5 +70,8 @@ export function rankingSentence(r: NonNullable<ReturnType<typeof rankByMean>>, s
   });
   const what = seeded ? 'Lowest mean test NLL' : 'Lowest test NLL';
   const tail = seeded ? '' : ' One seed per model: differences of a few hundredths of a bit can be seed noise.';
-  return `**${what}: ${r.best}** at ${r.mean.toFixed(3)} bits per sample${parts.length ? `; ${parts.join(', ')}` : ''}.${tail}`;
+  return (
+    `**${what}: ${r.best}** at ${r.mean.toFixed(3)} bits per sample` +
+    `${parts.length ? `; ${parts.join(', ')}` : ''}.${tail}`
+  );
 }

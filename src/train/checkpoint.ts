@@ -191,12 +191,14 @@ export function loadCheckpoint(
   }
   if (meta?.format !== CHECKPOINT_FORMAT) {
     fail(
-      `not a ctspeech training checkpoint (format ${JSON.stringify(meta?.format ?? null)}, expected "${CHECKPOINT_FORMAT}")`,
+      `not a ctspeech training checkpoint (format ${JSON.stringify(meta?.format ?? null)}, ` +
+        `expected "${CHECKPOINT_FORMAT}")`,
     );
   }
   if (meta!.version !== CHECKPOINT_VERSION)
     fail(
-      `checkpoint version ${JSON.stringify(meta!.version)} is not supported (this build reads version ${CHECKPOINT_VERSION})`,
+      `checkpoint version ${JSON.stringify(meta!.version)} is not supported ` +
+        `(this build reads version ${CHECKPOINT_VERSION})`,
     );
 
   const hAt = headerSumAt(bytes, headerEnd);
@@ -240,7 +242,8 @@ export function loadCheckpoint(
     const have = drop(config);
     if (JSON.stringify(canonical(have)) !== JSON.stringify(canonical(want))) {
       fail(
-        `this checkpoint belongs to a '${md.model}' run with a different config (${jsonDiff(have, want).join('; ')}): use another run directory`,
+        `this checkpoint belongs to a '${md.model}' run with a different config ` +
+          `(${jsonDiff(have, want).join('; ')}): use another run directory`,
       );
     }
   }

@@ -1,0 +1,57 @@
+/** What a training run is asked to do and what it reports back. */
+import type { ModelConfig } from '../models/registry.js';
+import { UserError } from '../util/errors.js';
+
+export interface TrainOptions {
+  /** a prepared corpus, or audio folders/files to prepare into <run>/corpus */
+  data: string[];
+  run: string;
+  model: ModelConfig;
+  /** rows per step */
+  batch: number;
+  /** total optimizer steps of the run (the schedule's length); a resumed run continues to it */
+  steps: number;
+  /** stop this invocation after this many minutes (checkpointed; rerun to continue) */
+  minutes?: number;
+  /** stop this invocation after this many steps (checkpointed; rerun to continue) */
+  stopAfter?: number;
+  peakLr: number;
+  minLr: number;
+  warmup: number;
+  clip: number;
+  accumulate: number;
+  validEvery: number;
+  /** cap on validation samples, so validation stays cheap on CPU */
+  validSamples: number;
+  checkpointEvery: number;
+  seed: number;
+  onStep?: (p: TrainProgress) => void;
+  onLog?: (line: string) => void;
+  /** set by a signal handler: the loop checkpoints and returns */
+  stopSignal?: { stop: boolean };
+}
+
+export interface TrainProgress {
+  step: number;
+  steps: number;
+  samplesPerSecond: number;
+  loss: number;
+  nll: number;
+  lr: number;
+}
+
+export interface TrainSummary {
+  run: string;
+  step: number;
+  finished: boolean;
+  interrupted: boolean;
+  resumedFrom: number | null;
+  skippedSteps: number;
+  lastTrainNll: number | null;
+  validNats: number | null;
+  unigramNats: number;
+  samplesPerSecond: number;
+}
+
+/** A run folder or corpus that cannot be trained from as asked. */
+export class RunError extends UserError {}
