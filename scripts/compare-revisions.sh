@@ -22,12 +22,12 @@ checkout() { # <rev> <dir>: a built copy of the revision
   (cd "$2" && npx tsc -p tsconfig.json)
 }
 
-exercise() { # <repo> <out>
+exercise() { # <repo> <out>: both revisions train on one corpus, so only the model code differs
   local M="node $1/dist/src/cli/main.js" O=$2 prompt
   prompt=$(ls "$REPO"/samples/speech/test/* | head -1)
   mkdir -p "$O"
   for p in ct-tiny wavenet-tiny; do
-    $M train "$REPO/samples/speech" --model $p --run "$O/$p" --steps 40 --valid-every 20 --valid-samples 4000 \
+    $M train "$WORK/corpus" --model $p --run "$O/$p" --steps 40 --valid-every 20 --valid-samples 4000 \
       --seed 3 --backend wasm > "$O/$p.train.log" 2>&1
     $M eval --run "$O/$p" --json --limit-files 2 > "$O/$p.eval-onnxruntime.json" 2> /dev/null
     $M eval --run "$O/$p" --json --limit-files 2 --engine tfjs --backend wasm > "$O/$p.eval-tfjs.json" 2> /dev/null
@@ -37,6 +37,7 @@ exercise() { # <repo> <out>
 }
 
 checkout "$BASE" "$WORK/base"
+node "$WORK/base/dist/src/cli/main.js" prepare "$REPO/samples/speech" --out "$WORK/corpus" > /dev/null
 if [ -n "$OTHER" ]; then checkout "$OTHER" "$WORK/other"; SECOND=$WORK/other; else
   (npx tsc -p tsconfig.json); SECOND=$REPO; fi
 echo "exercising $BASE ..."; exercise "$WORK/base" "$WORK/out-base"

@@ -164,3 +164,28 @@ test('most-used compression cannot be exported: a clear error', () => {
     /most-used.*--engine tfjs/,
   );
 });
+
+test('a cached graph whose bytes were damaged, size unchanged, is exported again and says so', () => {
+  const cfg = modelPreset('wavenet-tiny');
+  const params = anyParams(cfg);
+  const dir = runDir(cfg, params);
+  const spec = { kind: 'step' as const, batch: 1, length: 1 };
+  const first = ensureGraph(dir, cfg, params, spec);
+  const good = fs.readFileSync(first.file);
+  const bad = Buffer.from(good);
+  bad[bad.length >> 1] ^= 0x40; // one flipped bit inside the embedded weights
+  fs.writeFileSync(first.file, bad);
+  const again = ensureGraph(dir, cfg, params, spec);
+  assert.equal(again.exported, true, 'the damaged file is not reused');
+  assert.match(again.replaced ?? '', /does not match the sha256 in export\.json/);
+  assert.deepEqual(fs.readFileSync(again.file), good, 'the same graph as first exported');
+  assert.equal(ensureGraph(dir, cfg, params, spec).exported, false, 'then reused');
+  // An index from before hashes were recorded: re-exported once, then trusted.
+  const index = path.join(dir, ONNX_DIR, 'export.json');
+  const j = JSON.parse(fs.readFileSync(index, 'utf8'));
+  for (const g of Object.values(j.graphs) as { sha256?: string }[]) delete g.sha256;
+  fs.writeFileSync(index, JSON.stringify(j));
+  assert.match(ensureGraph(dir, cfg, params, spec).replaced ?? '', /no content hash/);
+  assert.equal(ensureGraph(dir, cfg, params, spec).exported, false);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -89,7 +89,7 @@ test('loss falls on samples/ and validation NLL ends below the unigram entropy',
     opts(SAMPLES, run, { steps: 160, batch: 8, validEvery: 80, validSamples: 6000, checkpointEvery: 80 }),
   );
   assert.ok(
-    s.validNats !== null && s.validNats < s.unigramNats - 0.5,
+    s.validNats !== null && s.validNats < s.unigramNats! - 0.5,
     `valid ${s.validNats} vs unigram ${s.unigramNats}`,
   );
   const nll = fs
@@ -125,7 +125,7 @@ test('bad inputs: clear errors, nothing overwritten', async () => {
     '2',
   ]);
   assert.equal(empty.status, 2, empty.stderr);
-  assert.match(empty.stderr, /no decodable audio in .*empty/);
+  assert.match(empty.stderr, /no (decodable )?audio (found )?in .*empty/);
   fs.mkdirSync(path.join(root, 'junk'));
   fs.writeFileSync(path.join(root, 'junk', 'a.wav'), 'not a wav');
   const junk = cli([
@@ -139,7 +139,7 @@ test('bad inputs: clear errors, nothing overwritten', async () => {
     '2',
   ]);
   assert.equal(junk.status, 2);
-  assert.match(junk.stderr, /no decodable audio .*a\.wav: not a/);
+  assert.match(junk.stderr, /no (decodable )?audio .*a\.wav: not a/);
   const cfgFile = path.join(root, 'bad.json');
   fs.writeFileSync(cfgFile, JSON.stringify({ preset: 'ct-tiny', segment: 10 }));
   const bad = cli(['train', SAMPLES, '--run', path.join(root, 'r3'), '--config', cfgFile]);

@@ -57,10 +57,17 @@ export function parseLayout(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-export interface FfmpegDecoded {
+export interface FfmpegDecoded extends FfmpegStreamInfo {
   samples: Float32Array;
+}
+
+export interface FfmpegStreamInfo {
   channels: number;
   sourceRate: number | null;
+  /** mono samples delivered at the target rate */
+  length: number;
+  /** decode errors ffmpeg printed for audio it still delivered (a glitch, not a truncation) */
+  warnings: string[];
 }
 
 /**
@@ -68,19 +75,47 @@ export interface FfmpegDecoded {
  * (no temp files). ffmpeg resamples with soxr; we downmix ourselves, because ffmpeg's own
  * stereo->mono matrix scales by 1/sqrt(2) rather than averaging the channels.
  */
-export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<FfmpegDecoded> {
+export async function decodeWithFfmpeg(path: string, sampleRate: number): Promise<FfmpegDecoded> {
+  const out = new Growable();
+  const info = await streamWithFfmpeg(path, sampleRate, (mono) => out.push(mono));
+  return { ...info, samples: out.take() };
+}
+
+/**
+ * As decodeWithFfmpeg, but hands each block of mono samples to `onChunk` as it arrives, so memory
+ * is bounded by a pipe read, not by the file. An error thrown by `onChunk` (a full disk) stops
+ * ffmpeg and rejects with that error unchanged.
+ */
+export function streamWithFfmpeg(
+  path: string,
+  sampleRate: number,
+  onChunk: (mono: Float32Array) => void,
+): Promise<FfmpegStreamInfo> {
   return new Promise((resolve, reject) => {
     const stderr: string[] = [];
+    let decodeErrors = 0;
+    let firstDecodeError = '';
     let channels: number | null = null;
     let sourceRate: number | null = null;
+    let declaredSeconds: number | null = null;
+    let estimated = false;
+    let hasVideo = false;
     let inOutput = false;
     const pending: Buffer[] = [];
     let leftover = Buffer.alloc(0);
-    const out = new Growable();
+    let length = 0;
 
     const onLine = (line: string) => {
       if (stderr.length < 400) stderr.push(line);
       if (/^Output #0/.test(line)) inOutput = true;
+      if (!inOutput) {
+        const d = /^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)/.exec(line);
+        if (d) declaredSeconds = Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3]);
+        if (/Estimating duration from bitrate/.test(line)) estimated = true;
+        if (/Stream #\d+:\d+.*: Video: /.test(line)) hasVideo = true;
+      }
+      // Decoding starts after the output header; earlier lines are the demuxer's probing remarks.
+      if (inOutput && isDecodeError(line) && decodeErrors++ === 0) firstDecodeError = line.trim();
       const m = /Stream #\d+:\d+.*Audio: [^,]+, (\d+) Hz, ([^,]+),/.exec(line);
       if (!m) return;
       if (!inOutput && sourceRate === null) sourceRate = Number(m[1]);
@@ -91,7 +126,7 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
     };
 
     let failed = false;
-    const fail = (reason: string) => {
+    const fail = (reason: string | Error) => {
       if (failed) return;
       failed = true;
       try {
@@ -99,7 +134,7 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
       } catch {
         /* already gone */
       }
-      reject(new AudioDecodeError(path, reason));
+      reject(typeof reason === 'string' ? new AudioDecodeError(path, reason) : reason);
     };
 
     const consume = (chunk: Buffer) => {
@@ -109,13 +144,24 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
       const frames = Math.floor(buf.length / frameBytes);
       const aligned = Buffer.from(buf.subarray(0, frames * frameBytes)); // copy: Float32Array needs 4-byte alignment
       const f = new Float32Array(aligned.buffer, aligned.byteOffset, frames * ch);
-      const mono = out.reserve(frames);
+      const mono = new Float32Array(frames);
       for (let i = 0; i < frames; i++) {
         let s = 0;
         for (let c = 0; c < ch; c++) s += f[i * ch + c];
+        if (!Number.isFinite(s)) throw new AudioDecodeError(path, `decoded a non-finite sample at ${length + i}`);
         mono[i] = s / ch;
       }
       leftover = Buffer.from(buf.subarray(frames * frameBytes));
+      length += frames;
+      if (frames) onChunk(mono);
+    };
+    const consumeAll = (chunk?: Buffer) => {
+      try {
+        for (const b of pending.splice(0)) consume(b);
+        if (chunk) consume(chunk);
+      } catch (e) {
+        fail(e as Error);
+      }
     };
 
     const cmd = ffmpeg(path)
@@ -141,14 +187,19 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
       .on('end', () => {
         if (failed) return;
         if (channels === null) return fail('ffmpeg produced audio without a readable stream header');
-        for (const b of pending.splice(0)) consume(b);
+        consumeAll();
+        if (failed) return;
         if (leftover.length) return fail(`ffmpeg output ended mid-frame (${leftover.length} stray bytes)`);
-        const samples = out.take();
-        if (samples.length === 0) return fail('no audio samples decoded (empty or zero-length audio stream)');
-        for (let i = 0; i < samples.length; i++) {
-          if (!Number.isFinite(samples[i])) return fail(`decoded a non-finite sample at ${i}`);
-        }
-        resolve({ samples, channels, sourceRate });
+        if (length === 0) return fail('no audio samples decoded (empty or zero-length audio stream)');
+        const short = truncation(length / sampleRate, estimated ? null : declaredSeconds);
+        // A video's container duration may outlast its audio track: there shortness alone proves nothing.
+        if (short && (!hasVideo || decodeErrors))
+          return fail(`truncated or corrupt: ${short}${decodeErrors ? ` (ffmpeg: ${firstDecodeError})` : ''}`);
+        const warnings = decodeErrors
+          ? [`ffmpeg reported ${decodeErrors} decode error(s), audio kept: ${firstDecodeError}`]
+          : [];
+        if (short) warnings.push(short);
+        resolve({ channels, sourceRate, length, warnings });
       });
 
     const stream = cmd.pipe();
@@ -158,11 +209,27 @@ export function decodeWithFfmpeg(path: string, sampleRate: number): Promise<Ffmp
         pending.push(chunk);
         return;
       }
-      for (const b of pending.splice(0)) consume(b);
-      consume(chunk);
+      consumeAll(chunk);
     });
     stream.on('error', (err: Error) => fail(err.message));
   });
+}
+
+/** ffmpeg's decoders report damage as "[codec @ 0x...] ..." lines or "Error while decoding stream". */
+function isDecodeError(line: string): boolean {
+  if (/^Error while decoding stream/.test(line)) return true;
+  return /^\[[\w:.-]+ @ 0x[0-9a-f]+\] /.test(line) && /error|invalid|failed|corrupt|overread|missing/i.test(line);
+}
+
+/**
+ * Whether far less audio came out than the file's header declares (a cut-off download or copy):
+ * ffmpeg decodes such a file up to the cut and exits 0, sometimes without a single error line.
+ */
+function truncation(decodedSeconds: number, declaredSeconds: number | null): string | null {
+  if (declaredSeconds === null || declaredSeconds <= 0) return null;
+  // Encoder delay and padding account for tens of milliseconds; a truncation loses far more.
+  if (decodedSeconds >= declaredSeconds * 0.9 || declaredSeconds - decodedSeconds < 0.25) return null;
+  return `decoded ${decodedSeconds.toFixed(2)} s of the ${declaredSeconds.toFixed(2)} s its header declares`;
 }
 
 function summarizeFfmpegError(message: string, stderr: string[]): string {
@@ -178,7 +245,14 @@ function summarizeFfmpegError(message: string, stderr: string[]): string {
     .filter((l) => l.trim() && !/^\s+(built|configuration|lib|Copyright)/.test(l))
     .slice(-2)
     .join(' | ');
-  return `ffmpeg failed: ${last || message}`.slice(0, 500);
+  // fluent-ffmpeg's own message says how ffmpeg ended (exit code, signal); when stderr ends on
+  // progress lines rather than an error, that is the only clue (seen once under heavy CPU load).
+  const how = message.split('\n')[0].trim();
+  const explained = /error|invalid|failed|cannot|unable/i.test(last);
+  return `ffmpeg failed: ${explained || !how ? last || how : `${how}${last ? ` (last output: ${last})` : ''}`}`.slice(
+    0,
+    500,
+  );
 }
 
 /** A float32 buffer that grows by doubling: decoded length is unknown until the stream ends. */

@@ -34,8 +34,29 @@ const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
 // Streamed recorders often leave the data size unset (0 or all ones): the data then runs to end of file.
 const UNKNOWN_SIZES = new Set([0, 0xffffffff]);
 
-/** Formats wavefile can parse but we do not convert natively (ADPCM, G.711 ...) go to ffmpeg. */
-export class UnsupportedWavEncoding extends Error {}
+/**
+ * Formats wavefile can parse but we do not convert natively (ADPCM, G.711 ...) go to ffmpeg;
+ * `encoding` names the format for the report when ffmpeg cannot read it either.
+ */
+export class UnsupportedWavEncoding extends Error {
+  constructor(readonly encoding: string) {
+    super(`unsupported WAV encoding: ${encoding}`);
+  }
+}
+
+const FORMAT_NAMES: Record<number, string> = {
+  1: 'PCM',
+  2: 'Microsoft ADPCM',
+  3: 'IEEE float',
+  6: 'G.711 A-law',
+  7: 'G.711 mu-law',
+  0x11: 'IMA ADPCM',
+  0x31: 'GSM 6.10',
+  0x55: 'MPEG layer 3',
+};
+
+/** What this reader converts itself; said in every unsupported-encoding reason. */
+export const NATIVE_WAV_ENCODINGS = 'PCM 8/16/24/32-bit, IEEE float 32/64-bit';
 
 /**
  * Parse the header with wavefile from a growing prefix of the file (never the whole file:
@@ -72,9 +93,11 @@ function tryLayout(path: string, head: Buffer, fileSize: number): WavLayout | nu
   const data = findDataChunk(head, tag === 'RIFX');
   if (!data) return null;
   const fmt = wav.fmt as FmtChunk;
-  if (!fmt.numChannels || !fmt.sampleRate || !fmt.blockAlign)
-    throw new AudioDecodeError(path, 'WAV "fmt " chunk is missing or has zero channels/rate');
-  const kind = sampleKind(fmt);
+  if (!fmt.numChannels) throw new AudioDecodeError(path, 'WAV "fmt " chunk is missing or declares 0 channels');
+  if (!fmt.sampleRate) throw new AudioDecodeError(path, 'WAV "fmt " chunk declares a sample rate of 0 Hz');
+  // The encoding before the block align: a writer that cannot represent its bit depth usually gets both wrong.
+  const kind = sampleKind(path, fmt);
+  if (!fmt.blockAlign) throw new AudioDecodeError(path, 'WAV "fmt " chunk declares a block align of 0 bytes');
   const bytesPer = { uint8: 1, int16: 2, int24: 3, int32: 4, float32: 4, float64: 8 }[kind];
   if (fmt.blockAlign !== bytesPer * fmt.numChannels)
     throw new AudioDecodeError(
@@ -117,10 +140,18 @@ function findDataChunk(head: Buffer, bigEndian: boolean): { start: number; size:
   return null;
 }
 
-function sampleKind(fmt: FmtChunk): SampleKind {
+function sampleKind(path: string, fmt: FmtChunk): SampleKind {
   let format = fmt.audioFormat;
   if (format === WAVE_FORMAT_EXTENSIBLE && fmt.subformat?.length) format = fmt.subformat[0] & 0xffff;
   const bits = fmt.bitsPerSample;
+  // Below 8 bits no layout is defined (a byte per sample? packed? which bits?): ffmpeg reads such a file
+  // as 8-bit, which is noise when the writer packed or right-aligned the bits, so it is refused here.
+  if (format === WAVE_FORMAT_PCM && bits < 8)
+    throw new AudioDecodeError(
+      path,
+      `unsupported WAV encoding: PCM with ${bits} bit(s) per sample (samples narrower than 8 bits have no ` +
+        `defined layout; read natively: ${NATIVE_WAV_ENCODINGS})`,
+    );
   if (format === WAVE_FORMAT_PCM) {
     // Container size decides the layout; valid bits below it are left-justified, so scaling by the container is right.
     const container = Math.ceil(bits / 8) * 8;
@@ -132,7 +163,8 @@ function sampleKind(fmt: FmtChunk): SampleKind {
     if (bits === 32) return 'float32';
     if (bits === 64) return 'float64';
   }
-  throw new UnsupportedWavEncoding(`WAV encoding ${format} with ${bits} bits`);
+  const name = FORMAT_NAMES[format] ?? `format tag 0x${format.toString(16).padStart(4, '0')}`;
+  throw new UnsupportedWavEncoding(`${name} with ${bits} bit(s) per sample`);
 }
 
 /**

@@ -73,7 +73,7 @@ export function runExport(o: ExportFlags): string[] {
       spec.batch,
       spec.length,
       `${(r.bytes / 1e6).toFixed(2)} MB`,
-      r.exported ? 'exported' : 'up to date',
+      r.replaced ? 're-exported' : r.exported ? 'exported' : 'up to date',
       problems.length ? problems[0] : 'clean',
     ]);
   }

@@ -1,17 +1,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { decodeAudio } from '../audio/decode.js';
 import { muLawEncode } from '../audio/mulaw.js';
 import { type EngineName, openGenerator } from '../infer/engines.js';
-import { codesToWav, generateCodes, type GenerateResult } from '../infer/generate.js';
+import {
+  codesToWav,
+  generateCodes,
+  type GenerateResult,
+  generationSizeProblem,
+  MAX_GENERATE_SECONDS,
+} from '../infer/generate.js';
 import type { OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../infer/sampling.js';
 import { describeModel } from '../models/registry.js';
 import { checkEngineFlags } from './eval.js';
 import { loadRun } from '../models/model-files.js';
 import { MODEL_RATE } from '../data/corpus-files.js';
-import { floatArg, intArg, UsageError } from './options.js';
+import { intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { NUM_CODES } from '../util/codes.js';
 
@@ -41,6 +47,9 @@ export interface GenerateSummary extends Omit<GenerateResult, 'codes'> {
   batch: number;
 }
 
+/** Rows of one generation batch (each row is one continuation). */
+const MAX_COUNT = 1024;
+
 /** Defaults shared by `ctspeech generate` and the pipeline's generate step. */
 export const GENERATE_DEFAULTS = {
   seconds: 2,
@@ -49,6 +58,14 @@ export const GENERATE_DEFAULTS = {
   engine: 'onnxruntime',
   device: 'auto',
 } as const;
+
+/** Seconds of audio (a continuation or a prompt's start): more than 0, at most an hour. */
+function secondsArg(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_GENERATE_SECONDS)
+    throw new InvalidArgumentError(`expected seconds > 0 and at most ${MAX_GENERATE_SECONDS} (one hour).`);
+  return n;
+}
 
 export function registerGenerate(program: Command): void {
   program
@@ -67,11 +84,16 @@ export function registerGenerate(program: Command): void {
     .option('--prompt <audio>', 'audio to continue (any format ffmpeg reads; resampled to 16 kHz mono)')
     .option(
       '--prompt-seconds <s>',
-      'use only the first s seconds of the prompt',
-      floatArg(0, Infinity, { exclusiveMax: true }),
+      `use only the first s seconds of the prompt (at most ${MAX_GENERATE_SECONDS})`,
+      secondsArg,
     )
     .option('--continuation-only', 'write only the generated part, not the prompt')
-    .option('--seconds <s>', 'seconds of audio to generate per continuation', Number, GENERATE_DEFAULTS.seconds)
+    .option(
+      '--seconds <s>',
+      `seconds of audio to generate per continuation (at most ${MAX_GENERATE_SECONDS}: one hour)`,
+      secondsArg,
+      GENERATE_DEFAULTS.seconds,
+    )
     .option(
       '--temperature <t>',
       'sampling temperature; 0 picks the most likely code',
@@ -81,7 +103,7 @@ export function registerGenerate(program: Command): void {
     .option('--top-k <k>', `sample among the k most likely codes (1..${NUM_CODES})`, Number)
     .option('--top-p <p>', 'nucleus sampling: the smallest set of codes holding probability p (0 < p <= 1)', Number)
     .option('--seed <n>', 'random seed', intArg(0), GENERATE_DEFAULTS.seed)
-    .option('--count <n>', 'continuations generated together as one batch', intArg(1, 1024), 1)
+    .option('--count <n>', 'continuations generated together as one batch', intArg(1, MAX_COUNT), 1)
     .option(
       '--out <file.wav>',
       'output WAV (with --count > 1: file-1.wav, file-2.wav, ...); default <run>/generated/seed<seed>.wav',
@@ -115,8 +137,20 @@ function outputPaths(o: GenerateFlags): string[] {
 
 export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
   checkEngineFlags(o);
-  if (!Number.isFinite(o.seconds) || o.seconds <= 0)
-    throw new UsageError(`--seconds must be a number > 0, got ${o.seconds}`);
+  if (!Number.isFinite(o.seconds) || o.seconds <= 0 || o.seconds > MAX_GENERATE_SECONDS)
+    throw new UsageError(
+      `--seconds must be a number > 0 and at most ${MAX_GENERATE_SECONDS} (one hour), got ${o.seconds}`,
+    );
+  if (o.promptSeconds !== undefined && !(o.promptSeconds > 0 && o.promptSeconds <= MAX_GENERATE_SECONDS))
+    throw new UsageError(
+      `--prompt-seconds must be a number > 0 and at most ${MAX_GENERATE_SECONDS} (one hour), got ${o.promptSeconds}`,
+    );
+  if (!Number.isInteger(o.count) || o.count < 1 || o.count > MAX_COUNT)
+    throw new UsageError(`--count must be an integer from 1 to ${MAX_COUNT}, got ${o.count}`);
+  const continuation = Math.round(o.seconds * MODEL_RATE);
+  // The prompt's length is known for sure only once decoded; --prompt-seconds bounds it now.
+  const sizeNow = generationSizeProblem(o.count, Math.round((o.promptSeconds ?? 0) * MODEL_RATE), continuation);
+  if (sizeNow) throw new UsageError(sizeNow);
   try {
     validateSamplingOptions({ temperature: o.temperature, topK: o.topK, topP: o.topP });
   } catch (e) {
@@ -139,8 +173,15 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
         `--prompt ${o.prompt} holds no audio` +
           `${o.promptSeconds !== undefined ? ` in its first ${o.promptSeconds} s` : ''}`,
       );
+    if (keep > MAX_GENERATE_SECONDS * MODEL_RATE)
+      throw new UsageError(
+        `--prompt ${o.prompt} lasts ${(keep / MODEL_RATE).toFixed(0)} s; a prompt may be at most ` +
+          `${MAX_GENERATE_SECONDS} s (one hour): pass --prompt-seconds`,
+      );
     prompt = muLawEncode(audio.samples.subarray(0, keep));
   }
+  const sizeProblem = generationSizeProblem(o.count, prompt?.length ?? 0, continuation);
+  if (sizeProblem) throw new UsageError(sizeProblem);
   const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
   log(describeModel(cfg));
   const { gen, info } = await openGenerator(o.run, cfg, params, o.count, {

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { UserError } from '../util/errors.js';
 import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
+import { failureOf, USAGE_EXIT } from './options.js';
 import { registerModel } from './model.js';
 import { registerPipeline } from './pipeline.js';
 import { registerPrepare } from './prepare.js';
@@ -35,12 +35,21 @@ registerEval(program);
 registerExport(program);
 registerGenerate(program);
 
+function fail(e: unknown): never {
+  const { message, exitCode } = failureOf(e);
+  console.error(`ctspeech: error: ${message}`);
+  process.exit(exitCode);
+}
+
+// Errors raised outside the command's promise (a stream's 'error' event, a rejected promise nobody
+// awaited) end the same way: a full disk is a message, not a stack trace.
+process.on('uncaughtException', fail);
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode);
-  // RangeError: library functions reject out-of-range arguments with it, naming the argument.
-  const known = e instanceof UserError || e instanceof RangeError;
-  console.error(`ctspeech: error: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
-  process.exit(e instanceof UserError ? e.exitCode : known ? 2 : 1);
+  // Commander has printed its message already. Its own status is 1 for every usage error; the
+  // README promises 2 for those, and 0 stays 0 (--help, --version).
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : USAGE_EXIT);
+  fail(e);
 }

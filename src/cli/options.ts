@@ -30,3 +30,40 @@ export function checkBackendFlag(backend: string): BackendName | 'auto' {
   if (!choices.includes(backend)) throw new UsageError(`--backend must be ${choices.join(', ')}, got ${backend}`);
   return backend as BackendName | 'auto';
 }
+
+/** Exit status of every user-fixable failure: a bad flag, file, config, or a full disk. */
+export const USAGE_EXIT = 2;
+
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * "disk full while writing <file>" when `e`, or any error it wraps (cause, AggregateError), ran out
+ * of space; null otherwise. The file is the first path any error of the chain names, without the
+ * temp suffix of an atomic write, since that is the file the user knows.
+ */
+export function diskFullMessage(e: unknown): string | null {
+  const chain: unknown[] = [e];
+  let full = false;
+  let file: string | undefined;
+  for (let k = 0; k < chain.length && k < 32; k++) {
+    const x = chain[k];
+    if (!x || typeof x !== 'object') continue;
+    const err = x as NodeJS.ErrnoException & { cause?: unknown; errors?: unknown };
+    if (typeof err.code === 'string' && DISK_FULL.has(err.code)) full = true;
+    if (file === undefined && typeof err.path === 'string') file = err.path.replace(/\.tmp-\d+$/, '');
+    if (err.cause !== undefined && !chain.includes(err.cause)) chain.push(err.cause);
+    if (Array.isArray(err.errors)) chain.push(...err.errors.filter((c) => !chain.includes(c)));
+  }
+  return full ? `disk full while writing${file ? ` ${file}` : ''}: free space and rerun` : null;
+}
+
+/** What the command line prints for an error that ends a command, and its exit status. */
+export function failureOf(e: unknown): { message: string; exitCode: number } {
+  // A UserError already says what failed and what is safe; the generic disk-full wording is for the rest.
+  if (e instanceof UserError) return { message: e.message, exitCode: e.exitCode };
+  const full = diskFullMessage(e);
+  if (full) return { message: full, exitCode: USAGE_EXIT };
+  // RangeError: library functions reject out-of-range arguments with it, naming the argument.
+  if (e instanceof RangeError) return { message: e.message, exitCode: USAGE_EXIT };
+  return { message: e instanceof Error ? (e.stack ?? e.message) : String(e), exitCode: 1 };
+}

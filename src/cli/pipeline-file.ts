@@ -4,6 +4,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './options.js';
 import { NUM_CODES } from '../util/codes.js';
+import { MAX_GENERATE_SECONDS } from '../infer/generate.js';
 
 export const PrepareStep = z.strictObject({
   inputs: z.array(z.string()).min(1),
@@ -13,6 +14,8 @@ export const PrepareStep = z.strictObject({
   testFraction: z.number().min(0).lt(1).optional(),
   trimDb: z.number().lt(0).nullable().optional(),
   workers: z.number().int().positive().optional(),
+  /** allow dropping more than half of an existing corpus (files gone from the inputs) */
+  prune: z.boolean().optional(),
 });
 /**
  * `seeds: "0,1,2"` on a train, eval, generate, attention or report step runs it once per seed, on
@@ -21,6 +24,7 @@ export const PrepareStep = z.strictObject({
  */
 const Seeds = z
   .union([z.number().int().nonnegative(), z.string()])
+  .describe('a seed, or comma-separated seeds such as "0,1,2"')
   .transform((v, ctx) => {
     const list = String(v)
       .split(',')
@@ -67,6 +71,8 @@ const TrainStepSpec = z.strictObject({
   validSamples: z.number().int().positive().optional(),
   checkpointEvery: z.number().int().positive().optional(),
   seed: z.number().int().nonnegative().optional(),
+  /** start the run over (as `ctspeech train --restart`) instead of resuming its checkpoint */
+  restart: z.boolean().optional(),
   seeds: Seeds,
 });
 const EvalStep = z.strictObject({
@@ -88,11 +94,11 @@ const ReportStep = z.strictObject({
 });
 const GenerateStep = z.strictObject({
   run: z.string(),
-  seconds: z.number().positive().optional(),
+  seconds: z.number().positive().max(MAX_GENERATE_SECONDS).optional(),
   /** an audio file to continue, or `corpus:<split>` for the first file of that split of `corpus` */
   prompt: z.string().optional(),
   corpus: z.string().optional(),
-  promptSeconds: z.number().positive().optional(),
+  promptSeconds: z.number().positive().max(MAX_GENERATE_SECONDS).optional(),
   seed: z.number().int().nonnegative().optional(),
   temperature: z.number().nonnegative().optional(),
   topK: z.number().int().min(1).max(NUM_CODES).optional(),
@@ -126,26 +132,20 @@ const Step = z.union([
   z.strictObject({ report: ReportStep }),
 ]);
 
-/** Why a step failed the union: its own kind's errors when it names one kind, else the list of kinds. */
-function stepProblems(raw: unknown, where: string): string[] {
-  const keys = raw && typeof raw === 'object' ? Object.keys(raw) : [];
-  const kind = keys.length === 1 ? (keys[0] as keyof typeof STEP_SCHEMAS) : undefined;
-  if (!kind || !Object.hasOwn(STEP_SCHEMAS, kind)) {
-    return [`${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`];
-  }
-  const r = STEP_SCHEMAS[kind].safeParse((raw as Record<string, unknown>)[kind]);
-  if (r.success) return [`${where}: each step must be one of ${STEP_KINDS.join(', ')} with its known fields`];
-  return r.error.issues.map((i) => `${[where, kind, ...i.path].join('.')}: ${i.message}`);
-}
-export const PipelineFile = z.strictObject({
-  name: z.string(),
-  description: z.string().optional(),
-  /** outputs (corpus, runs, plots) are written relative to this folder */
-  workdir: z.string(),
-  /** `${name}` in any string of the file is replaced by vars[name]; `--data` / `--set` override */
-  vars: z.record(z.string(), z.string()).optional(),
-  steps: z.array(Step).min(1),
-});
+export const PipelineFile = z
+  .strictObject({
+    name: z.string(),
+    description: z.string().optional(),
+    /** outputs (corpus, runs, plots) are written relative to this folder */
+    workdir: z.string(),
+    /** `${name}` in any string of the file is replaced by vars[name]; `--data` / `--set` override */
+    vars: z.record(z.string(), z.string()).optional(),
+    steps: z
+      .array(Step)
+      .min(1)
+      .describe(`a list of steps, each one of ${Object.keys(STEP_SCHEMAS).join(', ')}`),
+  })
+  .describe('a mapping with name, workdir and steps');
 export type PipelineFile = z.infer<typeof PipelineFile>;
 
 /** The run folders a step with `seeds` stands for: `<run>-seed<s>` for each seed, else the run itself. */
@@ -181,6 +181,149 @@ function substitute(doc: unknown, vars: Record<string, string>, file: string): u
   return walk(doc);
 }
 
+/*
+ * Problems are worded from the schema itself (its JSON Schema form): which step (number and kind),
+ * which field, what it takes and what the file has, so a missing `run:` or `steps: "ten"` reads
+ * as exactly that, whatever the field.
+ */
+interface JsonSchema {
+  type?: string;
+  description?: string;
+  anyOf?: JsonSchema[];
+  enum?: unknown[];
+  items?: JsonSchema;
+  minItems?: number;
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+}
+
+let fileSchema: JsonSchema | undefined;
+function schemaOfFile(): JsonSchema {
+  fileSchema ??= z.toJSONSchema(PipelineFile, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  return fileSchema;
+}
+
+function schemaAt(root: JsonSchema, at: readonly PropertyKey[]): JsonSchema | undefined {
+  const child = (js: JsonSchema, k: PropertyKey): JsonSchema | undefined => {
+    // A union (a step) continues in the alternative that has the key.
+    if (js.anyOf) return js.anyOf.map((alt) => child(alt, k)).find((c) => c !== undefined);
+    if (typeof k === 'number') return js.items;
+    const named = js.properties && Object.hasOwn(js.properties, k) ? js.properties[String(k)] : undefined;
+    return named ?? (typeof js.additionalProperties === 'object' ? js.additionalProperties : undefined);
+  };
+  let js: JsonSchema | undefined = root;
+  for (const k of at) js = js && child(js, k);
+  return js;
+}
+
+function expectedText(js: JsonSchema): string {
+  if (js.description) return js.description;
+  if (js.anyOf) return js.anyOf.map(expectedText).join(' or ');
+  if (js.enum) return `one of ${js.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  switch (js.type) {
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'null':
+      return 'nothing (null)';
+    case 'integer':
+    case 'number': {
+      const bounds: string[] = [];
+      const limited = (x: number | undefined): x is number => x !== undefined && Math.abs(x) < Number.MAX_SAFE_INTEGER;
+      if (limited(js.exclusiveMinimum)) bounds.push(`> ${js.exclusiveMinimum}`);
+      if (limited(js.minimum)) bounds.push(`>= ${js.minimum}`);
+      if (limited(js.exclusiveMaximum)) bounds.push(`< ${js.exclusiveMaximum}`);
+      if (limited(js.maximum)) bounds.push(`<= ${js.maximum}`);
+      return `${js.type === 'integer' ? 'an integer' : 'a number'}${bounds.length ? ` ${bounds.join(' and ')}` : ''}`;
+    }
+    case 'array': {
+      const list = js.minItems ? 'a non-empty list' : 'a list';
+      return js.items?.type === 'string' ? `${list} of strings` : list;
+    }
+    case 'object':
+      return 'a mapping of fields';
+    default:
+      return 'a value';
+  }
+}
+
+function shown(v: unknown): string {
+  if (v === null) return 'nothing (an empty value)';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v)}`;
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (typeof v === 'object') return 'a mapping';
+  return String(v);
+}
+
+function valueAt(doc: unknown, at: readonly PropertyKey[]): unknown {
+  let v = doc;
+  for (const k of at) v = v !== null && typeof v === 'object' && Object.hasOwn(v, k) ? (v as never)[k] : undefined;
+  return v;
+}
+
+function isStepPath(at: readonly PropertyKey[]): boolean {
+  return at.length === 2 && at[0] === 'steps' && typeof at[1] === 'number';
+}
+
+/** "step 3 (train) at steps.2.train.run": the step as a person counts it, and the path in the file. */
+function located(at: readonly PropertyKey[], kind = at[0] === 'steps' ? at[2] : undefined): string {
+  const dotted = at.map(String).join('.') || '(top level)';
+  if (at[0] !== 'steps' || typeof at[1] !== 'number') return dotted;
+  return `step ${at[1] + 1}${kind !== undefined ? ` (${String(kind)})` : ''} at ${dotted}`;
+}
+
+function issueText(issue: z.core.$ZodIssue, at: readonly PropertyKey[], doc: unknown): string {
+  const where = located(at);
+  const schema = schemaAt(schemaOfFile(), at);
+  if (issue.code === 'unrecognized_keys') {
+    const known = Object.keys(schema?.properties ?? {});
+    return (
+      `${where}: unknown field(s) ${issue.keys.join(', ')}` + `${known.length ? ` (known: ${known.join(', ')})` : ''}`
+    );
+  }
+  // Custom checks (seeds) word their own problem, value included.
+  if (issue.code === 'custom' || !schema) return `${where}: ${issue.message}`;
+  const value = valueAt(doc, at);
+  if (value === undefined) return `${where}: missing; expected ${expectedText(schema)}`;
+  return `${where}: expected ${expectedText(schema)}, got ${shown(value)}`;
+}
+
+/** Why a step matched no kind: not a mapping, no kind or several, fields beside the kind, or its own fields. */
+function stepProblems(at: readonly PropertyKey[], doc: unknown): string[] {
+  const raw = valueAt(doc, at);
+  const kinds = `each step must be one of ${STEP_KINDS.join(', ')} with its known fields`;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    return [`${located(at)}: ${kinds} (a mapping such as "train: {...}"), got ${shown(raw)}`];
+  const keys = Object.keys(raw);
+  const named = keys.filter((k) => Object.hasOwn(STEP_SCHEMAS, k)) as (keyof typeof STEP_SCHEMAS)[];
+  if (named.length === 0)
+    return [
+      `${located(at)}: ${kinds}; ` +
+        (keys.length ? `${keys.map((k) => JSON.stringify(k)).join(', ')} is not a step kind` : 'this one is empty'),
+    ];
+  if (named.length > 1) return [`${located(at)}: ${kinds}, one per step; this one names ${named.join(' and ')}`];
+  const kind = named[0];
+  const extra = keys.filter((k) => k !== kind);
+  if (extra.length) {
+    const fields = Object.keys(STEP_SCHEMAS[kind].shape);
+    const own = extra.every((k) => fields.includes(k));
+    return [
+      `${located(at, kind)}: ${extra.join(', ')} ${extra.length > 1 ? 'are' : 'is'} beside "${kind}:" ` +
+        (own
+          ? `but ${extra.length > 1 ? 'belong' : 'belongs'} under it: indent ${extra.length > 1 ? 'them' : 'it'}`
+          : `where a step has nothing but its kind (fields go under "${kind}:", indented)`),
+    ];
+  }
+  const r = STEP_SCHEMAS[kind].safeParse((raw as Record<string, unknown>)[kind]);
+  if (r.success) return [`${located(at, kind)}: ${kinds}`];
+  return r.error.issues.map((i) => issueText(i, [...at, kind, ...i.path], doc));
+}
+
 export function loadPipeline(file: string, overrides: Record<string, string> = {}): PipelineFile {
   let text: string;
   try {
@@ -202,13 +345,14 @@ export function loadPipeline(file: string, overrides: Record<string, string> = {
   const substituted = substitute(doc, vars, file);
   const parsed = PipelineFile.safeParse(substituted);
   if (!parsed.success) {
-    const msgs = parsed.error.issues.flatMap((i) => {
-      const where = i.path.join('.') || '(top level)';
-      if (i.code !== 'invalid_union') return [`${where}: ${i.message}`];
-      const raw = i.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k], substituted);
-      return stepProblems(raw, where);
-    });
-    throw new UsageError(`${file}: ${msgs.join('; ')}`);
+    const msgs = parsed.error.issues.flatMap((i) =>
+      i.code === 'invalid_union' && isStepPath(i.path)
+        ? stepProblems(i.path, substituted)
+        : [issueText(i, i.path, substituted)],
+    );
+    throw new UsageError(
+      `${file}: ${msgs.length > 1 ? `${msgs.length} problems:\n  - ${msgs.join('\n  - ')}` : msgs[0]}`,
+    );
   }
   return parsed.data;
 }

@@ -14,6 +14,20 @@ import { modelName, paramSpecOf, parseModelConfig } from '../models/registry.js'
 import { paramCount } from '../models/param-spec.js';
 import { summarizeRun, writeReport } from '../report/run-report.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
+
+/**
+ * Ctrl-C (or SIGTERM) during a train step: training saved its checkpoint, and the steps after it
+ * must not run on a half-trained model. Exits with the shell's status for the signal.
+ */
+export class PipelineStopped extends UserError {
+  override readonly exitCode: number;
+
+  constructor(message: string, signal: 'SIGINT' | 'SIGTERM') {
+    super(message);
+    this.exitCode = signal === 'SIGINT' ? 130 : 143;
+  }
+}
 
 export function registerPipeline(program: Command): void {
   program
@@ -67,6 +81,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
         testFraction: s.testFraction,
         trimDb: s.trimDb ?? null,
         workers: s.workers,
+        prune: s.prune,
       });
     } else if ('info' in step) {
       const s = step.info;
@@ -82,7 +97,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           `\n== step ${i + 1}/${p.steps.length}: train ${s.model ?? s.config ?? 'ct-cpu'} ` +
             `on ${data.join(' ')} -> ${inWork(run)}`,
         );
-        await runTrain(data, {
+        const r = await runTrain(data, {
           model: s.model ?? 'ct-cpu',
           config: s.config,
           run: inWork(run),
@@ -100,7 +115,18 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           checkpointEvery: s.checkpointEvery ?? d.checkpointEvery,
           seed: seed ?? s.seed ?? d.seed,
           backend: 'auto',
+          restart: s.restart,
         });
+        if (r.stoppedBy) {
+          const later = p.steps.length - (i + 1);
+          throw new PipelineStopped(
+            `${r.stoppedBy} during step ${i + 1}/${p.steps.length} (train ${inWork(run)}): training ` +
+              `${r.finished ? 'finished' : 'stopped'} at step ${r.step} of ${r.steps}, checkpoint saved` +
+              `${later ? `; the ${later} later step(s) did not run` : ''}. Rerun the same command to resume: ` +
+              `ctspeech ${process.argv.slice(2).join(' ')}`,
+            r.stoppedBy,
+          );
+        }
       }
     } else if ('eval' in step) {
       const s = step.eval;

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { prepareCorpus, type PrepareOptions, type PrepareReport } from '../data/prepare.js';
+import { NothingPreparedError, prepareCorpus, type PrepareOptions, type PrepareReport } from '../data/prepare.js';
 import { corpusStats } from '../data/stats.js';
 import { formatHours, formatTable } from '../report/table.js';
-import { floatArg, intArg, UsageError } from './options.js';
+import { floatArg, intArg } from './options.js';
 import { Progress } from './progress.js';
 
 export function registerPrepare(program: Command): void {
@@ -14,7 +14,9 @@ export function registerPrepare(program: Command): void {
         'to 256 mu-law codes (WaveNet companding, mu = 255) and store one code binary per split plus a ' +
         'manifest.json in --out. Splits come from train/ valid/ (or validation/, dev/) test/ subfolders when ' +
         "an input has them, otherwise from a hash of each file's path (stable across runs and machines). " +
-        'Running prepare again on the same output decodes only new or changed files.\n\n' +
+        'Running prepare again on the same output decodes only new or changed files and drops files that ' +
+        'are gone from the inputs; a run that fails or finds no audio leaves the corpus as it was, and one ' +
+        'that would drop more than half of it stops and asks for --prune.\n\n' +
         'WAV (PCM 8/16/24/32-bit, float 32/64, extensible) is read natively; FLAC, MP3, Ogg/Opus, G.722, M4A ' +
         'and anything else ffmpeg reads go through ffmpeg (bundled; override with FFMPEG_PATH). ' +
         'Files that cannot be decoded are listed with the reason and skipped.',
@@ -39,14 +41,21 @@ export function registerPrepare(program: Command): void {
       'cut leading/trailing silence quieter than this level, e.g. -50 (off by default)',
       floatArg(-200, -0.001),
     )
-    .option('-j, --workers <n>', 'decoder threads (default: one per CPU)', intArg(1, 256))
+    .option('-j, --workers <n>', 'decoder threads (default and most: one per CPU core)', intArg(1, 256))
     .option('--force', 'decode every file again, ignoring the previous corpus')
+    .option(
+      '--prune',
+      'let this run drop more than half of the corpus: files that left the inputs (or no longer decode) ' +
+        'are removed from it. Without it such a run stops and changes nothing, because an unmounted drive ' +
+        'or a moved folder looks just like deleted files',
+    )
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  ctspeech prepare samples/speech --out corpora/samples\n' +
-        '  ctspeech prepare ~/audio/a ~/audio/b --out corpora/ab --sample-rate 16000 --trim-db -50',
+        '  ctspeech prepare ~/audio/a ~/audio/b --out corpora/ab --sample-rate 16000 --trim-db -50\n' +
+        '  ctspeech prepare ~/audio/a --out corpora/ab --prune    # b was removed on purpose: drop its files',
     )
     .action(
       async (
@@ -59,6 +68,7 @@ export function registerPrepare(program: Command): void {
           trimDb?: number;
           workers?: number;
           force?: boolean;
+          prune?: boolean;
           json?: boolean;
         },
       ) => {
@@ -72,6 +82,7 @@ export function registerPrepare(program: Command): void {
             trimDb: o.trimDb ?? null,
             workers: o.workers,
             force: o.force,
+            prune: o.prune,
           },
           { json: o.json },
         );
@@ -81,15 +92,19 @@ export function registerPrepare(program: Command): void {
 
 export async function runPrepare(opts: PrepareOptions, { json = false } = {}): Promise<PrepareReport> {
   const bar = new Progress('prepare');
-  const report = await prepareCorpus({
-    ...opts,
-    onProgress: (p) => bar.update(p.done, p.total, `${formatHours(p.audioSeconds / 3600)} of audio`),
-  });
-  bar.done();
-  if (report.manifest.files.length === 0) {
-    printSkipped(report);
-    throw new UsageError(`no audio could be prepared from ${opts.inputs.join(', ')}`);
+  let report: PrepareReport;
+  try {
+    report = await prepareCorpus({
+      ...opts,
+      onProgress: (p) => bar.update(p.done, p.total, `${formatHours(p.audioSeconds / 3600)} of audio`),
+    });
+  } catch (e) {
+    bar.done();
+    if (e instanceof NothingPreparedError) printSkipped(e.skipped);
+    throw e;
   }
+  bar.done();
+  for (const n of report.notes) console.error(`note: ${n}`);
   if (json) {
     console.log(
       JSON.stringify(
@@ -100,6 +115,8 @@ export async function runPrepare(opts: PrepareOptions, { json = false } = {}): P
           removed: report.removed,
           ignored: report.ignored,
           skipped: report.skipped,
+          warnings: report.warnings,
+          notes: report.notes,
           rebuiltBecause: report.rebuiltBecause,
           splits: summary(report),
         },
@@ -125,7 +142,8 @@ export async function runPrepare(opts: PrepareOptions, { json = false } = {}): P
       summary(report).map((r) => [r.split, r.files, formatHours(r.hours), r.samples, r.entropyBits.toFixed(3)]),
     ),
   );
-  printSkipped(report);
+  printSkipped(report.skipped);
+  printWarnings(report.warnings);
   return report;
 }
 
@@ -133,8 +151,14 @@ function summary(report: PrepareReport) {
   return corpusStats(report.corpusDir, report.manifest).map(({ histogram: _h, ...rest }) => rest);
 }
 
-function printSkipped(report: PrepareReport): void {
-  if (!report.skipped.length) return;
-  console.log(`Skipped ${report.skipped.length} file(s):`);
-  for (const s of report.skipped) console.log(`  ${s.source}: ${s.reason}`);
+function printSkipped(skipped: PrepareReport['skipped']): void {
+  if (!skipped.length) return;
+  console.log(`Skipped ${skipped.length} file(s):`);
+  for (const s of skipped) console.log(`  ${s.source}: ${s.reason}`);
+}
+
+function printWarnings(warnings: PrepareReport['warnings']): void {
+  if (!warnings.length) return;
+  console.log(`Prepared with warnings (${warnings.length}):`);
+  for (const w of warnings) console.log(`  ${w.source}: ${w.message}`);
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { backendSummary, type BackendName, initBackend } from '../engine/backend.js';
 import { describeModel } from '../models/registry.js';
+import { RESUME_RULE } from '../train/resume.js';
 import type { TrainSummary } from '../train/run-options.js';
 import { train } from '../train/trainer.js';
 import { loadConfig } from './model.js';
@@ -26,6 +27,14 @@ export interface TrainCliOptions {
   checkpointEvery: number;
   seed: number;
   backend: string;
+  restart?: boolean;
+}
+
+/** What `train` did, and the signal that stopped it early, if one did. */
+export interface TrainResult extends TrainSummary {
+  /** the run's total steps (--steps, or what --samples came to) */
+  steps: number;
+  stoppedBy: 'SIGINT' | 'SIGTERM' | null;
 }
 
 export const TRAIN_DEFAULTS = {
@@ -54,7 +63,8 @@ export function registerTrain(program: Command): void {
         'warm-up and cosine decay (paper: 1e-6 -> 3e-4 -> 1e-6), global-norm clipping (paper: 0.1).\n\n' +
         'The run folder holds config.json, weights.safetensors, checkpoint.safetensors, train.json, ' +
         'metrics.jsonl and curves.svg/png. Rerunning the same command resumes where it stopped; Ctrl-C ' +
-        'saves a checkpoint and exits. A run of another model in the same folder is refused.',
+        'saves a checkpoint and exits. One train at a time per run folder (it is locked). A run of another ' +
+        'model, or trained results without their checkpoint, are refused rather than overwritten.',
     )
     .argument('<data...>', 'corpus folder, or audio folders/files')
     .requiredOption('--run <dir>', 'run folder (created, or resumed)')
@@ -109,9 +119,14 @@ export function registerTrain(program: Command): void {
     )
     .option('--seed <n>', 'initialisation, data order and dropout seed', intArg(0), TRAIN_DEFAULTS.seed)
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
+    .option(
+      '--restart',
+      "start over: move the run folder's files into <run>/replaced-<time>/ (never deleted) and train afresh",
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n' +
+      `\nResuming:\n${RESUME_RULE.map((l) => `  ${l}\n`).join('')}` +
+        '\nExamples:\n' +
         '  ctspeech train samples/speech --model ct-tiny --run runs/ct-tiny --steps 300\n' +
         '  ctspeech train corpora/librispeech --model ct-cpu --run runs/ct --minutes 30   # rerun to continue',
     )
@@ -120,7 +135,7 @@ export function registerTrain(program: Command): void {
     });
 }
 
-export async function runTrain(data: string[], o: TrainCliOptions): Promise<TrainSummary> {
+export async function runTrain(data: string[], o: TrainCliOptions): Promise<TrainResult> {
   checkBackendFlag(o.backend);
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
@@ -131,9 +146,11 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
   console.log(`ctspeech train: ${describeModel(cfg)}`);
   console.log(`  ${backendSummary(info)}`);
   const stop = { stop: false };
-  const onSignal = (sig: string) => {
+  let stoppedBy: TrainResult['stoppedBy'] = null;
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
     if (stop.stop) process.exit(130); // a second Ctrl-C: the user insists
     stop.stop = true;
+    stoppedBy = sig;
     process.stderr.write(
       `\n${sig}: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)\n`,
     );
@@ -161,6 +178,7 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
       validSamples: o.validSamples,
       checkpointEvery: o.checkpointEvery,
       seed: o.seed,
+      restart: o.restart,
       stopSignal: stop,
       onStep: (p) =>
         bar.update(
@@ -180,18 +198,25 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
       : s.interrupted
         ? 'stopped (checkpoint saved; rerun the same command to resume)'
         : 'stopped';
-    console.log(
-      `${how} at step ${s.step}${s.resumedFrom !== null ? ` (resumed from step ${s.resumedFrom})` : ''}; ` +
-        `${Math.round(s.samplesPerSecond)} samples/s`,
-    );
+    if (s.alreadyFinished)
+      console.log(
+        s.step === steps
+          ? `already finished at step ${s.step} of ${steps}; nothing to train (a larger --steps continues the run)`
+          : `already finished at step ${s.step}, past --steps ${steps}; nothing to train`,
+      );
+    else
+      console.log(
+        `${how} at step ${s.step}${s.resumedFrom !== null ? ` (resumed from step ${s.resumedFrom})` : ''}; ` +
+          `${Math.round(s.samplesPerSecond)} samples/s`,
+      );
     if (s.validNats !== null)
       console.log(
-        `validation NLL ${s.validNats.toFixed(4)} nats/sample (${(s.validNats / Math.LN2).toFixed(4)} bits); ` +
-          `unigram entropy ${s.unigramNats.toFixed(4)} nats`,
+        `validation NLL ${s.validNats.toFixed(4)} nats/sample (${(s.validNats / Math.LN2).toFixed(4)} bits)` +
+          (s.unigramNats !== null ? `; unigram entropy ${s.unigramNats.toFixed(4)} nats` : ''),
       );
     if (s.skippedSteps) console.log(`${s.skippedSteps} step(s) skipped for non-finite loss or gradients`);
     console.log(`run folder: ${o.run} (curves.png, metrics.jsonl, weights.safetensors)`);
-    return s;
+    return { ...s, steps, stoppedBy };
   } finally {
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);

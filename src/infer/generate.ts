@@ -6,6 +6,7 @@ import { muLawDecode, NUM_CODES, SILENCE_CODE } from '../audio/mulaw.js';
 import { writeWav } from '../audio/wav.js';
 import { Rng } from '../data/rng.js';
 import type { Generator } from '../models/family.js';
+import { namingFailedWrite } from '../models/model-files.js';
 import { Sampler, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions {
@@ -35,6 +36,26 @@ export interface GenerateResult {
   primeSeconds: number;
 }
 
+/**
+ * Longest continuation, and longest prompt, one row may have: an hour of audio. Beyond it a
+ * sample-by-sample loop at CPU speeds runs for days, and the codes stop fitting in memory.
+ */
+export const MAX_GENERATE_SECONDS = 3600;
+/** All rows' codes (prompt + continuation each) are held in memory until written: at most 1 GiB. */
+export const MAX_GENERATED_CODES = 2 ** 30;
+
+/** Why `rows` rows of `promptLength` + `continuation` codes cannot be generated, or null. */
+export function generationSizeProblem(rows: number, promptLength: number, continuation: number): string | null {
+  const codes = rows * (promptLength + continuation);
+  if (codes <= MAX_GENERATED_CODES) return null;
+  return (
+    `${rows} continuation(s) of ${promptLength.toLocaleString('en-US')} prompt + ` +
+    `${continuation.toLocaleString('en-US')} generated samples hold ${codes.toLocaleString('en-US')} codes, ` +
+    `more than the ${MAX_GENERATED_CODES.toLocaleString('en-US')} (1 GiB) generation keeps in memory: ` +
+    'lower --count, --seconds or --prompt-seconds'
+  );
+}
+
 /** How often onProgress may fire: often enough for a progress bar, rarely enough to cost nothing. */
 const PROGRESS_EVERY_MS = 100;
 
@@ -42,6 +63,10 @@ export async function generateCodes(gen: Generator, opts: GenerateOptions): Prom
   const { seconds, sampleRate, seed } = opts;
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0)
     throw new RangeError(`--seconds must be a finite number > 0, got ${seconds}`);
+  if (seconds > MAX_GENERATE_SECONDS)
+    throw new RangeError(
+      `--seconds ${seconds} is longer than the ${MAX_GENERATE_SECONDS} s (one hour) a continuation may be`,
+    );
   if (!Number.isInteger(sampleRate) || sampleRate < 1)
     throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
   const total = Math.round(seconds * sampleRate);
@@ -55,6 +80,13 @@ export async function generateCodes(gen: Generator, opts: GenerateOptions): Prom
   // An empty prompt is no prompt: the model still needs one code of context to predict from.
   const prompt = opts.prompt && opts.prompt.length > 0 ? opts.prompt : undefined;
   const promptLength = prompt?.length ?? 0;
+  if (promptLength > MAX_GENERATE_SECONDS * sampleRate)
+    throw new RangeError(
+      `the prompt lasts ${(promptLength / sampleRate).toFixed(0)} s, longer than the ${MAX_GENERATE_SECONDS} s ` +
+        '(one hour) a prompt may be: pass --prompt-seconds',
+    );
+  const tooBig = generationSizeProblem(batch, promptLength, total);
+  if (tooBig) throw new RangeError(tooBig);
   const rows = Array.from({ length: batch }, () => new Uint8Array(promptLength + total));
   if (prompt) for (const row of rows) row.set(prompt);
 
@@ -96,5 +128,5 @@ export async function generateCodes(gen: Generator, opts: GenerateOptions): Prom
 export function codesToWav(path: string, codes: Uint8Array, sampleRate: number): void {
   if (!Number.isInteger(sampleRate) || sampleRate < 1)
     throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
-  writeWav(path, muLawDecode(codes), sampleRate);
+  namingFailedWrite(path, () => writeWav(path, muLawDecode(codes), sampleRate));
 }

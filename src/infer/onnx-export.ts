@@ -2,14 +2,15 @@
  * Exporting a run's model into ONNX graphs (docs/onnx.md): the graph builders of graphs.ts
  * traced by the ONNX implementation of `Ops`, weights embedded as initializers. Graphs live in
  * <run>/onnx/, named by kind, shape and a hash of the config they were traced for; export.json
- * records the weights they embed, so a retrained run's graphs are found stale and rebuilt.
+ * records the weights they embed, so a retrained run's graphs are found stale and rebuilt, and each
+ * graph's own sha256, so a cached file damaged on disk is never run.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkOnnxModel } from '../engine/onnx-check.js';
 import { OnnxTracer, type TraceTensor } from '../engine/onnx-trace.js';
-import { PARAMS_FILE, type ParamArrays } from '../models/model-files.js';
+import { namingFailedWrite, type ParamArrays } from '../models/model-files.js';
 import { familyOf, type ModelConfig } from '../models/registry.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { GraphSpec } from '../models/family.js';
@@ -24,7 +25,8 @@ export interface ExportIndex {
   version: number;
   /** sha256 of the weights file the graphs embed */
   weights: string;
-  graphs: Record<string, { spec: GraphSpec; config: ModelConfig; bytes: number }>;
+  /** sha256: of the graph file's bytes (absent in exports before it was recorded: those are re-exported) */
+  graphs: Record<string, { spec: GraphSpec; config: ModelConfig; bytes: number; sha256?: string }>;
 }
 
 /** Traces one graph with the given weights; returns the serialised ModelProto. */
@@ -55,21 +57,28 @@ export function graphFileName(cfg: ModelConfig, spec: GraphSpec): string {
   return `${spec.kind}-b${spec.batch}${spec.kind === 'segment' ? `-n${spec.length}` : ''}-${hash}.onnx`;
 }
 
-const hashes = new Map<string, { stamp: string; hash: string }>();
+function sha256(bytes: Uint8Array): string {
+  return crypto.createHash('sha256').update(bytes).digest('hex');
+}
+
+const hashes = new WeakMap<ParamArrays, string>();
 
 /**
- * sha256 of the run's weights, read once per file version: generation opens four graphs, and a
- * paper-scale weights file is 160 MB. Weights are written atomically (a new inode), so inode, size
- * and mtime say when the file was rewritten.
+ * sha256 of the weights the graphs are traced from, computed once per loaded weights object
+ * (generation opens four graphs from one). It hashes the arrays in hand, not the file on disk: a
+ * trainer may replace the file between loading and tracing, and the cache must be keyed by what
+ * the graphs really embed.
  */
-function weightsHash(runDir: string): string {
-  const file = path.resolve(runDir, PARAMS_FILE);
-  const st = fs.statSync(file);
-  const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  const known = hashes.get(file);
-  if (known?.stamp === stamp) return known.hash;
-  const hash = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-  hashes.set(file, { stamp, hash });
+function weightsHash(params: ParamArrays): string {
+  const known = hashes.get(params);
+  if (known) return known;
+  const h = crypto.createHash('sha256');
+  for (const [name, t] of [...params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    h.update(`${name}:${t.shape.join('x')};`);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  const hash = h.digest('hex');
+  hashes.set(params, hash);
   return hash;
 }
 
@@ -87,17 +96,30 @@ export interface EnsureResult {
   /** true when this call traced it (missing or stale) */
   exported: boolean;
   bytes: number;
+  /** why a cached graph file was not used and was traced again (damaged, or of an older export) */
+  replaced?: string;
+}
+
+/** Why a cached graph cannot be used as it is, or null when its size and content are the recorded ones. */
+function cachedGraphProblem(file: string, entry: ExportIndex['graphs'][string]): string | null {
+  const size = fs.statSync(file).size;
+  if (size !== entry.bytes) return `it is ${size} bytes, export.json recorded ${entry.bytes}`;
+  if (!entry.sha256) return 'export.json records no content hash for it (an older export)';
+  if (sha256(fs.readFileSync(file)) !== entry.sha256)
+    return 'its content does not match the sha256 in export.json (damaged or modified on disk)';
+  return null;
 }
 
 /**
- * The graph file for (cfg, spec) in runDir/onnx, traced now if missing or if the run's weights
- * changed since the graphs there were written. Files are written atomically; a graph that fails
- * the structural check is never written.
+ * The graph file for (cfg, spec) in runDir/onnx, traced now if missing, if its bytes are not the
+ * ones recorded when it was written (a size check alone misses a flipped byte), or if the run's
+ * weights changed since. Files are written atomically; a graph that fails the structural check is
+ * never written.
  */
 export function ensureGraph(runDir: string, cfg: ModelConfig, params: ParamArrays, spec: GraphSpec): EnsureResult {
   const dir = path.join(runDir, ONNX_DIR);
   fs.mkdirSync(dir, { recursive: true });
-  const weights = weightsHash(runDir);
+  const weights = weightsHash(params);
   let index = readIndex(dir);
   if (!index || index.weights !== weights || index.version !== EXPORT_VERSION) {
     for (const f of fs.readdirSync(dir)) if (f.endsWith('.onnx')) fs.rmSync(path.join(dir, f), { force: true });
@@ -105,14 +127,21 @@ export function ensureGraph(runDir: string, cfg: ModelConfig, params: ParamArray
   }
   const name = graphFileName(cfg, spec);
   const file = path.join(dir, name);
-  if (index.graphs[name] && fs.existsSync(file) && fs.statSync(file).size === index.graphs[name].bytes)
-    return { file, exported: false, bytes: index.graphs[name].bytes };
+  const cached = index.graphs[name];
+  let replaced: string | undefined;
+  if (cached && fs.existsSync(file)) {
+    const problem = cachedGraphProblem(file, cached);
+    if (!problem) return { file, exported: false, bytes: cached.bytes };
+    replaced = problem;
+    console.error(`${file}: ${problem}; exporting it again`);
+  }
   const bytes = traceGraph(cfg, params, spec);
   const problems = checkOnnxModel(bytes);
   if (problems.length)
     throw new Error(`exported ${spec.kind} graph fails the ONNX check: ${problems.slice(0, 5).join('; ')}`);
-  writeFileAtomic(file, bytes);
-  index.graphs[name] = { spec, config: cfg, bytes: bytes.length };
-  writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index, null, 2) + '\n');
-  return { file, exported: true, bytes: bytes.length };
+  namingFailedWrite(file, () => writeFileAtomic(file, bytes));
+  index.graphs[name] = { spec, config: cfg, bytes: bytes.length, sha256: sha256(bytes) };
+  const indexFile = path.join(dir, INDEX);
+  namingFailedWrite(indexFile, () => writeFileAtomic(indexFile, JSON.stringify(index, null, 2) + '\n'));
+  return { file, exported: true, bytes: bytes.length, ...(replaced ? { replaced } : {}) };
 }

@@ -29,8 +29,26 @@ export function saveModel(dir: string, cfg: ModelConfig, params: ParamArrays): v
     tensors.set(s.name, { dtype: 'F32', shape: [...p.shape], data: p.data });
   }
   const config = JSON.stringify(cfg);
-  saveSafetensors(path.join(dir, PARAMS_FILE), tensors, { format: PARAMS_FORMAT, version: PARAMS_VERSION, config });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(cfg, null, 2) + '\n');
+  const weights = path.join(dir, PARAMS_FILE);
+  namingFailedWrite(weights, () =>
+    saveSafetensors(weights, tensors, { format: PARAMS_FORMAT, version: PARAMS_VERSION, config }),
+  );
+  const cfgFile = path.join(dir, CONFIG_FILE);
+  namingFailedWrite(cfgFile, () => writeFileAtomic(cfgFile, JSON.stringify(cfg, null, 2) + '\n'));
+}
+
+/**
+ * Runs a write and, when it fails, names the file on the error: a write to an open descriptor
+ * reports ENOSPC without a path, and "disk full" should say which output did not fit.
+ */
+export function namingFailedWrite<T>(file: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    if (e && typeof e === 'object' && (e as NodeJS.ErrnoException).path === undefined)
+      (e as NodeJS.ErrnoException).path = file;
+    throw e;
+  }
 }
 
 /** Load and check a saved model: every parameter the config needs, with its shape, and nothing else. */
@@ -73,7 +91,30 @@ export function loadModel(dir: string): { cfg: ModelConfig; params: ParamArrays 
     params.set(name, { shape: t.shape, data: t.data as Float32Array });
   }
   checkAgainstSpec(cfg, params, file);
+  checkFinite(params, file);
   return { cfg, params };
+}
+
+/**
+ * NaN or infinite weights make every NLL NaN and every sample garbage; refuse them at load, naming
+ * the tensors, rather than let eval print NaN or generate fail deep inside sampling.
+ */
+function checkFinite(params: ParamArrays, file: string): void {
+  const bad: string[] = [];
+  let tensors = 0;
+  for (const [name, p] of params) {
+    let n = 0;
+    for (let i = 0; i < p.data.length; i++) if (!Number.isFinite(p.data[i])) n++;
+    if (n === 0) continue;
+    tensors++;
+    if (bad.length < 6) bad.push(`${name} (${n.toLocaleString('en-US')} of ${p.data.length.toLocaleString('en-US')})`);
+  }
+  if (tensors)
+    throw new ModelFileError(
+      `${file}: non-finite weights (NaN or infinity) in ${tensors} tensor(s): ${bad.join(', ')}` +
+        `${tensors > bad.length ? `, and ${tensors - bad.length} more` : ''}; ` +
+        'the model is unusable (did training diverge?): retrain it or restore good weights',
+    );
 }
 
 function checkAgainstSpec(cfg: ModelConfig, params: ParamArrays, where: string): void {

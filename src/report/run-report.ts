@@ -21,6 +21,8 @@ export interface RunSummary {
   model: string;
   params: string;
   steps: number;
+  /** the steps training was planned for (train.json); more than `steps` when it stopped early */
+  plannedSteps: number | null;
   /** training samples seen (scored positions) */
   samplesTrained: number;
   /** training wall time over all sessions, when the run recorded it */
@@ -102,6 +104,7 @@ export function summarizeRun(
     path.join(run, 'attention.json'),
   );
   const d = describe(cfg);
+  const train = readJson<{ backend?: unknown; steps?: unknown }>(path.join(run, 'train.json'));
   return {
     name,
     group: of.group,
@@ -110,9 +113,10 @@ export function summarizeRun(
     model: d.model,
     params: d.params,
     steps: last ? last.step : 0,
+    plannedSteps: typeof train?.steps === 'number' && Number.isFinite(train.steps) ? train.steps : null,
     samplesTrained: last ? last.samples : 0,
     wallSeconds: last?.elapsed_s ?? null,
-    backend: readJson<{ backend?: string }>(path.join(run, 'train.json'))?.backend ?? null,
+    backend: typeof train?.backend === 'string' ? train.backend : null,
     trainSamplesPerSecond: last ? (last.samples_per_s ?? null) : null,
     validNats: valid.length ? valid[valid.length - 1].valid_nll : null,
     validCurve: valid.flatMap((m) => {
@@ -145,6 +149,13 @@ function generatedFile(run: string, file: string): string {
   if (path.isAbsolute(file)) return file;
   const inRun = path.join(run, file);
   return fs.existsSync(inRun) || !fs.existsSync(file) ? inRun : file;
+}
+
+/** " (trained 120 of 300 steps)" for a run that stopped before its planned steps, else "". */
+function unfinished(r: RunSummary): string {
+  return r.plannedSteps !== null && r.steps < r.plannedSteps
+    ? ` (trained ${r.steps.toLocaleString('en-US')} of ${r.plannedSteps.toLocaleString('en-US')} steps)`
+    : '';
 }
 
 function duration(s: number | null): string {
@@ -215,7 +226,7 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     lines.push('|---|---|---|---|---:|---:|---:|');
     for (const g of groups) {
       const r0 = g.runs[0];
-      const seeds = g.runs.map((r) => (r.seed === null ? '–' : String(r.seed))).join(', ');
+      const seeds = g.runs.map((r) => `${r.seed === null ? '–' : String(r.seed)}${unfinished(r)}`).join(', ');
       lines.push(
         `| ${r0.model} | \`${g.name}\` | ${seeds} | ${r0.params} | ${formatSpread(g.test)} | ` +
           `${formatSpread(g.valid)} | ${f(r0.test?.unigramBits ?? r0.valid?.unigramBits, 3)} |`,
@@ -231,7 +242,8 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
   for (const r of runs) {
     const validNats = r.valid?.nats ?? r.validNats;
     lines.push(
-      `| ${r.model} | \`${rel(r.run)}\` | ${r.params} | ${r.samplesTrained.toLocaleString('en-US')} | ` +
+      `| ${r.model} | \`${rel(r.run)}\` | ${r.params} | ` +
+        `${r.samplesTrained.toLocaleString('en-US')}${unfinished(r)} | ` +
         `${duration(r.wallSeconds)} | ${r.backend ?? '–'} | ` +
         `${f(validNats)} | ${f(validNats === null ? null : validNats / LN2)} | ` +
         `${f(r.test?.nats)} | ${f(r.test?.bits)} | ${f(r.test?.unigramBits ?? r.valid?.unigramBits, 3)} | ` +
@@ -247,6 +259,14 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
       'Generation RTF = wall time / audio time at batch 1 (below 1 is faster than real time).',
     '',
   );
+  const short = runs.filter((r) => unfinished(r));
+  if (short.length)
+    lines.push(
+      `**${short.length} run(s) did not finish training** (${short.map((r) => `\`${r.name}\``).join(', ')}): ` +
+        'stopped before their planned steps (a time limit, --stop-after or an interruption), so their NLL is ' +
+        'not that of the planned experiment. Rerun the pipeline to continue them.',
+      '',
+    );
   const tested = groups.filter((g) => g.test);
   const ranking = rankByMean(tested.map((g) => ({ name: g.name, spread: g.test! })));
   if (ranking && tested.length > 1) lines.push(rankingSentence(ranking, seeded), '');

@@ -122,7 +122,8 @@ export function saveCheckpoint(file: string, c: CheckpointData): void {
     writeFileAtomic(file, bytes);
   } catch (e) {
     throw new CheckpointError(
-      `${file}: cannot write checkpoint (the previous one, if any, is untouched): ${(e as Error).message}`,
+      `${file}: cannot write checkpoint (the previous one, if any, is untouched): ${(e as Error).message}. ` +
+        'Free space (or fix the folder) and rerun the same command to resume from the previous checkpoint.',
     );
   }
 }

@@ -25,6 +25,11 @@ export interface TrainOptions {
   validSamples: number;
   checkpointEvery: number;
   seed: number;
+  /**
+   * Start over even if the run folder holds a run: its files are moved into <run>/replaced-<time>/
+   * (never deleted). Without it, a folder that cannot be resumed exactly is refused.
+   */
+  restart?: boolean;
   onStep?: (p: TrainProgress) => void;
   onLog?: (line: string) => void;
   /** set by a signal handler: the loop checkpoints and returns */
@@ -44,12 +49,15 @@ export interface TrainSummary {
   run: string;
   step: number;
   finished: boolean;
+  /** the run had already reached its steps: this invocation trained nothing and touched nothing */
+  alreadyFinished: boolean;
   interrupted: boolean;
   resumedFrom: number | null;
   skippedSteps: number;
   lastTrainNll: number | null;
   validNats: number | null;
-  unigramNats: number;
+  /** unigram entropy of the training codes; null for an already finished run whose checkpoint predates it */
+  unigramNats: number | null;
   samplesPerSecond: number;
 }
 

@@ -1,75 +1,27 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 
-import { manifestPath } from '../data/manifest.js';
-import { prepareCorpus } from '../data/prepare.js';
-import { CHECKPOINT_FILE, CheckpointError, loadCheckpoint } from './checkpoint.js';
+import { CONFIG_FILE, PARAMS_FILE, saveModel } from '../models/model-files.js';
+import { paramSpecOf } from '../models/registry.js';
+import { removeStaleTemps } from '../util/atomic.js';
+import { lockFolder } from '../util/folder-lock.js';
+import { readMetrics } from './curves.js';
+import { resumeFrom } from './resume.js';
+import { METRICS_FILE, setAside } from './run-folder.js';
 import { RunError, type TrainOptions, type TrainSummary } from './run-options.js';
 import { learningRate, type ScheduleConfig, validateSchedule } from './schedule.js';
-import { type Resumed, TrainingRun } from './training-run.js';
-
-/**
- * Config fields that only decide how fresh weights are drawn. A resumed run never draws them again,
- * so they are left out when a run folder is matched against the model asked for (WaveNet configs
- * written before `init` existed have none).
- */
-const FRESH_WEIGHT_FIELDS = ['init'] as const;
-
-function withoutFreshWeightFields(c: unknown): unknown {
-  if (!c || typeof c !== 'object') return c;
-  return Object.fromEntries(Object.entries(c).filter(([k]) => !(FRESH_WEIGHT_FIELDS as readonly string[]).includes(k)));
-}
-
-/**
- * The checkpoint a run continues from, or null for a fresh run. A folder holding another model, or
- * a checkpoint that cannot be read, is refused rather than overwritten.
- */
-function resumeFrom(o: TrainOptions, ckptFile: string): Resumed | null {
-  const cfg = o.model;
-  if (fs.existsSync(ckptFile)) {
-    try {
-      return loadCheckpoint(ckptFile, { model: cfg.kind, config: cfg, ignore: FRESH_WEIGHT_FIELDS });
-    } catch (e) {
-      if (e instanceof CheckpointError)
-        throw new RunError(
-          `cannot resume ${o.run}: ${e.message}. Use another --run, or remove the folder to start over.`,
-        );
-      throw e;
-    }
-  }
-  if (fs.existsSync(path.join(o.run, 'config.json'))) {
-    const existing = JSON.parse(fs.readFileSync(path.join(o.run, 'config.json'), 'utf8'));
-    if (JSON.stringify(withoutFreshWeightFields(existing)) !== JSON.stringify(withoutFreshWeightFields(cfg)))
-      throw new RunError(
-        `--run ${o.run} holds a different model (see its config.json) and no checkpoint; use another --run`,
-      );
-  }
-  return null;
-}
-
-/** Where the corpus is: the data itself when it is one, else <run>/corpus, prepared (incrementally). */
-async function resolveCorpus(data: string[], run: string, log: (s: string) => void): Promise<string> {
-  if (data.length === 1 && fs.existsSync(manifestPath(data[0]))) return data[0];
-  const out = path.join(run, 'corpus');
-  log(`preparing ${data.join(', ')} into ${out} (cached: unchanged files are not decoded again)`);
-  const r = await prepareCorpus({ inputs: data, out });
-  if (r.manifest.files.length === 0)
-    throw new RunError(
-      `no decodable audio in ${data.join(', ')}` +
-        (r.skipped.length
-          ? ` (${r.skipped.length} file(s) skipped: ${r.skipped[0].source}: ${r.skipped[0].reason})`
-          : ''),
-    );
-  return out;
-}
+import { removeStaleSnapshots, resolveCorpus } from './train-corpus.js';
+import { type Resumed, type TrainState, TrainingRun } from './training-run.js';
+import { gb, trainingMemory } from './memory-estimate.js';
 
 /**
  * Train a model into a run directory, resuming from its checkpoint when there is one. Everything a
  * run needs to continue exactly — weights, Adam moments, step, stream positions, RNG and carried
- * memories — is in one atomically written checkpoint.
+ * memories — is in one atomically written checkpoint. The run folder is locked for the whole call:
+ * a second trainer on it is refused, and a lock left by a killed one is taken over.
  */
 export async function train(o: TrainOptions): Promise<TrainSummary> {
-  const log = o.onLog ?? (() => {});
   const schedule: ScheduleConfig = {
     warmupSteps: Math.min(o.warmup, o.steps),
     totalSteps: o.steps,
@@ -80,9 +32,29 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   if (fs.existsSync(o.run) && !fs.statSync(o.run).isDirectory())
     throw new RunError(`--run ${o.run} exists and is not a folder`);
   fs.mkdirSync(o.run, { recursive: true });
-  const ckptFile = path.join(o.run, CHECKPOINT_FILE);
-  const resumed = resumeFrom(o, ckptFile);
-  const corpus = await resolveCorpus(o.data, o.run, log);
+  const lock = lockFolder(o.run, 'train');
+  try {
+    return await trainLocked(o, schedule);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<TrainSummary> {
+  const log = o.onLog ?? (() => {});
+  // Left by writers killed between create and rename; at paper scale each is a whole checkpoint.
+  const stale = removeStaleTemps(o.run);
+  if (stale.length) log(`removed ${stale.length} temporary file(s) left by killed writers: ${stale.join(', ')}`);
+  removeStaleSnapshots(o.run);
+  if (o.restart) {
+    const aside = setAside(o.run);
+    if (aside) log(`--restart: moved ${aside.moved.join(', ')} into ${aside.dir}`);
+  }
+  const resumed = resumeFrom(o, log);
+  const prior = resumed?.state as TrainState | undefined;
+  if (resumed && prior!.step >= o.steps) return alreadyFinished(o, resumed, log);
+  checkMemory(o);
+  const corpus = await resolveCorpus(o.data, o.run, prior?.step ?? null, log);
   const run = await TrainingRun.open(o, corpus, resumed);
   try {
     while (run.step < o.steps) {
@@ -108,17 +80,41 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         lr,
       });
       if (run.step % o.validEvery === 0 || run.step === o.steps) await run.validate();
-      if (run.step % o.checkpointEvery === 0 || run.step === o.steps) await run.checkpoint(ckptFile);
+      if (run.step % o.checkpointEvery === 0 || run.step === o.steps) await run.checkpoint();
     }
-    if (run.interrupted && !run.midCycle) await run.checkpoint(ckptFile);
+    if (run.interrupted && !run.midCycle) await run.checkpoint();
   } finally {
     run.close();
   }
   run.writeCurves();
+  return summaryOf(o, run);
+}
+
+/**
+ * Refuses a batch whose training step would not fit the backend's memory (tfjs-wasm's 4 GB heap
+ * aborts mid-step otherwise), naming the largest batch that fits.
+ */
+function checkMemory(o: TrainOptions): void {
+  const backend = tf.getBackend();
+  const e = trainingMemory(o.model, o.batch, backend);
+  if (e.bytes <= e.limit) return;
+  const fits =
+    e.largestBatch >= 1
+      ? `the largest batch that fits is ${e.largestBatch}: use --batch ${e.largestBatch} (or --accumulate to keep ` +
+        'the samples per update)'
+      : 'not even batch 1 fits: use a smaller model, or the tensorflow backend (see README, Backends and GPU)';
+  throw new RunError(
+    `a training step of this model at batch ${o.batch} needs about ${gb(e.bytes)} GB, more than ${e.limitName}; ` +
+      fits,
+  );
+}
+
+function summaryOf(o: TrainOptions, run: TrainingRun): TrainSummary {
   return {
     run: o.run,
     step: run.step,
     finished: run.step >= o.steps,
+    alreadyFinished: false,
     interrupted: run.interrupted,
     resumedFrom: run.prior?.step ?? null,
     skippedSteps: run.skippedSteps,
@@ -126,5 +122,34 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     validNats: run.validNats,
     unigramNats: run.unigram,
     samplesPerSecond: run.samplesPerSecond,
+  };
+}
+
+/**
+ * A run that has reached its steps needs neither its corpus nor its stream state: rerunning it
+ * (a pipeline, after audio was added) trains nothing, writes nothing and reports it finished.
+ */
+function alreadyFinished(o: TrainOptions, resumed: Resumed, log: (s: string) => void): TrainSummary {
+  const prior = resumed.state as TrainState;
+  // Weights are written before each checkpoint; only a hand-deleted file can be missing.
+  if (!fs.existsSync(path.join(o.run, PARAMS_FILE)) || !fs.existsSync(path.join(o.run, CONFIG_FILE))) {
+    const params = new Map(paramSpecOf(o.model).map((s) => [s.name, resumed.params.get(s.name)!]));
+    saveModel(o.run, o.model, params);
+    log(`restored ${PARAMS_FILE} and ${CONFIG_FILE} from the checkpoint`);
+  }
+  const metrics = readMetrics(path.join(o.run, METRICS_FILE)).filter((m) => m.step <= prior.step);
+  const last = <K extends 'nll' | 'valid_nll'>(k: K) => metrics.filter((m) => m[k] !== undefined).pop()?.[k] ?? null;
+  return {
+    run: o.run,
+    step: prior.step,
+    finished: true,
+    alreadyFinished: true,
+    interrupted: false,
+    resumedFrom: prior.step,
+    skippedSteps: prior.skippedSteps,
+    lastTrainNll: last('nll'),
+    validNats: last('valid_nll'),
+    unigramNats: prior.unigramNats ?? null,
+    samplesPerSecond: 0,
   };
 }

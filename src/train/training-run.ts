@@ -7,20 +7,35 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { CropStream, type CropStreamState, SegmentStream, type SegmentStreamState } from '../data/batches.js';
-import { filesOf, readManifest, splitSource } from '../data/manifest.js';
+import {
+  BatchConfigError,
+  CropStream,
+  type CropStreamState,
+  SegmentStream,
+  type SegmentStreamState,
+} from '../data/batches.js';
+import { readManifest, splitSource } from '../data/manifest.js';
 import { corpusStats } from '../data/stats.js';
 import { evaluateCodes } from '../infer/evaluate.js';
-import { saveModel } from '../models/model-files.js';
+import { PARAMS_FILE, saveModel } from '../models/model-files.js';
 import { initParams } from '../models/param-spec.js';
 import { familyOf, type ModelConfig, paramSpecOf } from '../models/registry.js';
 import type { ExportedState } from '../models/sequence-model.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { exportAdam, importAdam } from './adam-state.js';
-import { type loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { CHECKPOINT_FILE, type loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { readMetrics, writeCurves } from './curves.js';
 import { type StepResult, TrainStep } from './tf-step.js';
+import { METRICS_FILE, restartHint } from './run-folder.js';
 import { RunError, type TrainOptions } from './run-options.js';
+import {
+  checkTrainSplit,
+  shortSplitWarning,
+  type SplitPrint,
+  type TrainCorpus,
+  trainSplitPrint,
+  validationSet,
+} from './train-corpus.js';
 
 /** What a checkpoint holds besides tensors: enough to continue the run exactly. */
 export interface TrainState {
@@ -32,7 +47,14 @@ export interface TrainState {
   stream: SegmentStreamState | CropStreamState;
   rng: ReturnType<TrainStep['exportState']>['rng'];
   modelState: Omit<ExportedState, 'tensors'>;
-  train: Omit<TrainOptions, 'onStep' | 'onLog' | 'stopSignal' | 'minutes' | 'stopAfter' | 'data' | 'run' | 'model'>;
+  train: Omit<
+    TrainOptions,
+    'onStep' | 'onLog' | 'stopSignal' | 'minutes' | 'stopAfter' | 'data' | 'run' | 'model' | 'restart'
+  >;
+  /** the training split the stream positions refer to (absent in older checkpoints) */
+  trainSplit?: SplitPrint;
+  /** unigram entropy of the training codes, for the summary of a finished run (absent in older checkpoints) */
+  unigramNats?: number;
 }
 
 export type Resumed = ReturnType<typeof loadCheckpoint>;
@@ -74,28 +96,6 @@ function batchStream(cfg: ModelConfig, o: TrainOptions, source: ReturnType<typeo
       );
 }
 
-/**
- * The valid split's files, each cut to a window from its middle so that together they hold at most
- * `cap` samples (file starts are mostly silence and would flatter the model).
- */
-function validationSet(corpus: string, cap: number): { path: string; codes: Uint8Array }[] {
-  const m = readManifest(corpus);
-  const files = filesOf(m, 'valid');
-  if (!files.length) return [];
-  const fd = fs.openSync(path.join(corpus, m.binaries.valid), 'r');
-  try {
-    const per = Math.max(2, Math.floor(cap / files.length));
-    return files.map((f) => {
-      const n = Math.min(f.length, per);
-      const buf = Buffer.alloc(n);
-      fs.readSync(fd, buf, 0, n, f.offset + Math.floor((f.length - n) / 2));
-      return { path: f.path, codes: new Uint8Array(buf) };
-    });
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 export class TrainingRun {
   step: number;
   samplesSeen: number;
@@ -109,52 +109,93 @@ export class TrainingRun {
   private readonly stream: SegmentStream | CropStream;
   private readonly validFiles: { path: string; codes: Uint8Array }[];
   private readonly metricsFile: string;
+  private readonly ckptFile: string;
+  /** the step of the last checkpoint on disk, for messages */
+  private savedStep: number;
   private readonly t0 = Date.now();
   private tokensThisRun = 0;
 
   /**
    * Sets up weights (fresh, or the checkpoint's), optimizer moments, stream position, RNG and
-   * carried state; writes train.json; drops metric lines the checkpoint does not cover.
+   * carried state; then saves a fresh run's step-0 checkpoint, writes train.json and drops metric
+   * lines the checkpoint does not cover.
    */
-  static async open(o: TrainOptions, corpus: string, resumed: Resumed | null): Promise<TrainingRun> {
-    const manifest = readManifest(corpus);
-    const source = splitSource(corpus, manifest, 'train');
-    if (source.files.reduce((a, f) => a + f.length, 0) < 2)
-      throw new RunError(`corpus ${corpus} has no training audio`);
-    const unigram = corpusStats(corpus, manifest).find((s) => s.split === 'train')!.entropyNats;
-    const run = new TrainingRun(o, corpus, source, unigram, resumed);
-    if (resumed && run.prior) {
-      await importAdam(run.trainer.optimizer, resumed.optimizer);
-      const tensors = [...resumed.params.keys()]
-        .filter((k) => k.startsWith('state/'))
-        .sort()
-        .map((k) => resumed.params.get(k)!);
-      run.trainer.importState({ model: { ...run.prior.modelState, tensors }, rng: run.prior.rng });
-    } else {
-      saveModel(o.run, o.model, run.trainer.exportParams());
-    }
-    // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
-    const corpusFromRun = path.relative(path.resolve(o.run), path.resolve(corpus)).split(path.sep).join('/');
-    const record = { ...trainOptionsOf(o), corpus: corpusFromRun, backend: tf.getBackend() };
-    writeFileAtomic(path.join(o.run, 'train.json'), JSON.stringify(record, null, 2) + '\n');
-    // Lines written after the checkpoint we resume from (a kill between checkpoints) are replayed: drop them.
-    if (fs.existsSync(run.metricsFile)) {
-      const keep = readMetrics(run.metricsFile).filter((m) => m.step <= run.startStep);
-      writeFileAtomic(run.metricsFile, keep.map((m) => JSON.stringify(m) + '\n').join(''));
+  static async open(o: TrainOptions, corpus: TrainCorpus, resumed: Resumed | null): Promise<TrainingRun> {
+    const log = o.onLog ?? (() => {});
+    const manifest = readManifest(corpus.dir);
+    const source = splitSource(corpus.dir, manifest, 'train');
+    const samples = source.files.reduce((a, f) => a + f.length, 0);
+    if (samples < 2) throw new RunError(`corpus ${corpus.dir} has no training audio`);
+    const prior = resumed?.state as TrainState | undefined;
+    const split = trainSplitPrint(manifest);
+    // Older checkpoints record no split; then the corpus kept from before this prepare stands for it.
+    const was = prior?.trainSplit ?? (corpus.kept ? trainSplitPrint(readManifest(corpus.kept)) : undefined);
+    if (prior && was) checkTrainSplit(o.run, corpus.dir, split, was, prior.step);
+    const warning = shortSplitWarning(corpus.dir, samples, familyOf(o.model).trainingWindows(o.model), o.batch);
+    if (warning) log(warning);
+    const unigram = corpusStats(corpus.dir, manifest).find((s) => s.split === 'train')!.entropyNats;
+    const run = new TrainingRun(o, corpus.dir, source, split, unigram, resumed);
+    try {
+      if (resumed && run.prior) {
+        await importAdam(run.trainer.optimizer, resumed.optimizer);
+        const tensors = [...resumed.params.keys()]
+          .filter((k) => k.startsWith('state/'))
+          .sort()
+          .map((k) => resumed.params.get(k)!);
+        run.trainer.importState({ model: { ...run.prior.modelState, tensors }, rng: run.prior.rng });
+      }
+      await run.begin();
+    } catch (e) {
+      run.close();
+      throw e;
     }
     return run;
+  }
+
+  /** The run's first writes: from here on the folder has a checkpoint. */
+  private async begin(): Promise<void> {
+    // A fresh run saves its step-0 state first, so weights or metrics beside no checkpoint can only
+    // mean a lost checkpoint (refused), never a run killed before its first save.
+    if (!this.prior) await this.checkpoint({ weights: false });
+    // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
+    const corpusFromRun = path.relative(path.resolve(this.o.run), path.resolve(this.corpus)).split(path.sep).join('/');
+    const record = { ...trainOptionsOf(this.o), corpus: corpusFromRun, backend: tf.getBackend() };
+    this.written('train.json', () =>
+      writeFileAtomic(path.join(this.o.run, 'train.json'), JSON.stringify(record, null, 2) + '\n'),
+    );
+    // Lines written after the checkpoint we resume from (a kill between checkpoints) are replayed: drop them.
+    if (fs.existsSync(this.metricsFile)) {
+      const keep = readMetrics(this.metricsFile).filter((m) => m.step <= this.startStep);
+      this.written(METRICS_FILE, () =>
+        writeFileAtomic(this.metricsFile, keep.map((m) => JSON.stringify(m) + '\n').join('')),
+      );
+    }
   }
 
   private constructor(
     private readonly o: TrainOptions,
     private readonly corpus: string,
     source: ReturnType<typeof splitSource>,
+    private readonly split: SplitPrint,
     unigram: number,
     resumed: Resumed | null,
   ) {
     const cfg = o.model;
     this.prior = resumed?.state as TrainState | undefined;
     this.unigram = unigram;
+    this.ckptFile = path.join(o.run, CHECKPOINT_FILE);
+    this.savedStep = this.prior?.step ?? 0;
+    // Before the trainer: a stream that cannot resume must not leave tensors behind.
+    try {
+      this.stream = batchStream(cfg, o, source, this.prior);
+    } catch (e) {
+      if (this.prior && e instanceof BatchConfigError)
+        throw new RunError(
+          `cannot resume ${o.run} from step ${this.prior.step} on ${corpus}: ${e.message}. A run continues ` +
+            `only on the corpus and --batch it started with; use those, or pass ${restartHint(o.run)}.`,
+        );
+      throw e;
+    }
     const specs = paramSpecOf(cfg);
     const init = resumed ? resumed.params : initialWeights(cfg, o.seed);
     const modelParams = new Map(specs.map((s) => [s.name, init.get(s.name)!]));
@@ -164,12 +205,11 @@ export class TrainingRun {
       seed: o.seed,
       accumulate: o.accumulate,
     });
-    this.stream = batchStream(cfg, o, source, this.prior);
     this.step = this.prior?.step ?? 0;
     this.samplesSeen = this.prior?.samplesSeen ?? 0;
     this.skippedSteps = this.prior?.skippedSteps ?? 0;
     this.validFiles = validationSet(corpus, o.validSamples);
-    this.metricsFile = path.join(o.run, 'metrics.jsonl');
+    this.metricsFile = path.join(o.run, METRICS_FILE);
   }
 
   /** The step this invocation started from (0 for a fresh run). */
@@ -232,7 +272,7 @@ export class TrainingRun {
       samples_per_s: Math.round(this.samplesPerSecond),
       elapsed_s: this.elapsed(),
     };
-    fs.appendFileSync(this.metricsFile, JSON.stringify(line) + '\n');
+    this.appendMetrics(line);
     return r;
   }
 
@@ -256,16 +296,20 @@ export class TrainingRun {
       valid_bits: r.bits,
       valid_samples: r.totalSamples,
     };
-    fs.appendFileSync(this.metricsFile, JSON.stringify(line) + '\n');
+    this.appendMetrics(line);
     log(
       `step ${this.step}: validation NLL ${r.nats.toFixed(4)} nats (${r.bits.toFixed(4)} bits) over ` +
         `${r.totalSamples} samples; unigram ${this.unigram.toFixed(4)}`,
     );
-    writeCurves(this.o.run, this.metricsFile, this.unigram);
+    this.writeCurves();
   }
 
-  /** Everything needed to continue exactly, in one atomically written file; then the weights file. */
-  async checkpoint(file: string): Promise<void> {
+  /**
+   * Everything needed to continue exactly, in one atomically written file, after the weights file.
+   * Weights first: a kill between the two leaves weights ahead of the checkpoint, which resumes and
+   * writes them again; the other order could leave a finished run's checkpoint beside stale weights.
+   */
+  async checkpoint(what: { weights: boolean } = { weights: true }): Promise<void> {
     const exported = this.trainer.exportState();
     const params = this.trainer.exportParams();
     const all = new Map(params);
@@ -279,19 +323,47 @@ export class TrainingRun {
       rng: exported.rng,
       modelState: { batch: exported.model.batch, counters: exported.model.counters },
       train: trainOptionsOf(this.o),
+      trainSplit: this.split,
+      unigramNats: this.unigram,
     };
-    saveCheckpoint(file, {
+    if (what.weights)
+      this.written(`the weights (${PARAMS_FILE}, config.json)`, () => saveModel(this.o.run, this.o.model, params));
+    // saveCheckpoint's own errors name the file and say the previous checkpoint is untouched.
+    saveCheckpoint(this.ckptFile, {
       model: this.o.model.kind,
       config: this.o.model,
       params: all,
       optimizer: await exportAdam(this.trainer.optimizer),
       state,
     });
-    saveModel(this.o.run, this.o.model, params);
+    this.savedStep = this.step;
   }
 
   writeCurves(): void {
-    writeCurves(this.o.run, this.metricsFile, this.unigram);
+    this.written('curves.svg/png', () => writeCurves(this.o.run, this.metricsFile, this.unigram));
+  }
+
+  private appendMetrics(line: object): void {
+    this.written(METRICS_FILE, () => fs.appendFileSync(this.metricsFile, JSON.stringify(line) + '\n'));
+  }
+
+  /**
+   * Runs a write into the run folder; a failure of the system (a full disk, a folder made read-only)
+   * becomes an error that says what was being written and that the last checkpoint is whole. No
+   * `cause`: the command line would word a wrapped ENOSPC generically instead of with this message.
+   */
+  private written(what: string, write: () => void): void {
+    try {
+      write();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException)?.code;
+      if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw e;
+      throw new RunError(
+        `cannot write ${what} in ${this.o.run}: ${(e as Error).message}. ${CHECKPOINT_FILE} ` +
+          `(step ${this.savedStep}) is untouched: free space (or fix the folder) and rerun the same command ` +
+          'to resume from it.',
+      );
+    }
   }
 
   close(): void {
