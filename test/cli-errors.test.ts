@@ -152,9 +152,13 @@ test('a full disk anywhere in an error chain is one message naming the file, exi
   );
   const wrapped = new UserError('could not save', { cause: enospc({ path: '/r/weights.safetensors' }) });
   assert.deepEqual(failureOf(wrapped), {
-    message: 'disk full while writing /r/weights.safetensors: free space and rerun',
+    message: 'could not save (disk full while writing /r/weights.safetensors: free space and rerun)',
     exitCode: 2,
   });
+  const worded = new UserError('disk full while writing the checkpoint; the last one is intact', {
+    cause: enospc({ path: '/r/checkpoint.safetensors' }),
+  });
+  assert.equal(failureOf(worded).message, 'disk full while writing the checkpoint; the last one is intact');
   const quota = new AggregateError([new Error('other'), Object.assign(new Error('q'), { code: 'EDQUOT' })]);
   assert.match(failureOf(quota).message, /^disk full while writing: free space and rerun$/);
   assert.equal(diskFullMessage(new Error('plain')), null);

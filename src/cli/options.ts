@@ -59,9 +59,13 @@ export function diskFullMessage(e: unknown): string | null {
 
 /** What the command line prints for an error that ends a command, and its exit status. */
 export function failureOf(e: unknown): { message: string; exitCode: number } {
-  // A UserError already says what failed and what is safe; the generic disk-full wording is for the rest.
-  if (e instanceof UserError) return { message: e.message, exitCode: e.exitCode };
   const full = diskFullMessage(e);
+  // A UserError already says what failed and what is safe: keep its words, and add the disk-full
+  // cause only when they do not mention it.
+  if (e instanceof UserError) {
+    const said = /disk full|no space/i.test(e.message);
+    return { message: full && !said ? `${e.message} (${full})` : e.message, exitCode: e.exitCode };
+  }
   if (full) return { message: full, exitCode: USAGE_EXIT };
   // RangeError: library functions reject out-of-range arguments with it, naming the argument.
   if (e instanceof RangeError) return { message: e.message, exitCode: USAGE_EXIT };
