@@ -364,6 +364,25 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return this.unary('Identity', x, 'stopGradient');
   }
 
+  // ---- for the reverse pass (engine/onnx-grad.ts)
+
+  /** The tensor a node output, initializer or graph input is known by. */
+  tensorNamed(name: string): TraceTensor {
+    if (!this.values.has(name)) throw new Error(`no traced value named ${name}`);
+    return this.tensorFor(name);
+  }
+
+  /** An ONNX node outside the Ops vocabulary (comparisons, Expand, Sign) for a derivative. */
+  emit(op: string, inputs: readonly TraceTensor[], shape: readonly number[], attrs: Record<string, TraceAttr> = {}) {
+    inputs.forEach((x) => this.check(x, `grad ${op}`));
+    return this.node(op, inputs, shape, 'grad', attrs);
+  }
+
+  /** A constant int64 vector (shapes, axes, pads). */
+  int64Constant(values: readonly number[]): TraceTensor {
+    return this.int64s(values);
+  }
+
   // ---- serialisation
 
   /** The ModelProto of everything the outputs depend on; nodes and initializers nothing reads are dropped. */
