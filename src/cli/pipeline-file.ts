@@ -73,6 +73,8 @@ const TrainStepSpec = z.strictObject({
   seed: z.number().int().nonnegative().optional(),
   /** start the run over (as `ctspeech train --restart`) instead of resuming its checkpoint */
   restart: z.boolean().optional(),
+  /** what runs the training step (as `ctspeech train --engine`) */
+  engine: z.enum(['tfjs', 'onnxruntime']).optional(),
   seeds: Seeds,
 });
 const EvalStep = z.strictObject({

@@ -116,6 +116,8 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           seed: seed ?? s.seed ?? d.seed,
           backend: 'auto',
           restart: s.restart,
+          engine: s.engine ?? d.engine,
+          device: d.device,
         });
         if (r.stoppedBy) {
           const later = p.steps.length - (i + 1);

@@ -7,6 +7,8 @@ import { train } from '../train/trainer.js';
 import { loadConfig } from './model.js';
 import { checkBackendFlag, floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import type { OrtDevice } from '../infer/ort-executor.js';
+import { checkEngineFlags } from './eval.js';
 
 export interface TrainCliOptions {
   model: string;
@@ -28,6 +30,9 @@ export interface TrainCliOptions {
   seed: number;
   backend: string;
   restart?: boolean;
+  engine: string;
+  threads?: number;
+  device: string;
 }
 
 /** What `train` did, and the signal that stopped it early, if one did. */
@@ -50,6 +55,8 @@ export const TRAIN_DEFAULTS = {
   checkpointEvery: 50,
   seed: 0,
   backend: 'auto',
+  engine: 'tfjs',
+  device: 'auto',
 };
 
 export function registerTrain(program: Command): void {
@@ -118,7 +125,15 @@ export function registerTrain(program: Command): void {
       TRAIN_DEFAULTS.checkpointEvery,
     )
     .option('--seed <n>', 'initialisation, data order and dropout seed', intArg(0), TRAIN_DEFAULTS.seed)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
+    .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
+    .option(
+      '--engine <name>',
+      'tfjs (eager, its autodiff) or onnxruntime (one traced graph per step: forward, reverse pass, clip and ' +
+        'Adam; accumulate 1, no most-used compression yet); a run resumes on either',
+      TRAIN_DEFAULTS.engine,
+    )
+    .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1))
+    .option('--device <name>', 'onnxruntime: auto, cpu or cuda', TRAIN_DEFAULTS.device)
     .option(
       '--restart',
       "start over: move the run folder's files into <run>/replaced-<time>/ (never deleted) and train afresh",
@@ -137,6 +152,7 @@ export function registerTrain(program: Command): void {
 
 export async function runTrain(data: string[], o: TrainCliOptions): Promise<TrainResult> {
   checkBackendFlag(o.backend);
+  checkEngineFlags(o);
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
   // A sample budget is a step budget in disguise: every step scores batch x segment samples.
@@ -179,6 +195,9 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
       checkpointEvery: o.checkpointEvery,
       seed: o.seed,
       restart: o.restart,
+      engine: o.engine as 'tfjs' | 'onnxruntime',
+      threads: o.threads,
+      device: o.device as OrtDevice,
       stopSignal: stop,
       onStep: (p) =>
         bar.update(

@@ -54,9 +54,18 @@ export interface ForwardOptions<T extends Tensor = Tensor> {
    * traced graph passes its `mask` input here.
    */
   mask?: T;
+  /**
+   * [B, 1, 1] multipliers applied to the carried memories instead of `reset` (0 clears a row): a
+   * traced training graph passes its input. The validity counters still follow `reset`.
+   */
+  keep?: T;
+  /** the auxiliary loss's counted rows as tensors (a traced training graph), instead of from validity */
+  auxRows?: { mask: T; invCount: T };
   keepProbs?: boolean;
   /** training only: residual dropout at cfg.dropout with masks drawn from this generator */
   dropoutRng?: { nextFloat(): number };
+  /** training only: the next dropout mask [B, n, d], already scaled (a traced graph's input) */
+  dropMask?: () => T;
 }
 
 /** Layer weights as the auxiliary attention loss reads them: frozen, so that loss trains only f_c. */
@@ -93,15 +102,17 @@ export function ctForward<T extends Tensor>(
 
   const memValid = Int32Array.from(state.memValid);
   const cmemValid = Int32Array.from(state.cmemValid);
-  const mem = clearRows(ops, state.mem, reset);
-  const cmem = clearRows(ops, state.cmem, reset);
+  const keep = opts.keep;
+  const mem = keep ? state.mem.map((m) => ops.mul(m, keep)) : clearRows(ops, state.mem, reset);
+  const cmem = keep ? state.cmem.map((m) => ops.mul(m, keep)) : clearRows(ops, state.cmem, reset);
   if (anyReset(reset)) for (let b = 0; b < B; b++) if (reset[b]) memValid[b] = cmemValid[b] = 0;
   const mask = opts.mask ?? ops.constant(segmentMask(cfg, B, n, memValid, cmemValid), [B, 1, n, K]);
 
-  const rate = opts.dropoutRng ? cfg.dropout : 0;
+  const rate = opts.dropoutRng || opts.dropMask ? cfg.dropout : 0;
   // Masks are data (constants), drawn from the caller's seeded generator: a resumed run redraws them identically.
   const drop = (t: T): T => {
     if (rate <= 0) return t;
+    if (opts.dropMask) return ops.mul(t, opts.dropMask());
     const m = new Float32Array(B * n * d);
     for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
     return ops.mul(t, ops.constant(m, [B, n, d]));
@@ -137,8 +148,8 @@ export function ctForward<T extends Tensor>(
     if (!upd.old || !upd.compressed || cfg.auxLoss === 'none') continue;
     const counted = oldValid.map((v) => (v === n ? 1 : 0));
     const count = counted.reduce((a: number, r) => a + r, 0);
-    if (count === 0) continue;
-    const rows = { mask: ops.constant(Float32Array.from(counted), [B, 1, 1]), count };
+    if (count === 0 && !opts.auxRows) continue;
+    const rows = opts.auxRows ?? { mask: ops.constant(Float32Array.from(counted), [B, 1, 1]), count };
     if (cfg.auxLoss === 'attention') {
       auxTerms.push(attentionReconstructionLoss(ops, frozen(ops, w), hMem, upd.old, upd.compressed, rows, H, dh));
     } else {

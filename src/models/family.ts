@@ -9,6 +9,7 @@ import type { Ops, Tensor } from '../engine/ops.js';
 import type { Params } from './layers.js';
 import type { ParamSpec } from './param-spec.js';
 import type { SequenceModel } from './sequence-model.js';
+import type { TrainingGraph } from './training-graph.js';
 
 /** The inference graphs: a segment of positions, one step, and the transformer's memory roll and keys. */
 export type GraphKind = 'segment' | 'step' | 'roll' | 'keys';
@@ -112,6 +113,11 @@ export interface ModelFamily<C extends { kind: string } = { kind: string }> {
   trainingWindows(cfg: C): TrainingWindows;
   /** The model as training runs it: (params, codes, state) -> (logits, state', aux). */
   sequenceModel<T extends Tensor>(cfg: C): SequenceModel<T>;
+  /**
+   * The training loss as a graph with every per-step datum an input, for `batch` rows of `length`
+   * positions (the trainingWindows' row length), and its host-side feeds.
+   */
+  trainingGraph(cfg: C, batch: number, length: number): TrainingGraph;
   /** The config evaluation runs (no auxiliary loss; memory overrides applied where allowed). */
   evalConfig(cfg: C, asked: MemoryOverrides): { cfg: C; override?: MemoryOverride };
   /**

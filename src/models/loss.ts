@@ -26,6 +26,15 @@ export function nllLoss<T extends Tensor>(
   return ops.scale(picked, -1 / Math.max(1, count));
 }
 
+/**
+ * The same NLL with the targets as a tensor: `pick` [N, NUM_CODES] one-hot rows (zero rows for
+ * unscored positions) and `negInvCount` [1] = -1 / scored positions — the inputs of a traced
+ * training graph.
+ */
+export function nllFromPick<T extends Tensor>(ops: Ops<T>, logits: T, pick: T, negInvCount: T): T {
+  return ops.mul(ops.sum(ops.mul(ops.logSoftmax(logits), pick), [0, 1]), negInvCount);
+}
+
 /** Plain content attention (no positions, no mask): Algorithm 2's reconstruction target and estimate. */
 function contentAttention<T extends Tensor>(
   ops: Ops<T>,
@@ -44,11 +53,24 @@ function contentAttention<T extends Tensor>(
   return ops.reshape(ops.matMul(probs, v), [B, H, n, dh]);
 }
 
-/** Rows whose old memories were all real history: only they give a compression loss term. */
-export interface AuxRows<T extends Tensor> {
-  /** [B, 1, 1]: 1 for a counted row */
-  mask: T;
-  count: number;
+/**
+ * Rows whose old memories were all real history: only they give a compression loss term. The count
+ * is a number when the rows are known while building (eager), or 1/count as a [1] tensor when they
+ * are an input of a traced training graph.
+ */
+export type AuxRows<T extends Tensor> =
+  | {
+      /** [B, 1, 1]: 1 for a counted row */
+      mask: T;
+      count: number;
+    }
+  | { mask: T; invCount: T };
+
+/** A sum over counted rows divided by (count x per-row size): the mean squared difference. */
+function meanOverRows<T extends Tensor>(ops: Ops<T>, sum: T, rows: AuxRows<T>, perRow: number): T {
+  return 'count' in rows
+    ? ops.scale(sum, 1 / (rows.count * perRow))
+    : ops.mul(ops.scale(sum, 1 / perRow), rows.invCount);
 }
 
 /**
@@ -72,7 +94,7 @@ export function attentionReconstructionLoss<T extends Tensor>(
   const target = contentAttention(ops, frozen, q, ln(old), H, dh);
   const estimate = contentAttention(ops, frozen, q, ln(compressed), H, dh);
   const diff = ops.mul(ops.reshape(ops.sub(target, estimate), [B, H * n * dh, 1]), rows.mask);
-  return ops.scale(ops.sum(ops.square(diff), [0, 1, 2]), 1 / (rows.count * H * n * dh));
+  return meanOverRows(ops, ops.sum(ops.square(diff), [0, 1, 2]), rows, H * n * dh);
 }
 
 /** Auto-encoding loss: old memories against their reconstruction from the compression. */
@@ -87,5 +109,5 @@ export function autoencodingLoss<T extends Tensor>(
   const [, n, d] = old.shape;
   const recon = decompress(ops, compressed, rate, decoder.w, decoder.b);
   const diff = ops.mul(ops.sub(old, recon), rows.mask);
-  return ops.scale(ops.sum(ops.square(diff), [0, 1, 2]), 1 / (rows.count * n * d));
+  return meanOverRows(ops, ops.sum(ops.square(diff), [0, 1, 2]), rows, n * d);
 }

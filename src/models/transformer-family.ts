@@ -9,6 +9,7 @@ import { describeParams, transformerParamSpec } from './param-spec.js';
 import { exportTensors, type SequenceModel } from './sequence-model.js';
 import { TransformerGenerator, TransformerHostState } from './transformer-generator.js';
 import { transformerGraph } from './transformer-graphs.js';
+import { transformerTrainingGraph } from './transformer-training.js';
 import { NUM_CODES } from '../util/codes.js';
 
 const ms = (samples: number) => `${((samples / 16000) * 1000).toFixed(0)} ms at 16 kHz`;
@@ -63,6 +64,7 @@ export const transformerFamily: ModelFamily<TransformerConfig> = {
   flopsPerSample: transformerFlopsPerSample,
   trainingWindows: (c) => ({ kind: 'streams', segment: c.segment }),
   sequenceModel,
+  trainingGraph: (c, batch) => transformerTrainingGraph(c, batch),
   evalConfig: (cfg, asked) => {
     const memory = asked.memory ?? cfg.memory;
     const compressedMemory = asked.compressedMemory ?? cfg.compressedMemory;

@@ -16,6 +16,7 @@ import {
 } from './wavenet-config.js';
 import { WavenetGenerator, WavenetHostState } from './wavenet-generator.js';
 import { wavenetGraph } from './wavenet-graphs.js';
+import { wavenetTrainingGraph } from './wavenet-training.js';
 import { NUM_CODES } from '../util/codes.js';
 
 /**
@@ -62,6 +63,7 @@ export const wavenetFamily: ModelFamily<WavenetConfig> = {
   flopsPerSample: wavenetFlopsPerSample,
   trainingWindows: (c) => ({ kind: 'crops', receptiveField: receptiveField(c), targets: c.segment }),
   sequenceModel,
+  trainingGraph: wavenetTrainingGraph,
   evalConfig: (cfg, asked) => {
     if (asked.memory !== undefined || asked.compressedMemory !== undefined)
       throw new ConfigError(

@@ -53,13 +53,16 @@ export function wavenetForward<T extends Tensor>(
   tokens: T,
   reset: ArrayLike<number> | null,
   state: WavenetState<T>,
+  /** `keep` [B, 1, 1]: multipliers applied to the histories instead of `reset` (a traced training graph's input) */
+  opts: { keep?: T } = {},
 ): { logits: T; state: WavenetState<T> } {
   const B = state.batch;
   const n = tokens.shape[0] / B;
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`tokens (${tokens.shape[0]}) must hold a whole number of positions for batch ${B}`);
   const { residualChannels: R, dilationChannels: D } = cfg;
-  const hist = clearRows(ops, state.history, reset);
+  const keep = opts.keep;
+  const hist = keep ? state.history.map((t) => ops.mul(t, keep)) : clearRows(ops, state.history, reset);
   let h = ops.reshape(ops.matMul(tokens, param(p, 'embed.weight')), [B, n, R]);
   let skip: T | null = null;
   const next: T[] = [];

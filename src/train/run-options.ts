@@ -1,4 +1,5 @@
 /** What a training run is asked to do and what it reports back. */
+import type { OrtDevice } from '../infer/ort-executor.js';
 import type { ModelConfig } from '../models/registry.js';
 import { UserError } from '../util/errors.js';
 
@@ -30,6 +31,14 @@ export interface TrainOptions {
    * (never deleted). Without it, a folder that cannot be resumed exactly is refused.
    */
   restart?: boolean;
+  /**
+   * What runs the training step: tfjs (eager, its autodiff) or onnxruntime (one traced graph per
+   * step: forward, our reverse pass, clip and Adam). Default tfjs. A run resumes on either.
+   */
+  engine?: 'tfjs' | 'onnxruntime';
+  /** onnxruntime: intra-op threads (default all cores) and device */
+  threads?: number;
+  device?: OrtDevice;
   onStep?: (p: TrainProgress) => void;
   onLog?: (line: string) => void;
   /** set by a signal handler: the loop checkpoints and returns */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng, type RngState } from '../data/rng.js';
+import { exportAdam, type F32Map, importAdam } from './adam-state.js';
 import { TfOps } from '../engine/tfjs-ops.js';
 import type { Params } from '../models/layers.js';
 import type { ParamArrays } from '../models/model-files.js';
@@ -168,6 +169,15 @@ export class TrainStep {
   }
 
   /** True between micro-steps of an accumulation cycle, when a checkpoint would lose gradients. */
+  /** Adam's complete state (train/adam-state.ts), for checkpoints. */
+  exportOptimizer(): Promise<F32Map> {
+    return exportAdam(this.optimizer);
+  }
+
+  importOptimizer(s: F32Map): Promise<void> {
+    return importAdam(this.optimizer, s);
+  }
+
   get midCycle(): boolean {
     return this.accum !== null;
   }

@@ -70,7 +70,7 @@ async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<T
       }
       // The rate this update applies; metrics.jsonl logs it beside the step it applied to.
       const lr = learningRate(run.step, schedule);
-      const r = run.trainStep(lr);
+      const r = await run.trainStep(lr);
       o.onStep?.({
         step: run.step,
         steps: o.steps,
@@ -84,7 +84,7 @@ async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<T
     }
     if (run.interrupted && !run.midCycle) await run.checkpoint();
   } finally {
-    run.close();
+    await run.close();
   }
   run.writeCurves();
   return summaryOf(o, run);
@@ -95,6 +95,8 @@ async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<T
  * aborts mid-step otherwise), naming the largest batch that fits.
  */
 function checkMemory(o: TrainOptions): void {
+  // The estimate is calibrated for tfjs; onnxruntime keeps its own arena in host memory.
+  if (o.engine === 'onnxruntime') return;
   const backend = tf.getBackend();
   const e = trainingMemory(o.model, o.batch, backend);
   if (e.bytes <= e.limit) return;

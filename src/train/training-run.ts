@@ -22,10 +22,10 @@ import { initParams } from '../models/param-spec.js';
 import { familyOf, type ModelConfig, paramSpecOf } from '../models/registry.js';
 import type { ExportedState } from '../models/sequence-model.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { exportAdam, importAdam } from './adam-state.js';
 import { CHECKPOINT_FILE, type loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { readMetrics, writeCurves } from './curves.js';
-import { type StepResult, TrainStep } from './tf-step.js';
+import { openStepEngine, type StepEngine } from './step-engine.js';
+import type { StepResult } from './tf-step.js';
 import { METRICS_FILE, restartHint } from './run-folder.js';
 import { RunError, type TrainOptions } from './run-options.js';
 import {
@@ -45,7 +45,7 @@ export interface TrainState {
   samplesSeen: number;
   skippedSteps: number;
   stream: SegmentStreamState | CropStreamState;
-  rng: ReturnType<TrainStep['exportState']>['rng'];
+  rng: ReturnType<StepEngine['exportState']>['rng'];
   modelState: Omit<ExportedState, 'tensors'>;
   train: Omit<
     TrainOptions,
@@ -105,7 +105,7 @@ export class TrainingRun {
   interrupted = false;
   readonly prior?: TrainState;
   readonly unigram: number;
-  private readonly trainer: TrainStep;
+  private trainer!: StepEngine;
   private readonly stream: SegmentStream | CropStream;
   private readonly validFiles: { path: string; codes: Uint8Array }[];
   private readonly metricsFile: string;
@@ -136,8 +136,11 @@ export class TrainingRun {
     const unigram = corpusStats(corpus.dir, manifest).find((s) => s.split === 'train')!.entropyNats;
     const run = new TrainingRun(o, corpus.dir, source, split, unigram, resumed);
     try {
+      const specs = paramSpecOf(o.model);
+      const init = resumed ? resumed.params : initialWeights(o.model, o.seed);
+      run.trainer = await openStepEngine(o, new Map(specs.map((s) => [s.name, init.get(s.name)!])));
       if (resumed && run.prior) {
-        await importAdam(run.trainer.optimizer, resumed.optimizer);
+        await run.trainer.importOptimizer(resumed.optimizer);
         const tensors = [...resumed.params.keys()]
           .filter((k) => k.startsWith('state/'))
           .sort()
@@ -146,7 +149,7 @@ export class TrainingRun {
       }
       await run.begin();
     } catch (e) {
-      run.close();
+      await run.close();
       throw e;
     }
     return run;
@@ -159,7 +162,8 @@ export class TrainingRun {
     if (!this.prior) await this.checkpoint({ weights: false });
     // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
     const corpusFromRun = path.relative(path.resolve(this.o.run), path.resolve(this.corpus)).split(path.sep).join('/');
-    const record = { ...trainOptionsOf(this.o), corpus: corpusFromRun, backend: tf.getBackend() };
+    const engine = this.o.engine ?? 'tfjs';
+    const record = { ...trainOptionsOf(this.o), corpus: corpusFromRun, engine, backend: tf.getBackend() };
     this.written('train.json', () =>
       writeFileAtomic(path.join(this.o.run, 'train.json'), JSON.stringify(record, null, 2) + '\n'),
     );
@@ -196,15 +200,6 @@ export class TrainingRun {
         );
       throw e;
     }
-    const specs = paramSpecOf(cfg);
-    const init = resumed ? resumed.params : initialWeights(cfg, o.seed);
-    const modelParams = new Map(specs.map((s) => [s.name, init.get(s.name)!]));
-    this.trainer = new TrainStep(cfg, modelParams, o.batch, {
-      lr: o.peakLr,
-      clip: o.clip,
-      seed: o.seed,
-      accumulate: o.accumulate,
-    });
     this.step = this.prior?.step ?? 0;
     this.samplesSeen = this.prior?.samplesSeen ?? 0;
     this.skippedSteps = this.prior?.skippedSteps ?? 0;
@@ -239,14 +234,14 @@ export class TrainingRun {
    * One optimizer step at learning rate `lr`: `accumulate` micro-batches (more when some are
    * skipped as non-finite, at most 4x), then one metrics line.
    */
-  trainStep(lr: number): StepResult {
+  async trainStep(lr: number): Promise<StepResult> {
     const log = this.o.onLog ?? (() => {});
     let r: StepResult;
     let micro = 0;
     do {
       const b = this.stream.next();
       this.trainer.setLearningRate(lr);
-      r = this.trainer.step({ inputs: b.inputs, targets: b.targets, mask: b.mask, reset: b.reset });
+      r = await this.trainer.step({ inputs: b.inputs, targets: b.targets, mask: b.mask, reset: b.reset });
       this.tokensThisRun += b.tokens;
       this.samplesSeen += b.tokens;
       micro++;
@@ -333,7 +328,7 @@ export class TrainingRun {
       model: this.o.model.kind,
       config: this.o.model,
       params: all,
-      optimizer: await exportAdam(this.trainer.optimizer),
+      optimizer: await this.trainer.exportOptimizer(),
       state,
     });
     this.savedStep = this.step;
@@ -366,8 +361,8 @@ export class TrainingRun {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.stream.close();
-    this.trainer.dispose();
+    await this.trainer?.dispose();
   }
 }
