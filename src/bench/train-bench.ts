@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../engine/backend.js';
+import os from 'node:os';
 import type { TrainingWindows } from '../models/family.js';
+import { OrtTrainStep } from '../train/ort-step.js';
 import { initParams, paramCount } from '../models/param-spec.js';
 import { familyOf, type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
 import { TrainStep } from '../train/tf-step.js';
@@ -54,12 +56,16 @@ function syntheticBatch(w: TrainingWindows, B: number) {
  */
 export async function benchTrain(
   presets: string[],
-  backends: BackendName[],
+  backends: (BackendName | 'onnxruntime')[],
   opts: { batch?: number; steps?: number; log?: (s: string) => void } = {},
 ): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const log = opts.log ?? (() => {});
   for (const backend of backends) {
+    if (backend === 'onnxruntime') {
+      rows.push(...(await benchOrtTrain(presets, opts)));
+      continue;
+    }
     const info = await initBackend(backend);
     rows.push({ name: `${backend}: matmul 2048x128x512`, value: matmulGflops(), unit: 'GFLOP/s', note: info.detail });
     // The pure-JS backend is ~100x slower: one short batch keeps its measurement to seconds.
@@ -126,6 +132,44 @@ export async function benchTrain(
       });
       log(`${backend} ${name} done`);
     }
+  }
+  return rows;
+}
+
+/** Training steps on onnxruntime (one traced graph per step, all cores), same batches as tfjs's. */
+async function benchOrtTrain(
+  presets: string[],
+  opts: { batch?: number; steps?: number; log?: (s: string) => void },
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const name of presets) {
+    const cfg = modelPreset(name);
+    const windows = familyOf(cfg).trainingWindows(cfg);
+    // Without wasm's 4 GB heap, WaveNet trains at the transformers' batch.
+    const B = opts.batch ?? 8;
+    const { count, init } = seededInit(cfg);
+    const trainer = await OrtTrainStep.open(cfg, init, B, { lr: 3e-4, clip: 0.1, device: 'cpu' });
+    const batch = syntheticBatch(windows, B);
+    const reset = windows.kind === 'crops' ? new Uint8Array(B).fill(1) : null;
+    const times: number[] = [];
+    for (let s = 0; s < (opts.steps ?? 6) + 1; s++) {
+      const t0 = performance.now();
+      await trainer.step({ ...batch, reset });
+      if (s > 0) times.push((performance.now() - t0) / 1000);
+    }
+    await trainer.dispose();
+    const flops = familyOf(cfg).flopsPerSample(cfg);
+    const rate = batch.scored / median(times);
+    const perScored = batch.positions / batch.scored;
+    rows.push({
+      name: `onnxruntime: ${name} training step`,
+      value: rate,
+      unit: 'samples/s',
+      note:
+        `B ${B}, ${(count / 1e6).toFixed(2)}M params, ${os.availableParallelism()} threads -> ` +
+        `${((rate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s`,
+    });
+    opts.log?.(`onnxruntime ${name} done`);
   }
   return rows;
 }

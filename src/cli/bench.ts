@@ -21,7 +21,11 @@ export function registerBench(program: Command): void {
     )
     .option('--samples <dir>', 'audio to benchmark decoding on', 'samples/speech')
     .option('--presets <names>', 'model presets for the training and inference figures', 'ct-cpu,txl-cpu,wavenet-cpu')
-    .option('--backends <names>', 'tfjs backends for the training figures (wasm, cpu, tensorflow)', 'wasm,cpu')
+    .option(
+      '--backends <names>',
+      'engines for the training figures: tfjs backends (wasm, cpu, tensorflow) and onnxruntime',
+      'wasm,cpu,onnxruntime',
+    )
     .option('--json', 'print JSON instead of a table')
     .action(async (o: { only: string; samples: string; presets: string; backends: string; json?: boolean }) => {
       const parts = o.only.split(',').map((s) => s.trim());
@@ -29,7 +33,11 @@ export function registerBench(program: Command): void {
       const rows: BenchRow[] = [];
       if (parts.includes('prepare')) rows.push(...(await benchPrepare(o.samples, log)));
       if (parts.includes('train'))
-        rows.push(...(await benchTrain(o.presets.split(','), o.backends.split(',') as BackendName[], { log })));
+        rows.push(
+          ...(await benchTrain(o.presets.split(','), o.backends.split(',') as (BackendName | 'onnxruntime')[], {
+            log,
+          })),
+        );
       if (parts.includes('infer')) rows.push(...(await benchInfer(o.presets.split(','), { log })));
       const machine =
         `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, ` +
