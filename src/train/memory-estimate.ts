@@ -33,12 +33,7 @@ export interface MemoryEstimate {
 
 /** Bytes of the tensors one forward pass of `batch` training rows creates. */
 export function activationBytes(cfg: ModelConfig, batch: number): number {
-  // Most-used compression reads attention values mid-pass, which a trace cannot; mean pooling has
-  // the same shapes.
-  const traceable: ModelConfig =
-    cfg.kind === 'transformer' && cfg.compression === 'most-used'
-      ? { ...cfg, compression: 'mean-pool', auxLoss: 'none' }
-      : cfg;
+  const traceable = familyOf(cfg).traceableTwin(cfg);
   const family = familyOf(traceable);
   const windows = family.trainingWindows(traceable);
   const length = windows.kind === 'crops' ? windows.receptiveField - 1 + windows.targets : windows.segment;
