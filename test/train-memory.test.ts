@@ -53,7 +53,21 @@ test('train refuses a batch too large for wasm before touching the run, naming t
   const run = path.join(dir, 'run');
   const r = spawnSync(
     process.execPath,
-    [CLI, 'train', SAMPLES, '--model', 'wavenet-cpu', '--batch', '8', '--run', run, '--backend', 'wasm'],
+    [
+      CLI,
+      'train',
+      SAMPLES,
+      '--model',
+      'wavenet-cpu',
+      '--batch',
+      '8',
+      '--run',
+      run,
+      '--backend',
+      'wasm',
+      '--engine',
+      'tfjs',
+    ],
     { encoding: 'utf8' },
   );
   assert.equal(r.status, 2, r.stderr);

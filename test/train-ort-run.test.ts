@@ -7,7 +7,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { type ModelConfig, modelPreset } from '../src/models/registry.js';
 import { readMetrics } from '../src/train/curves.js';
+import { resolveEngine } from '../src/train/step-engine.js';
 import { smallCorpus } from './corpus-helpers.js';
 import { CLI, tempDir } from './helpers.js';
 
@@ -81,4 +83,33 @@ test('a checkpoint moves between engines: tfjs -> onnxruntime -> tfjs', async ()
   // Training went on: the last steps' loss is below the first steps'.
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   assert.ok(mean(m.slice(-3).map((x) => x.nll!)) < mean(m.slice(0, 3).map((x) => x.nll!)));
+});
+
+test('engine auto: onnxruntime where it supports the run, tfjs (said) where it does not', () => {
+  const base = {
+    data: [],
+    run: 'x',
+    model: modelPreset('ct-tiny'),
+    batch: 2,
+    steps: 1,
+    peakLr: 1e-3,
+    minLr: 1e-5,
+    warmup: 0,
+    clip: 0.1,
+    accumulate: 1,
+    validEvery: 1,
+    validSamples: 100,
+    checkpointEvery: 1,
+    seed: 0,
+    engine: 'auto' as const,
+  };
+  assert.equal(resolveEngine(base), 'onnxruntime');
+  assert.equal(resolveEngine({ ...base, model: modelPreset('wavenet-tiny') }), 'onnxruntime');
+  const said: string[] = [];
+  assert.equal(resolveEngine({ ...base, accumulate: 2, onLog: (l) => said.push(l) }), 'tfjs');
+  assert.match(said[0], /training on tfjs: gradient accumulation/);
+  const mostUsed = { ...modelPreset('ct-tiny'), compression: 'most-used', auxLoss: 'none' } as ModelConfig;
+  assert.equal(resolveEngine({ ...base, model: mostUsed }), 'tfjs');
+  assert.throws(() => resolveEngine({ ...base, engine: 'onnxruntime', accumulate: 2 }), /use --engine tfjs/);
+  assert.equal(resolveEngine({ ...base, engine: undefined }), 'tfjs', 'the library default stays tfjs');
 });

@@ -74,7 +74,7 @@ const TrainStepSpec = z.strictObject({
   /** start the run over (as `ctspeech train --restart`) instead of resuming its checkpoint */
   restart: z.boolean().optional(),
   /** what runs the training step (as `ctspeech train --engine`) */
-  engine: z.enum(['tfjs', 'onnxruntime']).optional(),
+  engine: z.enum(['auto', 'tfjs', 'onnxruntime']).optional(),
   seeds: Seeds,
 });
 const EvalStep = z.strictObject({

@@ -55,7 +55,7 @@ export const TRAIN_DEFAULTS = {
   checkpointEvery: 50,
   seed: 0,
   backend: 'auto',
-  engine: 'tfjs',
+  engine: 'auto',
   device: 'auto',
 };
 
@@ -128,8 +128,9 @@ export function registerTrain(program: Command): void {
     .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
     .option(
       '--engine <name>',
-      'tfjs (eager, its autodiff) or onnxruntime (one traced graph per step: forward, reverse pass, clip and ' +
-        'Adam; accumulate 1, no most-used compression yet); a run resumes on either',
+      'auto (onnxruntime where it supports the run, else tfjs), tfjs (eager, its autodiff, on --backend) or ' +
+        'onnxruntime (one traced graph per step: forward, reverse pass, clip and Adam; not yet with ' +
+        '--accumulate > 1 or most-used compression); a run resumes on either',
       TRAIN_DEFAULTS.engine,
     )
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1))
@@ -152,7 +153,9 @@ export function registerTrain(program: Command): void {
 
 export async function runTrain(data: string[], o: TrainCliOptions): Promise<TrainResult> {
   checkBackendFlag(o.backend);
-  checkEngineFlags(o);
+  if (!['auto', 'tfjs', 'onnxruntime'].includes(o.engine))
+    throw new UsageError(`--engine must be auto, tfjs or onnxruntime, got ${o.engine}`);
+  checkEngineFlags({ engine: o.engine === 'auto' ? 'tfjs' : o.engine, device: o.device });
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
   // A sample budget is a step budget in disguise: every step scores batch x segment samples.
@@ -195,7 +198,7 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
       checkpointEvery: o.checkpointEvery,
       seed: o.seed,
       restart: o.restart,
-      engine: o.engine as 'tfjs' | 'onnxruntime',
+      engine: o.engine as 'auto' | 'tfjs' | 'onnxruntime',
       threads: o.threads,
       device: o.device as OrtDevice,
       stopSignal: stop,

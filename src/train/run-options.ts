@@ -32,10 +32,11 @@ export interface TrainOptions {
    */
   restart?: boolean;
   /**
-   * What runs the training step: tfjs (eager, its autodiff) or onnxruntime (one traced graph per
-   * step: forward, our reverse pass, clip and Adam). Default tfjs. A run resumes on either.
+   * What runs the training step: tfjs (eager, its autodiff), onnxruntime (one traced graph per step:
+   * forward, our reverse pass, clip and Adam), or auto (onnxruntime where it supports the run, else
+   * tfjs). Default tfjs for the library; the command line defaults to auto. A run resumes on either.
    */
-  engine?: 'tfjs' | 'onnxruntime';
+  engine?: 'auto' | 'tfjs' | 'onnxruntime';
   /** onnxruntime: intra-op threads (default all cores) and device */
   threads?: number;
   device?: OrtDevice;

@@ -14,6 +14,7 @@ import { learningRate, type ScheduleConfig, validateSchedule } from './schedule.
 import { removeStaleSnapshots, resolveCorpus } from './train-corpus.js';
 import { type Resumed, type TrainState, TrainingRun } from './training-run.js';
 import { gb, trainingMemory } from './memory-estimate.js';
+import { resolveEngine } from './step-engine.js';
 
 /**
  * Train a model into a run directory, resuming from its checkpoint when there is one. Everything a
@@ -96,7 +97,7 @@ async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<T
  */
 function checkMemory(o: TrainOptions): void {
   // The estimate is calibrated for tfjs; onnxruntime keeps its own arena in host memory.
-  if (o.engine === 'onnxruntime') return;
+  if (resolveEngine(o) === 'onnxruntime') return;
   const backend = tf.getBackend();
   const e = trainingMemory(o.model, o.batch, backend);
   if (e.bytes <= e.limit) return;

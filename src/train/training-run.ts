@@ -24,7 +24,7 @@ import type { ExportedState } from '../models/sequence-model.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { CHECKPOINT_FILE, type loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { readMetrics, writeCurves } from './curves.js';
-import { openStepEngine, type StepEngine } from './step-engine.js';
+import { openStepEngine, resolveEngine, type StepEngine } from './step-engine.js';
 import type { StepResult } from './tf-step.js';
 import { METRICS_FILE, restartHint } from './run-folder.js';
 import { RunError, type TrainOptions } from './run-options.js';
@@ -162,7 +162,7 @@ export class TrainingRun {
     if (!this.prior) await this.checkpoint({ weights: false });
     // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
     const corpusFromRun = path.relative(path.resolve(this.o.run), path.resolve(this.corpus)).split(path.sep).join('/');
-    const engine = this.o.engine ?? 'tfjs';
+    const engine = resolveEngine(this.o);
     const record = { ...trainOptionsOf(this.o), corpus: corpusFromRun, engine, backend: tf.getBackend() };
     this.written('train.json', () =>
       writeFileAtomic(path.join(this.o.run, 'train.json'), JSON.stringify(record, null, 2) + '\n'),
