@@ -182,27 +182,36 @@ export function streamWithFfmpeg(
       ])
       .on('stderr', onLine)
       .on('error', (err: Error) => {
+        // fluent-ffmpeg reports "Output stream closed" when stdout closes more than 20 ms before the
+        // process's exit is seen — a race a loaded machine loses. Stdout ending normally means every
+        // sample arrived; the checks below (length against the declared duration) still apply.
+        if (/Output stream closed/.test(err.message) && outputEnded) return finish();
         fail(summarizeFfmpegError(err.message, stderr));
       })
-      .on('end', () => {
-        if (failed) return;
-        if (channels === null) return fail('ffmpeg produced audio without a readable stream header');
-        consumeAll();
-        if (failed) return;
-        if (leftover.length) return fail(`ffmpeg output ended mid-frame (${leftover.length} stray bytes)`);
-        if (length === 0) return fail('no audio samples decoded (empty or zero-length audio stream)');
-        const short = truncation(length / sampleRate, estimated ? null : declaredSeconds);
-        // A video's container duration may outlast its audio track: there shortness alone proves nothing.
-        if (short && (!hasVideo || decodeErrors))
-          return fail(`truncated or corrupt: ${short}${decodeErrors ? ` (ffmpeg: ${firstDecodeError})` : ''}`);
-        const warnings = decodeErrors
-          ? [`ffmpeg reported ${decodeErrors} decode error(s), audio kept: ${firstDecodeError}`]
-          : [];
-        if (short) warnings.push(short);
-        resolve({ channels, sourceRate, length, warnings });
-      });
+      .on('end', () => finish());
+    let finished = false;
+    const finish = () => {
+      if (failed || finished) return;
+      finished = true;
+      if (channels === null) return fail('ffmpeg produced audio without a readable stream header');
+      consumeAll();
+      if (failed) return;
+      if (leftover.length) return fail(`ffmpeg output ended mid-frame (${leftover.length} stray bytes)`);
+      if (length === 0) return fail('no audio samples decoded (empty or zero-length audio stream)');
+      const short = truncation(length / sampleRate, estimated ? null : declaredSeconds);
+      // A video's container duration may outlast its audio track: there shortness alone proves nothing.
+      if (short && (!hasVideo || decodeErrors))
+        return fail(`truncated or corrupt: ${short}${decodeErrors ? ` (ffmpeg: ${firstDecodeError})` : ''}`);
+      const warnings = decodeErrors
+        ? [`ffmpeg reported ${decodeErrors} decode error(s), audio kept: ${firstDecodeError}`]
+        : [];
+      if (short) warnings.push(short);
+      resolve({ channels, sourceRate, length, warnings });
+    };
 
+    let outputEnded = false;
     const stream = cmd.pipe();
+    stream.on('end', () => (outputEnded = true));
     stream.on('data', (chunk: Buffer) => {
       if (failed) return;
       if (channels === null) {
