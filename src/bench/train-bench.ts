@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../engine/backend.js';
 import os from 'node:os';
-import type { TrainingWindows } from '../models/family.js';
+import { type TrainingWindows, windowLength } from '../models/family.js';
 import { OrtTrainStep } from '../train/ort-step.js';
 import { initParams, paramCount } from '../models/param-spec.js';
 import { familyOf, type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
@@ -43,7 +43,7 @@ export function matmulGflops(m = 2048, k = 128, n = 512, reps = 10): number {
 /** A batch of B rows: a stream segment, or a crop whose last `targets` positions are scored. */
 function syntheticBatch(w: TrainingWindows, B: number) {
   const scored = w.kind === 'crops' ? w.targets : w.segment;
-  const len = w.kind === 'crops' ? w.receptiveField - 1 + w.targets : w.segment;
+  const len = windowLength(w);
   const inputs = Int32Array.from({ length: B * len }, (_, i) => (i * 37 + 11) % NUM_CODES);
   const targets = Int32Array.from({ length: B * len }, (_, i) => (i * 53 + 5) % NUM_CODES);
   const mask = Float32Array.from({ length: B * len }, (_, i) => (i % len >= len - scored ? 1 : 0));

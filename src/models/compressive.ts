@@ -113,9 +113,7 @@ export function ctForward<T extends Tensor>(
   const drop = (t: T): T => {
     if (rate <= 0) return t;
     if (opts.dropMask) return ops.mul(t, opts.dropMask());
-    const m = new Float32Array(B * n * d);
-    for (let i = 0; i < m.length; i++) m[i] = opts.dropoutRng!.nextFloat() < rate ? 0 : 1 / (1 - rate);
-    return ops.mul(t, ops.constant(m, [B, n, d]));
+    return ops.mul(t, ops.constant(dropoutMask(opts.dropoutRng!, rate, B * n * d), [B, n, d]));
   };
   let x = ops.reshape(embed(ops, p, tokens), [B, n, d]);
   const newMem: T[] = [];
@@ -123,7 +121,7 @@ export function ctForward<T extends Tensor>(
   const auxTerms: T[] = [];
   const probsOut: T[] = [];
   // Old memories of a row are compressible once every one of them is real history.
-  const oldValid = Array.from({ length: B }, (_, b) => Math.max(0, Math.min(n, n + memValid[b] - nm)));
+  const oldValid = Array.from({ length: B }, (_, b) => oldMemoriesValid(cfg, n, memValid[b]));
 
   for (let i = 0; i < cfg.layers; i++) {
     const w = blockWeights(p, i);
@@ -219,11 +217,29 @@ export function segmentMask(
   return attentionMask(B, n, M + n, (b, j) => j >= M || memoryKeyValid(cfg, j, memValid[b], cmemValid[b]));
 }
 
+/**
+ * How many of the n memories a segment pushes out of a row's memory are real history, given how
+ * many memory slots were valid before it: compression (and its aux loss) counts them.
+ */
+export function oldMemoriesValid(cfg: TransformerConfig, n: number, memValid: number): number {
+  return Math.max(0, Math.min(n, n + memValid - cfg.memory));
+}
+
+/**
+ * A residual-dropout mask of `size` entries, 0 or 1 / (1 - rate), drawn from the caller's seeded
+ * generator: a resumed run, and the onnxruntime trainer feeding the same draws, get the same masks.
+ */
+export function dropoutMask(rng: { nextFloat(): number }, rate: number, size: number): Float32Array {
+  const m = new Float32Array(size);
+  for (let i = 0; i < size; i++) m[i] = rng.nextFloat() < rate ? 0 : 1 / (1 - rate);
+  return m;
+}
+
 /** Validity counters after a segment of n positions (in place): what Algorithm 1's update keeps. */
 export function advanceValidity(cfg: TransformerConfig, n: number, memValid: Int32Array, cmemValid: Int32Array): void {
   const { memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
   for (let b = 0; b < memValid.length; b++) {
-    const oldValid = Math.max(0, Math.min(n, n + memValid[b] - nm));
+    const oldValid = oldMemoriesValid(cfg, n, memValid[b]);
     if (ncm > 0) cmemValid[b] = Math.min(ncm, cmemValid[b] + Math.floor(oldValid / c));
     memValid[b] = Math.min(nm, memValid[b] + n);
   }

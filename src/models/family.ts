@@ -81,6 +81,11 @@ export type TrainingWindows =
   /** random crops: `targets` scored positions with `receptiveField - 1` inputs of context before them */
   | { kind: 'crops'; receptiveField: number; targets: number };
 
+/** Positions in one training row: a stream's segment, or a crop's context plus its targets. */
+export function windowLength(w: TrainingWindows): number {
+  return w.kind === 'crops' ? w.receptiveField - 1 + w.targets : w.segment;
+}
+
 /** Memory lengths asked for at evaluation, where a family allows them. */
 export interface MemoryOverrides {
   memory?: number;

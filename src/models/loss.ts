@@ -8,6 +8,17 @@ import { layerNorm, linear, oneHot } from './layers.js';
 import { type BlockWeights, foldHeads } from './transformer-block.js';
 import { NUM_CODES } from '../util/codes.js';
 
+/** One-hot target rows [N * NUM_CODES], zero where mask is 0, and how many positions are scored. */
+export function targetPick(targets: ArrayLike<number>, mask: ArrayLike<number>): { pick: Float32Array; count: number } {
+  const pick = oneHot(targets, NUM_CODES);
+  let count = 0;
+  for (let i = 0; i < targets.length; i++) {
+    if (!mask[i]) pick.fill(0, i * NUM_CODES, (i + 1) * NUM_CODES);
+    else count++;
+  }
+  return { pick, count };
+}
+
 /** Mean next-code NLL (nats) over positions with mask 1. */
 export function nllLoss<T extends Tensor>(
   ops: Ops<T>,
@@ -16,12 +27,7 @@ export function nllLoss<T extends Tensor>(
   mask: ArrayLike<number>,
 ): T {
   const N = targets.length;
-  const pick = oneHot(targets, NUM_CODES);
-  let count = 0;
-  for (let i = 0; i < N; i++) {
-    if (!mask[i]) pick.fill(0, i * NUM_CODES, (i + 1) * NUM_CODES);
-    else count++;
-  }
+  const { pick, count } = targetPick(targets, mask);
   const picked = ops.sum(ops.mul(ops.logSoftmax(logits), ops.constant(pick, [N, NUM_CODES])), [0, 1]);
   return ops.scale(picked, -1 / Math.max(1, count));
 }

@@ -8,7 +8,7 @@ import type { Feeds } from '../engine/executor.js';
 import type { Ops, Tensor } from '../engine/ops.js';
 import { graphInput } from './graph-inputs.js';
 import { oneHot, type Params } from './layers.js';
-import { nllFromPick } from './loss.js';
+import { nllFromPick, targetPick } from './loss.js';
 import { NUM_CODES } from '../util/codes.js';
 
 export interface TrainBatch {
@@ -53,12 +53,7 @@ export function commonInputs<T extends Tensor>(ops: Ops<T>, B: number, n: number
 
 export function commonFeeds(batch: TrainBatch, B: number): Feeds {
   const N = batch.targets.length;
-  const pick = oneHot(batch.targets, NUM_CODES);
-  let count = 0;
-  for (let i = 0; i < N; i++) {
-    if (!batch.mask[i]) pick.fill(0, i * NUM_CODES, (i + 1) * NUM_CODES);
-    else count++;
-  }
+  const { pick, count } = targetPick(batch.targets, batch.mask);
   const keep = Float32Array.from({ length: B }, (_, b) => (batch.reset?.[b] ? 0 : 1));
   return {
     tokens: { data: oneHot(batch.inputs, NUM_CODES), shape: [N, NUM_CODES] },

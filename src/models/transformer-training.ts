@@ -1,7 +1,7 @@
 /** The transformer family's training graph (models/training-graph.ts): Algorithm 1 over one segment. */
 import type { Feeds } from '../engine/executor.js';
 import type { Ops, Tensor } from '../engine/ops.js';
-import { advanceValidity, ctForward, segmentMask } from './compressive.js';
+import { advanceValidity, ctForward, dropoutMask, oldMemoriesValid, segmentMask } from './compressive.js';
 import type { TransformerConfig } from './config.js';
 import { graphInput } from './graph-inputs.js';
 import type { Params } from './layers.js';
@@ -48,21 +48,15 @@ export function transformerTrainingGraph(cfg: TransformerConfig, B: number): Tra
       f.mask = { data: segmentMask(cfg, B, n, memValid, cmemValid), shape: [B, 1, n, K] };
       if (withAux) {
         // As in ctForward: a row's old memories count once all of them are real history.
-        const rows = Array.from({ length: B }, (_, b) =>
-          Math.max(0, Math.min(n, n + memValid[b] - nm)) === n ? 1 : 0,
-        );
+        const rows = Array.from({ length: B }, (_, b) => (oldMemoriesValid(cfg, n, memValid[b]) === n ? 1 : 0));
         const count = rows.reduce((a: number, r) => a + r, 0);
         f.auxMask = { data: Float32Array.from(rows), shape: [B, 1, 1] };
         f.auxInvCount = { data: Float32Array.of(count ? 1 / count : 0), shape: [1] };
       }
       if (cfg.dropout > 0) {
         // Drawn in ctForward's order (per layer: attention output, then feed-forward).
-        const rate = cfg.dropout;
-        for (let k = 0; k < 2 * Lc; k++) {
-          const m = new Float32Array(B * n * d);
-          for (let i = 0; i < m.length; i++) m[i] = rng.nextFloat() < rate ? 0 : 1 / (1 - rate);
-          f[`drop.${k}`] = { data: m, shape: [B, n, d] };
-        }
+        for (let k = 0; k < 2 * Lc; k++)
+          f[`drop.${k}`] = { data: dropoutMask(rng, cfg.dropout, B * n * d), shape: [B, n, d] };
       }
       advanceValidity(cfg, n, memValid, cmemValid);
       return f;

@@ -75,12 +75,9 @@ export async function exportAdam(opt: tf.AdamOptimizer): Promise<F32Map> {
   const k = (weights.length - 1) / 2;
   if (!Number.isInteger(k))
     throw new Error(`AdamOptimizer.getWeights returned ${weights.length - 1} slot tensors, expected m and v pairs`);
-  const out: F32Map = new Map();
-  out.set('iterations', { shape: [2], data: new Float32Array([Math.floor(it / TWO24), it % TWO24]) });
   const b1 = (await o.accBeta1.data())[0];
   const b2 = (await o.accBeta2.data())[0];
-  out.set('beta_powers', { shape: [2], data: new Float32Array([b1, b2]) });
-  out.set('hyper', { shape: [3], data: new Float32Array([o.beta1, o.beta2, o.epsilon]) });
+  const out = adamCounters(it, Float32Array.of(b1, b2), o);
   for (let i = 0; i < k; i++) {
     for (const [which, w] of [
       ['m', weights[1 + i]],
@@ -104,6 +101,54 @@ export async function importAdam(
   variables?: readonly tf.Variable[],
 ): Promise<void> {
   const o = internals(opt);
+  const shapes = variables?.map((v) => [...v.shape]);
+  const { iterations: it, betaPowers: powers, slots } = readAdamState(state, o, shapes);
+  const m: { name: string; tensor: tf.Tensor }[] = [];
+  const v: { name: string; tensor: tf.Tensor }[] = [];
+  slots.forEach(({ m: tm, v: tv }, i) => {
+    const label = variables ? variables[i].name : String(i);
+    m.push({ name: `${label}/m`, tensor: tf.tensor(tm.data, tm.shape, 'float32') });
+    v.push({ name: `${label}/v`, tensor: tf.tensor(tv.data, tv.shape, 'float32') });
+  });
+  const iter = tf.scalar(it, 'int32');
+  tf.dispose([...o.accumulatedFirstMoment, ...o.accumulatedSecondMoment].map((s) => s.variable));
+  // setWeights makes each slot a variable sharing (and ref-counting) the tensor's data, so the
+  // tensors made here can be released once it returns.
+  await opt.setWeights([{ name: 'iter', tensor: iter }, ...m, ...v]);
+  tf.dispose([iter, ...m.map((t) => t.tensor), ...v.map((t) => t.tensor)]);
+  tf.tidy(() => {
+    o.accBeta1.assign(tf.scalar(powers[0], 'float32'));
+    o.accBeta2.assign(tf.scalar(powers[1], 'float32'));
+  });
+}
+
+type Slot = { shape: number[]; data: Float32Array };
+
+/** The step counter, beta powers and hyper-parameters of an exported state; moments are added by the caller. */
+export function adamCounters(iterations: number, betaPowers: Float32Array, hyper: AdamHyperValues): F32Map {
+  return new Map([
+    ['iterations', { shape: [2], data: Float32Array.of(Math.floor(iterations / TWO24), iterations % TWO24) }],
+    ['beta_powers', { shape: [2], data: Float32Array.from(betaPowers) }],
+    ['hyper', { shape: [3], data: Float32Array.of(hyper.beta1, hyper.beta2, hyper.epsilon) }],
+  ]);
+}
+
+export interface AdamHyperValues {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+}
+
+/**
+ * An exported state checked and unpacked, whichever engine will use it: iterations in range, the
+ * same beta1/beta2/epsilon as `hyper` (a different optimizer is refused), slots contiguous and
+ * nothing else; with `shapes`, each slot's shape checked against its variable's.
+ */
+export function readAdamState(
+  state: F32Map,
+  hyper: AdamHyperValues,
+  shapes?: readonly number[][],
+): { iterations: number; betaPowers: Float32Array; slots: { m: Slot; v: Slot }[] } {
   const get = (key: string, shape?: number[]) => {
     const t = state.get(key);
     if (!t) throw new Error(`optimizer state: missing '${key}'`);
@@ -119,11 +164,13 @@ export async function importAdam(
     throw new Error(`optimizer state: invalid iterations [${hi}, ${lo}]`);
   }
   const powers = get('beta_powers', [2]).data;
-  const hyper = get('hyper', [3]).data;
+  const saved = get('hyper', [3]).data;
   const names = ['beta1', 'beta2', 'epsilon'] as const;
   names.forEach((name, i) => {
-    if (Math.fround(o[name]) !== hyper[i]) {
-      throw new Error(`optimizer state was saved with ${name}=${hyper[i]}, but this optimizer has ${name}=${o[name]}`);
+    if (Math.fround(hyper[name]) !== saved[i]) {
+      throw new Error(
+        `optimizer state was saved with ${name}=${saved[i]}, but this optimizer has ${name}=${hyper[name]}`,
+      );
     }
   });
 
@@ -134,27 +181,11 @@ export async function importAdam(
   for (const key of state.keys())
     if (!known.has(key))
       throw new Error(`optimizer state: unexpected key '${key}' (slots are ${k} contiguous from ${slotKey(0, 'm')})`);
-  if (variables && variables.length !== k)
-    throw new Error(`optimizer state has moments for ${k} variables, but ${variables.length} were given`);
-
-  const m: { name: string; tensor: tf.Tensor }[] = [];
-  const v: { name: string; tensor: tf.Tensor }[] = [];
-  for (let i = 0; i < k; i++) {
-    const shape = variables ? [...variables[i].shape] : undefined;
-    const label = variables ? variables[i].name : String(i);
-    const tm = get(slotKey(i, 'm'), shape);
-    const tv = get(slotKey(i, 'v'), shape ?? tm.shape);
-    m.push({ name: `${label}/m`, tensor: tf.tensor(tm.data, tm.shape, 'float32') });
-    v.push({ name: `${label}/v`, tensor: tf.tensor(tv.data, tv.shape, 'float32') });
-  }
-  const iter = tf.scalar(it, 'int32');
-  tf.dispose([...o.accumulatedFirstMoment, ...o.accumulatedSecondMoment].map((s) => s.variable));
-  // setWeights makes each slot a variable sharing (and ref-counting) the tensor's data, so the
-  // tensors made here can be released once it returns.
-  await opt.setWeights([{ name: 'iter', tensor: iter }, ...m, ...v]);
-  tf.dispose([iter, ...m.map((t) => t.tensor), ...v.map((t) => t.tensor)]);
-  tf.tidy(() => {
-    o.accBeta1.assign(tf.scalar(powers[0], 'float32'));
-    o.accBeta2.assign(tf.scalar(powers[1], 'float32'));
+  if (shapes && shapes.length !== k)
+    throw new Error(`optimizer state has moments for ${k} variables, but ${shapes.length} were given`);
+  const slots = Array.from({ length: k }, (_, i) => {
+    const m = get(slotKey(i, 'm'), shapes?.[i]);
+    return { m, v: get(slotKey(i, 'v'), shapes?.[i] ?? m.shape) };
   });
+  return { iterations: it, betaPowers: powers, slots };
 }

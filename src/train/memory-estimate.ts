@@ -12,6 +12,7 @@
  */
 import os from 'node:os';
 import { OnnxTracer } from '../engine/onnx-trace.js';
+import { windowLength } from '../models/family.js';
 import { familyOf, type ModelConfig, paramSpecOf } from '../models/registry.js';
 import { shapeSize } from '../models/param-spec.js';
 
@@ -35,8 +36,7 @@ export interface MemoryEstimate {
 export function activationBytes(cfg: ModelConfig, batch: number): number {
   const traceable = familyOf(cfg).traceableTwin(cfg);
   const family = familyOf(traceable);
-  const windows = family.trainingWindows(traceable);
-  const length = windows.kind === 'crops' ? windows.receptiveField - 1 + windows.targets : windows.segment;
+  const length = windowLength(family.trainingWindows(traceable));
   const t = new OnnxTracer();
   const params = new Map(
     paramSpecOf(traceable).map((s) => [s.name, t.param(s.name, new Float32Array(shapeSize(s.shape)), s.shape)]),

@@ -14,22 +14,21 @@ import type { Feeds } from '../engine/executor.js';
 import { gradients } from '../engine/onnx-grad.js';
 import { OnnxTracer, type TraceTensor } from '../engine/onnx-trace.js';
 import { OrtExecutor, type OrtOptions } from '../infer/ort-executor.js';
+import { windowLength } from '../models/family.js';
 import type { ParamArrays } from '../models/model-files.js';
 import { familyOf, type ModelConfig } from '../models/registry.js';
 import type { ExportedState } from '../models/sequence-model.js';
 import type { TrainingGraph } from '../models/training-graph.js';
 import type { F32Map } from './adam-state.js';
-import { slotKey } from './adam-state.js';
+import { adamCounters, readAdamState, slotKey } from './adam-state.js';
 import { adamStep, clipByGlobalNorm, globalNorm, TFJS_ADAM } from './graph-optimizer.js';
 import type { StepBatch, StepOptions, StepResult } from './tf-step.js';
 
-const TWO24 = 2 ** 24;
 const size = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
 
 /** Positions per training row: a transformer segment, or a WaveNet crop with its context. */
 export function rowLength(cfg: ModelConfig): number {
-  const w = familyOf(cfg).trainingWindows(cfg);
-  return w.kind === 'crops' ? w.receptiveField - 1 + w.targets : w.segment;
+  return windowLength(familyOf(cfg).trainingWindows(cfg));
 }
 
 function traceTrainingGraph(cfg: ModelConfig, g: TrainingGraph, names: string[], init: ParamArrays, clip: number) {
@@ -180,12 +179,7 @@ export class OrtTrainStep {
 
   /** The optimizer state in train/adam-state.ts's keys, as the tfjs trainer exports it. */
   exportOptimizer(): F32Map {
-    const it = this.iterations;
-    const out: F32Map = new Map([
-      ['iterations', { shape: [2], data: Float32Array.of(Math.floor(it / TWO24), it % TWO24) }],
-      ['beta_powers', { shape: [2], data: Float32Array.from(this.betaPowers) }],
-      ['hyper', { shape: [3], data: Float32Array.of(TFJS_ADAM.beta1, TFJS_ADAM.beta2, TFJS_ADAM.epsilon) }],
-    ]);
+    const out = adamCounters(this.iterations, this.betaPowers, TFJS_ADAM);
     this.order.forEach((_, i) => {
       out.set(slotKey(i, 'm'), { shape: [...this.shapes[i]], data: Float32Array.from(this.m[i]) });
       out.set(slotKey(i, 'v'), { shape: [...this.shapes[i]], data: Float32Array.from(this.v[i]) });
@@ -194,16 +188,11 @@ export class OrtTrainStep {
   }
 
   importOptimizer(s: F32Map): void {
-    const get = (k: string) => {
-      const t = s.get(k);
-      if (!t) throw new Error(`optimizer state has no ${k}`);
-      return t.data;
-    };
-    const it = get('iterations');
-    this.iterations = it[0] * TWO24 + it[1];
-    this.betaPowers = Float32Array.from(get('beta_powers'));
-    this.m = this.order.map((_, i) => Float32Array.from(get(slotKey(i, 'm'))));
-    this.v = this.order.map((_, i) => Float32Array.from(get(slotKey(i, 'v'))));
+    const r = readAdamState(s, TFJS_ADAM, this.shapes);
+    this.iterations = r.iterations;
+    this.betaPowers = Float32Array.from(r.betaPowers);
+    this.m = r.slots.map((x) => Float32Array.from(x.m.data));
+    this.v = r.slots.map((x) => Float32Array.from(x.v.data));
   }
 
   get midCycle(): boolean {

@@ -54,6 +54,9 @@ async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<T
   const resumed = resumeFrom(o, log);
   const prior = resumed?.state as TrainState | undefined;
   if (resumed && prior!.step >= o.steps) return alreadyFinished(o, resumed, log);
+  // Resolved once: the memory check, the step engine and train.json all follow this choice, and a
+  // fallback to tfjs is said once.
+  o = { ...o, engine: resolveEngine(o) };
   checkMemory(o);
   const corpus = await resolveCorpus(o.data, o.run, prior?.step ?? null, log);
   const run = await TrainingRun.open(o, corpus, resumed);
@@ -97,7 +100,7 @@ async function trainLocked(o: TrainOptions, schedule: ScheduleConfig): Promise<T
  */
 function checkMemory(o: TrainOptions): void {
   // The estimate is calibrated for tfjs; onnxruntime keeps its own arena in host memory.
-  if (resolveEngine(o) === 'onnxruntime') return;
+  if (o.engine === 'onnxruntime') return;
   const backend = tf.getBackend();
   const e = trainingMemory(o.model, o.batch, backend);
   if (e.bytes <= e.limit) return;
