@@ -42,11 +42,22 @@ const relDiff = (a: Float32Array, b: Float32Array) => {
   return d / m;
 };
 
-for (const name of ['ct-tiny', 'txl-tiny', 'wavenet-tiny']) {
+const cases: [string, ModelConfig, number][] = [
+  ['ct-tiny', modelPreset('ct-tiny'), 1],
+  ['txl-tiny', modelPreset('txl-tiny'), 1],
+  ['wavenet-tiny', modelPreset('wavenet-tiny'), 1],
+  [
+    'ct-tiny, most-used compression',
+    { ...modelPreset('ct-tiny'), compression: 'most-used', auxLoss: 'none' } as ModelConfig,
+    1,
+  ],
+  ['ct-tiny, gradients accumulated over 2 micro-steps', modelPreset('ct-tiny'), 2],
+];
+
+for (const [name, cfg, accumulate] of cases) {
   test(`${name}: five training steps on onnxruntime match the tfjs trainer`, async () => {
-    const cfg = modelPreset(name);
     const B = 2;
-    const opts = { lr: 1e-3, clip: 0.1, seed: 3 };
+    const opts = { lr: 1e-3, clip: 0.1, seed: 3, accumulate };
     const ref = new TrainStep(cfg, init(cfg), B, opts);
     const ort = await OrtTrainStep.open(cfg, init(cfg), B, { ...opts, threads: 1, device: 'cpu' });
     try {
@@ -57,6 +68,7 @@ for (const name of ['ct-tiny', 'txl-tiny', 'wavenet-tiny']) {
         const a = ref.step(batch(cfg, B, k));
         const b = await ort.step(batch(cfg, B, k));
         assert.ok(Math.abs(a.loss - b.loss) < 1e-4 * Math.abs(a.loss), `step ${k}: loss ${b.loss} vs ${a.loss}`);
+        assert.equal(b.applied, a.applied, `step ${k}: the update is applied on the same micro-steps`);
         assert.ok(
           Math.abs(a.gradNorm - b.gradNorm) < 1e-3 * a.gradNorm,
           `step ${k}: norm ${b.gradNorm} vs ${a.gradNorm}`,

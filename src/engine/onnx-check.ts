@@ -32,6 +32,8 @@ export const ALLOWED_OPS: ReadonlySet<string> = new Set([
   'Identity',
   'Cast',
   'Round',
+  // most-used selection's comparisons (engine/top-rows.ts)
+  'Sign',
 ]);
 
 /** The type each attribute we emit must carry (a wrong one is rejected by onnxruntime at load). */

@@ -1,5 +1,6 @@
 import onnx from 'onnx-proto';
 import type { Ops, Tensor } from './ops.js';
+import { tracedTopRows } from './top-rows.js';
 
 /** A traced value: its static shape and the graph name that carries it. */
 export interface TraceTensor extends Tensor {
@@ -364,6 +365,15 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return this.unary('Identity', x, 'stopGradient');
   }
 
+  topRows(x: TraceTensor, score: TraceTensor, m: number): TraceTensor {
+    this.check(x, 'topRows');
+    this.check(score, 'topRows');
+    const [B, n] = score.shape;
+    if (x.shape.length !== 3 || x.shape[0] !== B || x.shape[1] !== n || !(m >= 0 && m <= n))
+      throw new Error(`topRows: ${m} rows of [${x.shape}] by scores [${score.shape}]`);
+    return tracedTopRows(this, x, score, m);
+  }
+
   // ---- for the reverse pass (engine/onnx-grad.ts)
 
   /** The tensor a node output, initializer or graph input is known by. */
@@ -372,10 +382,19 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return this.tensorFor(name);
   }
 
-  /** An ONNX node outside the Ops vocabulary (comparisons, Expand, Sign) for a derivative. */
-  emit(op: string, inputs: readonly TraceTensor[], shape: readonly number[], attrs: Record<string, TraceAttr> = {}) {
-    inputs.forEach((x) => this.check(x, `grad ${op}`));
-    return this.node(op, inputs, shape, 'grad', attrs);
+  /**
+   * An ONNX node outside the Ops vocabulary (Expand, Sign) for a derivative or a composite primitive;
+   * `primitive` names what emitted it.
+   */
+  emit(
+    op: string,
+    inputs: readonly TraceTensor[],
+    shape: readonly number[],
+    attrs: Record<string, TraceAttr> = {},
+    primitive = 'grad',
+  ) {
+    inputs.forEach((x) => this.check(x, `${primitive} ${op}`));
+    return this.node(op, inputs, shape, primitive, attrs);
   }
 
   /** A constant int64 vector (shapes, axes, pads). */

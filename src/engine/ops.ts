@@ -56,6 +56,12 @@ export interface Ops<T extends Tensor = Tensor> {
   softmax(x: T): T;
   logSoftmax(x: T): T;
 
+  /**
+   * Per batch row, the `m` rows of x [B, n, d] with the highest `score` [B, n], in their original
+   * order, ties going to the later row (most-used compression). No gradient reaches `score`.
+   */
+  topRows(x: T, score: T, m: number): T;
+
   /** Identity forward, zero gradient backward: carried memories and the aux-loss inputs. */
   stopGradient(x: T): T;
 }

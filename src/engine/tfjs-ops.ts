@@ -1,3 +1,4 @@
+import { topRowsSelection } from './top-rows.js';
 import type { Ops } from './ops.js';
 import { tf } from './backend.js';
 
@@ -234,6 +235,11 @@ export class TfOps implements Ops<TfTensor> {
 
   stopGradient(x: TfTensor): TfTensor {
     return stopGradientFn(x);
+  }
+
+  topRows(x: TfTensor, score: TfTensor, m: number): TfTensor {
+    const [B, n] = score.shape;
+    return this.matMul(this.constant(topRowsSelection(this.read(score), B, n, m), [B, m, n]), x);
   }
 }
 

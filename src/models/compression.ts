@@ -13,7 +13,7 @@ export function compress<T extends Tensor>(
   old: T,
   c: number,
   p: { w?: T; b?: T },
-  usage?: Float32Array,
+  usage?: T,
 ): T {
   const [B, n, d] = old.shape;
   const m = n / c;
@@ -45,7 +45,7 @@ export function compress<T extends Tensor>(
     }
     case 'most-used': {
       if (!usage) throw new Error('most-used compression needs the attention usage of the old memories');
-      return ops.matMul(ops.constant(mostUsedSelection(usage, B, n, m), [B, m, n]), old);
+      return ops.topRows(old, usage, m);
     }
   }
 }
@@ -53,21 +53,6 @@ export function compress<T extends Tensor>(
 function need<T>(t: T | undefined, name: string): T {
   if (!t) throw new Error(`compression parameter ${name} is missing`);
   return t;
-}
-
-/**
- * Selection matrices [B, m, n] keeping, per row, the m memories with the highest usage, in their
- * original order (ties go to the newer memory, which is more likely still relevant).
- */
-export function mostUsedSelection(usage: Float32Array, B: number, n: number, m: number): Float32Array {
-  const sel = new Float32Array(B * m * n);
-  for (let b = 0; b < B; b++) {
-    const idx = Array.from({ length: n }, (_, j) => j);
-    idx.sort((x, y) => usage[b * n + y] - usage[b * n + x] || y - x);
-    const keep = idx.slice(0, m).sort((x, y) => x - y);
-    keep.forEach((j, t) => (sel[(b * m + t) * n + j] = 1));
-  }
-  return sel;
 }
 
 /** g of the auto-encoding loss: compressed [B, m, d] -> reconstructed [B, m*c, d], a transposed conv. */

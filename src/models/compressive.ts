@@ -139,7 +139,7 @@ export function ctForward<T extends Tensor>(
     if (opts.keepProbs) probsOut.push(attn.probs);
     x = feedForward(ops, w, ops.add(h, drop(attn.out)), drop);
 
-    const usage = cfg.compression === 'most-used' && ncm > 0 ? oldUsage(ops, attn.probs, B, H, n, K, ncm) : undefined;
+    const usage = cfg.compression === 'most-used' && ncm > 0 ? oldUsage(ops, attn.probs, B, n, ncm) : undefined;
     const upd = updateMemory(ops, cfg, p, i, mem[i], cmem[i], hMem, usage);
     newMem.push(upd.mem);
     newCmem.push(upd.cmem);
@@ -183,7 +183,7 @@ export function updateMemory<T extends Tensor>(
   mem: T,
   cmem: T,
   hMem: T,
-  usage?: Float32Array,
+  usage?: T,
 ): { mem: T; cmem: T; old?: T; compressed?: T } {
   const [B, n, d] = hMem.shape;
   const { memory: nm, compressedMemory: ncm, compressionRate: c } = cfg;
@@ -245,18 +245,7 @@ export function advanceValidity(cfg: TransformerConfig, n: number, memValid: Int
   }
 }
 
-/** Attention received by each old memory (keys ncm .. ncm+n-1), averaged over heads and queries. */
-function oldUsage<T extends Tensor>(
-  ops: Ops<T>,
-  probs: T,
-  B: number,
-  H: number,
-  n: number,
-  K: number,
-  ncm: number,
-): Float32Array {
-  const all = ops.read(ops.mean(probs, [1, 2])); // [B, K]
-  const out = new Float32Array(B * n);
-  for (let b = 0; b < B; b++) out.set(all.subarray(b * K + ncm, b * K + ncm + n), b * n);
-  return out;
+/** Attention received by each old memory (keys ncm .. ncm+n-1), averaged over heads and queries: [B, n]. */
+function oldUsage<T extends Tensor>(ops: Ops<T>, probs: T, B: number, n: number, ncm: number): T {
+  return ops.slice(ops.mean(probs, [1, 2]), [0, ncm], [B, n]);
 }

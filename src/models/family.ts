@@ -116,11 +116,6 @@ export interface ModelFamily<C extends { kind: string } = { kind: string }> {
   /** Multiply-add FLOPs per scored sample, forward and training. */
   flopsPerSample(cfg: C): { forward: number; train: number };
   trainingWindows(cfg: C): TrainingWindows;
-  /**
-   * A config with the same tensor shapes whose forward pass a trace can follow (shapes only), where
-   * this one's cannot (most-used compression reads attention values mid-pass).
-   */
-  traceableTwin(cfg: C): C;
   /** The model as training runs it: (params, codes, state) -> (logits, state', aux). */
   sequenceModel<T extends Tensor>(cfg: C): SequenceModel<T>;
   /**

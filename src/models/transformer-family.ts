@@ -63,7 +63,6 @@ export const transformerFamily: ModelFamily<TransformerConfig> = {
   paramSpec: transformerParamSpec,
   flopsPerSample: transformerFlopsPerSample,
   trainingWindows: (c) => ({ kind: 'streams', segment: c.segment }),
-  traceableTwin: (c) => (c.compression === 'most-used' ? { ...c, compression: 'mean-pool', auxLoss: 'none' } : c),
   sequenceModel,
   trainingGraph: (c, batch) => transformerTrainingGraph(c, batch),
   evalConfig: (cfg, asked) => {

@@ -13,10 +13,10 @@ import type { Params } from './layers.js';
 import { NUM_CODES } from '../util/codes.js';
 
 export function transformerGraph(cfg: TransformerConfig, spec: GraphSpec): GraphBuilder {
-  if (cfg.compression === 'most-used' && cfg.compressedMemory > 0 && spec.kind !== 'keys') {
+  if (cfg.compression === 'most-used' && cfg.compressedMemory > 0 && spec.kind === 'roll') {
     throw new Error(
-      'most-used compression picks memories by their attention at run time, which a static graph ' +
-        'cannot express: evaluate it with --engine tfjs',
+      "most-used compression keeps the memories the segment's queries attended to most; generation's " +
+        'one-sample steps do not add up that attention, so a most-used model cannot generate yet',
     );
   }
   const { layers: Lc, dModel: d, heads: H, dHead: dh, memory: nm, compressedMemory: ncm, segment: n } = cfg;

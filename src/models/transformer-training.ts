@@ -9,10 +9,6 @@ import { commonFeeds, commonInputs, nllOf, type TrainBatch, type TrainingGraph }
 
 export function transformerTrainingGraph(cfg: TransformerConfig, B: number): TrainingGraph {
   const { layers: Lc, dModel: d, memory: nm, compressedMemory: ncm, segment: n } = cfg;
-  if (cfg.compression === 'most-used' && ncm > 0)
-    throw new Error(
-      'most-used compression selects memories by their attention at run time: train it with --engine tfjs',
-    );
   const K = ncm + nm + n;
   const withAux = ncm > 0 && cfg.auxLoss !== 'none';
   const memValid = new Int32Array(B);

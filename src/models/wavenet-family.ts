@@ -62,7 +62,6 @@ export const wavenetFamily: ModelFamily<WavenetConfig> = {
   paramSpec: wavenetParamSpec,
   flopsPerSample: wavenetFlopsPerSample,
   trainingWindows: (c) => ({ kind: 'crops', receptiveField: receptiveField(c), targets: c.segment }),
-  traceableTwin: (c) => c,
   sequenceModel,
   trainingGraph: wavenetTrainingGraph,
   evalConfig: (cfg, asked) => {

@@ -34,14 +34,13 @@ export interface MemoryEstimate {
 
 /** Bytes of the tensors one forward pass of `batch` training rows creates. */
 export function activationBytes(cfg: ModelConfig, batch: number): number {
-  const traceable = familyOf(cfg).traceableTwin(cfg);
-  const family = familyOf(traceable);
-  const length = windowLength(family.trainingWindows(traceable));
+  const family = familyOf(cfg);
+  const length = windowLength(family.trainingWindows(cfg));
   const t = new OnnxTracer();
   const params = new Map(
-    paramSpecOf(traceable).map((s) => [s.name, t.param(s.name, new Float32Array(shapeSize(s.shape)), s.shape)]),
+    paramSpecOf(cfg).map((s) => [s.name, t.param(s.name, new Float32Array(shapeSize(s.shape)), s.shape)]),
   );
-  const model = family.sequenceModel(traceable);
+  const model = family.sequenceModel(cfg);
   const reset = new Uint8Array(batch).fill(1);
   model.forward(t, params, new Int32Array(batch * length), reset, model.initialState(t, batch));
   let bytes = 0;

@@ -31,7 +31,20 @@ export function rowLength(cfg: ModelConfig): number {
   return windowLength(familyOf(cfg).trainingWindows(cfg));
 }
 
-function traceTrainingGraph(cfg: ModelConfig, g: TrainingGraph, names: string[], init: ParamArrays, clip: number) {
+/**
+ * With `accumulate` > 1 the graph also takes the running sum of this cycle's gradients (`acc.<k>`)
+ * and 1 / (micro-steps including this one) (`invCount`), returns the new sum, and computes the
+ * update from the clipped mean, as the tfjs trainer does; the host keeps that update only on a
+ * cycle's last micro-step (Adam on the other micro-steps is a few elementwise ops, left unread).
+ */
+function traceTrainingGraph(
+  cfg: ModelConfig,
+  g: TrainingGraph,
+  names: string[],
+  init: ParamArrays,
+  clip: number,
+  accumulate: number,
+) {
   const t = new OnnxTracer();
   const weights = names.map((k) => t.input(`p.${k}`, init.get(k)!.data, init.get(k)!.shape));
   const p = new Map(names.map((k, i) => [k, weights[i]]));
@@ -41,11 +54,20 @@ function traceTrainingGraph(cfg: ModelConfig, g: TrainingGraph, names: string[],
   );
   const norm = globalNorm(t, grads);
   const zeros = (k: string) => new Float32Array(size(init.get(k)!.shape));
+  let update = grads;
+  let updateNorm = norm;
+  if (accumulate > 1) {
+    const invCount = t.input('invCount', Float32Array.of(1), [1]);
+    const sums = names.map((k, i) => t.add(t.input(`acc.${k}`, zeros(k), init.get(k)!.shape), grads[i]));
+    names.forEach((k, i) => t.output(`out.acc.${k}`, sums[i]));
+    update = sums.map((sum) => t.mul(sum, invCount));
+    updateNorm = globalNorm(t, update);
+  }
   const m = names.map((k) => t.input(`m.${k}`, zeros(k), init.get(k)!.shape));
   const v = names.map((k) => t.input(`v.${k}`, zeros(k), init.get(k)!.shape));
   const betaPowers = t.input('betaPowers', Float32Array.of(TFJS_ADAM.beta1, TFJS_ADAM.beta2), [2]);
   const lr = t.input('lr', Float32Array.of(0), [1]);
-  const upd = adamStep(t, weights, clipByGlobalNorm(t, grads, norm, clip), { m, v, betaPowers }, lr);
+  const upd = adamStep(t, weights, clipByGlobalNorm(t, update, updateNorm, clip), { m, v, betaPowers }, lr);
   t.output('loss', out.loss);
   t.output('nll', out.nll);
   if (out.aux) t.output('aux', out.aux);
@@ -69,6 +91,10 @@ export class OrtTrainStep {
   private iterations = 0;
   private lr: number;
   private state: Float32Array[];
+  private readonly accumulate: number;
+  /** this cycle's gradient sum and how many micro-steps it holds (accumulate > 1 only) */
+  private acc: Float32Array[] | null = null;
+  private accCount = 0;
   rng: Rng;
 
   private constructor(
@@ -87,6 +113,7 @@ export class OrtTrainStep {
     this.state = graph.stateShapes.map((s) => new Float32Array(size(s)));
     this.lr = opts.lr ?? 3e-4;
     this.rng = new Rng(opts.seed ?? cfg.seed);
+    this.accumulate = opts.accumulate ?? 1;
   }
 
   /** Traces and opens the training graph for `batch` rows (one `run` per optimizer step). */
@@ -96,11 +123,12 @@ export class OrtTrainStep {
     batch: number,
     opts: StepOptions & OrtOptions = {},
   ): Promise<OrtTrainStep> {
-    if ((opts.accumulate ?? 1) !== 1)
-      throw new Error('gradient accumulation is not in the onnxruntime training graph yet: use --engine tfjs');
+    const accumulate = opts.accumulate ?? 1;
+    if (!Number.isInteger(accumulate) || accumulate < 1)
+      throw new Error(`accumulate must be a positive integer, got ${opts.accumulate}`);
     const graph = familyOf(cfg).trainingGraph(cfg, batch, rowLength(cfg));
     const names = [...init.keys()];
-    const bytes = traceTrainingGraph(cfg, graph, names, init, opts.clip ?? 0.1);
+    const bytes = traceTrainingGraph(cfg, graph, names, init, opts.clip ?? 0.1, accumulate);
     const file = path.join(os.tmpdir(), `ctspeech-train-${process.pid}-${crypto.randomBytes(4).toString('hex')}.onnx`);
     fs.writeFileSync(file, bytes);
     try {
@@ -135,20 +163,31 @@ export class OrtTrainStep {
     this.graph.stateShapes.forEach((shape, i) => (feeds[`s.${i}`] = { data: this.state[i], shape }));
     feeds.betaPowers = { data: this.betaPowers, shape: [2] };
     feeds.lr = { data: Float32Array.of(this.lr), shape: [1] };
+    if (this.accumulate > 1) {
+      this.acc ??= this.order.map((_, i) => new Float32Array(size(this.shapes[i])));
+      this.order.forEach((k, i) => (feeds[`acc.${k}`] = { data: this.acc![i], shape: this.shapes[i] }));
+      feeds.invCount = { data: Float32Array.of(1 / (this.accCount + 1)), shape: [1] };
+    }
     const out = await this.exec.run(feeds);
     const loss = out.loss[0];
     const gradNorm = out.norm[0];
     // State is carried whatever happens to the weights, as the tfjs trainer does.
     this.state = this.graph.stateShapes.map((_, i) => out[`out.s.${i}`]);
     const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
-    if (!skipped) {
+    let applied = false;
+    if (!skipped && this.accumulate > 1 && ++this.accCount < this.accumulate) {
+      this.acc = this.order.map((k) => out[`out.acc.${k}`]);
+    } else if (!skipped) {
       this.weights = this.order.map((k) => out[`out.p.${k}`]);
       this.m = this.order.map((k) => out[`out.m.${k}`]);
       this.v = this.order.map((k) => out[`out.v.${k}`]);
       this.betaPowers = out['out.betaPowers'];
       this.iterations++;
+      this.acc = null;
+      this.accCount = 0;
+      applied = true;
     }
-    return { loss, nll: out.nll[0], aux: out.aux ? out.aux[0] : 0, gradNorm, skipped, applied: !skipped };
+    return { loss, nll: out.nll[0], aux: out.aux ? out.aux[0] : 0, gradNorm, skipped, applied };
   }
 
   exportParams(): ParamArrays {
@@ -158,6 +197,7 @@ export class OrtTrainStep {
   }
 
   exportState(): { model: ExportedState; rng: RngState } {
+    if (this.midCycle) throw new Error('cannot checkpoint in the middle of a gradient accumulation cycle');
     return {
       model: {
         batch: this.graph.stateShapes[0]?.[0] ?? 0,
@@ -196,7 +236,7 @@ export class OrtTrainStep {
   }
 
   get midCycle(): boolean {
-    return false;
+    return this.accCount > 0;
   }
 
   async dispose(): Promise<void> {

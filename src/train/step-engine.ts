@@ -8,8 +8,7 @@ import type { ParamArrays } from '../models/model-files.js';
 import type { ExportedState } from '../models/sequence-model.js';
 import type { F32Map } from './adam-state.js';
 import { OrtTrainStep } from './ort-step.js';
-import { familyOf } from '../models/registry.js';
-import { RunError, type TrainOptions } from './run-options.js';
+import type { TrainOptions } from './run-options.js';
 import { type StepBatch, type StepResult, TrainStep } from './tf-step.js';
 
 export interface StepEngine {
@@ -25,24 +24,12 @@ export interface StepEngine {
   dispose(): void | Promise<void>;
 }
 
-/** Why the onnxruntime trainer cannot train this run as asked, or null when it can. */
-export function ortUnsupported(o: TrainOptions): string | null {
-  if (o.accumulate !== 1)
-    return 'gradient accumulation (--accumulate > 1) is not in the onnxruntime training graph yet';
-  const c = familyOf(o.model).traceableTwin(o.model);
-  if (c !== o.model) return 'this model decides by data during its forward pass (most-used compression)';
-  return null;
-}
-
-/** The engine a run trains on: `auto` takes onnxruntime where it supports the run, else tfjs. */
+/**
+ * The engine a run trains on: `auto` is onnxruntime, which trains every family, compression and
+ * option; `tfjs` stays the library's default (the command line and pipelines default to auto).
+ */
 export function resolveEngine(o: TrainOptions): 'tfjs' | 'onnxruntime' {
-  const engine = o.engine ?? 'tfjs';
-  if (engine === 'tfjs') return 'tfjs';
-  const why = ortUnsupported(o);
-  if (!why) return 'onnxruntime';
-  if (engine === 'onnxruntime') throw new RunError(`--engine onnxruntime: ${why}; use --engine tfjs`);
-  o.onLog?.(`training on tfjs: ${why}`);
-  return 'tfjs';
+  return o.engine === 'onnxruntime' || o.engine === 'auto' ? 'onnxruntime' : 'tfjs';
 }
 
 export async function openStepEngine(o: TrainOptions, init: ParamArrays): Promise<StepEngine> {
