@@ -16,7 +16,6 @@ import {
 } from '../data/batches.js';
 import { readManifest, splitSource } from '../data/manifest.js';
 import { corpusStats } from '../data/stats.js';
-import { evaluateCodes } from '../infer/evaluate.js';
 import { PARAMS_FILE, saveModel } from '../models/model-files.js';
 import { initParams } from '../models/param-spec.js';
 import { familyOf, type ModelConfig, paramSpecOf } from '../models/registry.js';
@@ -25,6 +24,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { CHECKPOINT_FILE, type loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { readMetrics, writeCurves } from './curves.js';
 import { openStepEngine, resolveEngine, type StepEngine } from './step-engine.js';
+import { openValidator, type Validator } from './validation.js';
 import type { StepResult } from './tf-step.js';
 import { METRICS_FILE, restartHint } from './run-folder.js';
 import { RunError, type TrainOptions } from './run-options.js';
@@ -106,6 +106,7 @@ export class TrainingRun {
   readonly prior?: TrainState;
   readonly unigram: number;
   private trainer!: StepEngine;
+  private validator: Validator | null = null;
   private readonly stream: SegmentStream | CropStream;
   private readonly validFiles: { path: string; codes: Uint8Array }[];
   private readonly metricsFile: string;
@@ -278,7 +279,8 @@ export class TrainingRun {
     // The training segment keeps validation's tensors small beside the trainer's own (WaveNet's
     // default of 4,096-long rows next to training aborted wasm's 4 GB heap); transformers always
     // score in their own segment.
-    const r = await evaluateCodes(cfg, this.trainer.exportParams(), this.validFiles, {
+    this.validator ??= openValidator(resolveEngine(this.o), { threads: this.o.threads, device: this.o.device });
+    const r = await this.validator.run(cfg, this.trainer.exportParams(), this.validFiles, {
       batch: Math.min(8, this.validFiles.length),
       length: cfg.segment,
     });
@@ -364,5 +366,6 @@ export class TrainingRun {
   async close(): Promise<void> {
     this.stream.close();
     await this.trainer?.dispose();
+    await this.validator?.dispose();
   }
 }
