@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../engine/backend.js';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import type { Feeds } from '../engine/executor.js';
+import { OnnxTracer } from '../engine/onnx-trace.js';
+import { OrtExecutor } from '../infer/ort-executor.js';
+import type { ParamArrays } from '../models/model-files.js';
 import { type TrainingWindows, windowLength } from '../models/family.js';
 import { OrtTrainStep } from '../train/ort-step.js';
 import { initParams, paramCount } from '../models/param-spec.js';
@@ -158,6 +164,7 @@ async function benchOrtTrain(
       if (s > 0) times.push((performance.now() - t0) / 1000);
     }
     await trainer.dispose();
+    const copy = await hostRoundTrip(init);
     const flops = familyOf(cfg).flopsPerSample(cfg);
     const rate = batch.scored / median(times);
     const perScored = batch.positions / batch.scored;
@@ -169,7 +176,39 @@ async function benchOrtTrain(
         `B ${B}, ${(count / 1e6).toFixed(2)}M params, ${os.availableParallelism()} threads -> ` +
         `${((rate * perScored * flops.train) / 1e9).toFixed(2)} GFLOP/s`,
     });
+    rows.push({
+      name: `onnxruntime: ${name} weights + Adam moments in and out, per step`,
+      value: copy * 1000,
+      unit: 'ms',
+      note: `${((3 * 4 * count) / 2 ** 20).toFixed(1)} MiB each way, ${((100 * copy) / median(times)).toFixed(1)}% of a step`,
+    });
     opts.log?.(`onnxruntime ${name} done`);
   }
   return rows;
+}
+
+/**
+ * What feeding the weights and both Adam moments to onnxruntime and reading them back costs, per
+ * step: a graph that only passes them through (inputs wrapped, outputs copied into JavaScript).
+ */
+async function hostRoundTrip(init: ParamArrays): Promise<number> {
+  const t = new OnnxTracer();
+  const feeds: Feeds = {};
+  for (const [k, v] of init)
+    for (const slot of ['p', 'm', 'v']) {
+      t.output(`out.${slot}.${k}`, t.input(`${slot}.${k}`, v.data, v.shape));
+      feeds[`${slot}.${k}`] = { data: v.data, shape: v.shape };
+    }
+  const file = path.join(os.tmpdir(), `ctspeech-bench-copy-${process.pid}.onnx`);
+  fs.writeFileSync(file, t.toModel({ graphName: 'copy' }));
+  const { exec } = await OrtExecutor.open(file, { device: 'cpu' });
+  fs.rmSync(file, { force: true });
+  const times: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now();
+    await exec.run(feeds);
+    if (i > 1) times.push((performance.now() - t0) / 1000);
+  }
+  await exec.dispose();
+  return median(times);
 }
