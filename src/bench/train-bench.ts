@@ -180,7 +180,9 @@ async function benchOrtTrain(
       name: `onnxruntime: ${name} weights + Adam moments in and out, per step`,
       value: copy * 1000,
       unit: 'ms',
-      note: `${((3 * 4 * count) / 2 ** 20).toFixed(1)} MiB each way, ${((100 * copy) / median(times)).toFixed(1)}% of a step`,
+      note:
+        `${((3 * 4 * count) / 2 ** 20).toFixed(1)} MiB each way, ` +
+        `${((100 * copy) / median(times)).toFixed(1)}% of a step`,
     });
     opts.log?.(`onnxruntime ${name} done`);
   }

@@ -14,7 +14,7 @@ import { formatHours, formatTable } from '../report/table.js';
 import { checkBackendFlag, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { ENGINES, type EngineName, opener } from '../infer/engines.js';
-import { type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
+import { DEVICE_CHOICES, DEVICE_HELP, isOrtDevice, type OrtDevice, resolveDevice } from '../infer/ort-executor.js';
 
 interface EvalFlags {
   run: string;
@@ -63,11 +63,7 @@ export function registerEval(program: Command): void {
       EVAL_DEFAULTS.engine,
     )
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
-    .option(
-      '--device <name>',
-      'onnxruntime: auto, cpu or cuda (auto takes cuda when its provider is installed)',
-      EVAL_DEFAULTS.device,
-    )
+    .option('--device <name>', DEVICE_HELP, EVAL_DEFAULTS.device)
     .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', EVAL_DEFAULTS.backend)
     .option('--limit-files <n>', 'score only the first n files', intArg(1))
     .option('--json', 'print the result as JSON')
@@ -155,9 +151,8 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
 export function checkEngineFlags(o: { engine: string; device: string }): void {
   if (!(ENGINES as readonly string[]).includes(o.engine))
     throw new UsageError(`--engine must be ${ENGINES.join(' or ')}, got ${o.engine}`);
-  if (!['auto', 'cpu', 'cuda'].includes(o.device))
-    throw new UsageError(`--device must be auto, cpu or cuda, got ${o.device}`);
-  if (o.engine === 'onnxruntime') resolveDevice(o.device as OrtDevice);
+  if (!isOrtDevice(o.device)) throw new UsageError(`--device must be ${DEVICE_CHOICES}, got ${o.device}`);
+  if (o.engine === 'onnxruntime') resolveDevice(o.device);
 }
 
 async function loadData(

@@ -11,7 +11,7 @@ import {
   generationSizeProblem,
   MAX_GENERATE_SECONDS,
 } from '../infer/generate.js';
-import type { OrtDevice } from '../infer/ort-executor.js';
+import { DEVICE_HELP, type OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../infer/sampling.js';
 import { describeModel } from '../models/registry.js';
 import { checkEngineFlags } from './eval.js';
@@ -110,7 +110,7 @@ export function registerGenerate(program: Command): void {
     )
     .option('--engine <name>', 'onnxruntime or tfjs', GENERATE_DEFAULTS.engine)
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
-    .option('--device <name>', 'onnxruntime: auto, cpu or cuda', GENERATE_DEFAULTS.device)
+    .option('--device <name>', DEVICE_HELP, GENERATE_DEFAULTS.device)
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',

@@ -7,7 +7,7 @@ import { train } from '../train/trainer.js';
 import { loadConfig } from './model.js';
 import { checkBackendFlag, floatArg, intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
-import type { OrtDevice } from '../infer/ort-executor.js';
+import { DEVICE_HELP, type OrtDevice } from '../infer/ort-executor.js';
 import { checkEngineFlags } from './eval.js';
 
 export interface TrainCliOptions {
@@ -128,13 +128,13 @@ export function registerTrain(program: Command): void {
     .option('--backend <name>', 'tfjs engine: auto, tensorflow, wasm or cpu', TRAIN_DEFAULTS.backend)
     .option(
       '--engine <name>',
-      'auto (onnxruntime where it supports the run, else tfjs), tfjs (eager, its autodiff, on --backend) or ' +
-        'onnxruntime (one traced graph per step: forward, reverse pass, clip and Adam; not yet with ' +
-        '--accumulate > 1 or most-used compression); a run resumes on either',
+      'auto or onnxruntime (one traced graph per step: forward, reverse pass, clip and Adam; every ' +
+        'model and option; 10x tfjs-wasm on CPU, and the GPU path), or tfjs (eager, its own autodiff, on ' +
+        '--backend); a run resumes on either',
       TRAIN_DEFAULTS.engine,
     )
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1))
-    .option('--device <name>', 'onnxruntime: auto, cpu or cuda', TRAIN_DEFAULTS.device)
+    .option('--device <name>', DEVICE_HELP, TRAIN_DEFAULTS.device)
     .option(
       '--restart',
       "start over: move the run folder's files into <run>/replaced-<time>/ (never deleted) and train afresh",
@@ -155,7 +155,7 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
   checkBackendFlag(o.backend);
   if (!['auto', 'tfjs', 'onnxruntime'].includes(o.engine))
     throw new UsageError(`--engine must be auto, tfjs or onnxruntime, got ${o.engine}`);
-  checkEngineFlags({ engine: o.engine === 'auto' ? 'tfjs' : o.engine, device: o.device });
+  checkEngineFlags({ engine: o.engine === 'auto' ? 'onnxruntime' : o.engine, device: o.device });
   if (o.minLr > o.lr) throw new UsageError(`--min-lr (${o.minLr}) must not exceed --lr (${o.lr})`);
   const cfg = loadConfig({ preset: o.model, config: o.config });
   // A sample budget is a step budget in disguise: every step scores batch x segment samples.
@@ -163,7 +163,8 @@ export async function runTrain(data: string[], o: TrainCliOptions): Promise<Trai
     o.samples !== undefined ? Math.max(1, Math.ceil(o.samples / (o.batch * cfg.segment * o.accumulate))) : o.steps;
   const info = await initBackend(o.backend as BackendName | 'auto');
   console.log(`ctspeech train: ${describeModel(cfg)}`);
-  console.log(`  ${backendSummary(info)}`);
+  // On onnxruntime the tfjs backend only initialises weights; the run logs the session it trains on.
+  if (o.engine === 'tfjs') console.log(`  ${backendSummary(info)}`);
   const stop = { stop: false };
   let stoppedBy: TrainResult['stoppedBy'] = null;
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {

@@ -34,6 +34,10 @@ export const ALLOWED_OPS: ReadonlySet<string> = new Set([
   'Round',
   // most-used selection's comparisons (engine/top-rows.ts)
   'Sign',
+  // the code embedding as a gather (Ops.embed); ScatterND is its gradient, in training graphs
+  'ArgMax',
+  'Gather',
+  'ScatterND',
 ]);
 
 /** The type each attribute we emit must carry (a wrong one is rejected by onnxruntime at load). */
@@ -45,6 +49,7 @@ const ATTRIBUTE_TYPES: Readonly<Record<string, number>> = {
   noop_with_empty_axes: A.INT,
   to: A.INT,
   mode: A.STRING,
+  reduction: A.STRING,
   allowzero: A.INT,
 };
 

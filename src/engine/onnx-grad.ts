@@ -151,6 +151,15 @@ function vjp(t: OnnxTracer, n: TraceNode, g: TraceTensor): (TraceTensor | null)[
       const last = g.shape.length - 1;
       return [t.sub(g, t.mul(t.exp(y()), t.sum(g, [last], true)))];
     }
+    case 'Gather': {
+      // Rows gathered along axis 0: each row's gradient is added back where it came from.
+      const src = x(0);
+      if (n.attrs.axis !== 0 || src.shape.length !== 2) throw new Error('reverse pass: only Gather of rows');
+      const idx = x(1);
+      const at = t.emit('Unsqueeze', [idx, t.int64Constant([1])], [...idx.shape, 1], {}, 'grad', 'int64');
+      const zeros = t.constant(new Float32Array(numel(src.shape)), src.shape);
+      return [t.emit('ScatterND', [zeros, at, g], src.shape, { reduction: 'add' }), null];
+    }
     default:
       throw new Error(`reverse pass: no derivative for ${n.op} (from ${n.primitive})`);
   }

@@ -365,6 +365,20 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return this.unary('Identity', x, 'stopGradient');
   }
 
+  embed(oneHot: TraceTensor, table: TraceTensor): TraceTensor {
+    this.check(oneHot, 'embed');
+    this.check(table, 'embed');
+    const [N, V] = oneHot.shape;
+    const d = table.shape[1];
+    if (oneHot.shape.length !== 2 || table.shape.length !== 2 || table.shape[0] !== V)
+      throw new Error(`embed: one-hot [${oneHot.shape}] rows of a table [${table.shape}]`);
+    // A gather (its gradient a scatter-add, engine/onnx-grad.ts) costs N x d where one-hot x table
+    // costs N x V x d; the row's sum keeps a zero row's embedding zero, as the product would.
+    const codes = this.node('ArgMax', [oneHot], [N], 'embed', { axis: 1, keepdims: 0 }, 'int64');
+    const rows = this.node('Gather', [table, codes], [N, d], 'embed', { axis: 0 });
+    return this.mul(rows, this.sum(oneHot, [1], true));
+  }
+
   topRows(x: TraceTensor, score: TraceTensor, m: number): TraceTensor {
     this.check(x, 'topRows');
     this.check(score, 'topRows');
@@ -392,9 +406,10 @@ export class OnnxTracer implements Ops<TraceTensor> {
     shape: readonly number[],
     attrs: Record<string, TraceAttr> = {},
     primitive = 'grad',
+    dtype: TraceDType = 'float32',
   ) {
     inputs.forEach((x) => this.check(x, `${primitive} ${op}`));
-    return this.node(op, inputs, shape, primitive, attrs);
+    return this.node(op, inputs, shape, primitive, attrs, dtype);
   }
 
   /** A constant int64 vector (shapes, axes, pads). */

@@ -57,6 +57,13 @@ export interface Ops<T extends Tensor = Tensor> {
   logSoftmax(x: T): T;
 
   /**
+   * Rows of `table` [V, d] picked by one-hot rows `oneHot` [N, V] (a zero row picks zeros): the
+   * code embedding. One-hot x table where the engine has no gather gradient (tfjs-wasm); a gather
+   * with a scatter-add gradient where it does (traced graphs).
+   */
+  embed(oneHot: T, table: T): T;
+
+  /**
    * Per batch row, the `m` rows of x [B, n, d] with the highest `score` [B, n], in their original
    * order, ties going to the later row (most-used compression). No gradient reaches `score`.
    */

@@ -237,6 +237,10 @@ export class TfOps implements Ops<TfTensor> {
     return stopGradientFn(x);
   }
 
+  embed(oneHot: TfTensor, table: TfTensor): TfTensor {
+    return this.matMul(oneHot, table);
+  }
+
   topRows(x: TfTensor, score: TfTensor, m: number): TfTensor {
     const [B, n] = score.shape;
     return this.matMul(this.constant(topRowsSelection(this.read(score), B, n, m), [B, m, n]), x);

@@ -4,7 +4,8 @@ import { NUM_CODES } from '../util/codes.js';
 
 /**
  * Multiply-add FLOPs (2 per MAC) of one forward pass per scored sample, counting the matmuls as
- * this implementation runs them (the one-hot embedding is a real matmul here). Element-wise ops,
+ * tfjs runs them (the one-hot embedding as a matmul; onnxruntime gathers instead, so its GFLOP/s
+ * figures are high by about 1%, the embedding's share). Element-wise ops,
  * softmax and layer norms are left out: they are memory-bound and small next to the matmuls.
  * Training costs about three times this (forward + two matmuls per matmul backward).
  */

@@ -48,9 +48,9 @@ export function attentionNorm<T extends Tensor>(ops: Ops<T>, w: BlockWeights<T>,
   return layerNorm(ops, x, w.ln1.gamma, w.ln1.beta);
 }
 
-/** One-hot codes [N, NUM_CODES] -> embeddings [N, d] (one-hot x matrix: wasm has no gather gradient). */
+/** One-hot codes [N, NUM_CODES] -> embeddings [N, d]. */
 export function embed<T extends Tensor>(ops: Ops<T>, p: Params<T>, tokens: T): T {
-  return ops.matMul(tokens, param(p, 'embed.weight'));
+  return ops.embed(tokens, param(p, 'embed.weight'));
 }
 
 /** [B, len, H * dh] -> [B, H, len, dh]. */

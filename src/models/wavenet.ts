@@ -63,7 +63,7 @@ export function wavenetForward<T extends Tensor>(
   const { residualChannels: R, dilationChannels: D } = cfg;
   const keep = opts.keep;
   const hist = keep ? state.history.map((t) => ops.mul(t, keep)) : clearRows(ops, state.history, reset);
-  let h = ops.reshape(ops.matMul(tokens, param(p, 'embed.weight')), [B, n, R]);
+  let h = ops.reshape(ops.embed(tokens, param(p, 'embed.weight')), [B, n, R]);
   let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
@@ -130,7 +130,7 @@ export function wavenetStepCore<T extends Tensor>(
   past: readonly T[],
 ): { logits: T; inputs: T[] } {
   const D = cfg.dilationChannels;
-  let h = ops.matMul(tokens, param(p, 'embed.weight')); // [B, R]
+  let h = ops.embed(tokens, param(p, 'embed.weight')); // [B, R]
   let skip: T | null = null;
   const inputs: T[] = [];
   dilations(cfg).forEach((_, i) => {

@@ -102,6 +102,7 @@ export class OrtTrainStep {
     private readonly shapes: number[][],
     private readonly graph: TrainingGraph,
     private readonly exec: OrtExecutor,
+    readonly summary: string,
     private readonly file: string,
     init: ParamArrays,
     opts: StepOptions,
@@ -132,12 +133,13 @@ export class OrtTrainStep {
     const file = path.join(os.tmpdir(), `ctspeech-train-${process.pid}-${crypto.randomBytes(4).toString('hex')}.onnx`);
     fs.writeFileSync(file, bytes);
     try {
-      const { exec } = await OrtExecutor.open(file, { threads: opts.threads, device: opts.device });
+      const { exec, info } = await OrtExecutor.open(file, { threads: opts.threads, device: opts.device });
       return new OrtTrainStep(
         cfg,
         names.map((k) => init.get(k)!.shape),
         graph,
         exec,
+        info.summary,
         file,
         init,
         opts,

@@ -12,6 +12,8 @@ import type { TrainOptions } from './run-options.js';
 import { type StepBatch, type StepResult, TrainStep } from './tf-step.js';
 
 export interface StepEngine {
+  /** what runs the steps, in words: "onnxruntime 1.30.0 (cpu, 2 threads)", "tfjs (wasm)" */
+  readonly summary: string;
   setLearningRate(lr: number): void;
   step(batch: StepBatch): StepResult | Promise<StepResult>;
   exportParams(): ParamArrays;

@@ -45,6 +45,7 @@ let instances = 0;
  */
 export class TrainStep {
   readonly ops = new TfOps();
+  readonly summary = `tfjs (${tf.getBackend()})`;
   readonly vars = new Map<string, tf.Variable>();
   readonly order: string[];
   readonly optimizer: tf.AdamOptimizer;

@@ -140,6 +140,7 @@ export class TrainingRun {
       const specs = paramSpecOf(o.model);
       const init = resumed ? resumed.params : initialWeights(o.model, o.seed);
       run.trainer = await openStepEngine(o, new Map(specs.map((s) => [s.name, init.get(s.name)!])));
+      log(`training on ${run.trainer.summary}`);
       if (resumed && run.prior) {
         await run.trainer.importOptimizer(resumed.optimizer);
         const tensors = [...resumed.params.keys()]
