@@ -68,11 +68,23 @@ export function anyReset(reset: ArrayLike<number> | null): reset is ArrayLike<nu
 export function clearRows<T extends Tensor>(ops: Ops<T>, tensors: T[], reset: ArrayLike<number> | null): T[] {
   if (!anyReset(reset) || tensors.length === 0) return tensors;
   const B = tensors[0].shape[0];
-  const keep = ops.constant(
-    Float32Array.from({ length: B }, (_, b) => (reset[b] ? 0 : 1)),
-    [B, 1, 1],
-  );
-  return tensors.map((t) => ops.mul(t, keep));
+  // Zero rows are new zeros, not state x 0: a non-finite state (a diverged step) must not outlive a reset.
+  const runs: { from: number; count: number; clear: boolean }[] = [];
+  for (let b = 0; b < B; b++) {
+    const clear = !!reset[b];
+    const last = runs[runs.length - 1];
+    if (last && last.clear === clear) last.count++;
+    else runs.push({ from: b, count: 1, clear });
+  }
+  return tensors.map((t) => {
+    const rest = t.shape.slice(1);
+    const zeros = (rows: number) =>
+      ops.constant(new Float32Array(rows * rest.reduce((a, d) => a * d, 1)), [rows, ...rest]);
+    const parts = runs.map((r) =>
+      r.clear ? zeros(r.count) : ops.slice(t, [r.from, ...rest.map(() => 0)], [r.count, ...rest]),
+    );
+    return parts.length === 1 ? parts[0] : ops.concat(parts, 0);
+  });
 }
 
 /** Codes [N] as the one-hot input tensor [N, depth] every family's forward takes. */

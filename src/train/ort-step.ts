@@ -5,15 +5,13 @@
  * copies; measured in BENCHMARKS.md). The optimizer state is exported in the same form as the
  * tfjs trainer's (train/adam-state.ts), so a checkpoint resumes on either engine.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Rng, type RngState } from '../data/rng.js';
 import type { Feeds } from '../engine/executor.js';
 import { gradients } from '../engine/onnx-grad.js';
 import { OnnxTracer, type TraceTensor } from '../engine/onnx-trace.js';
 import { OrtExecutor, type OrtOptions } from '../infer/ort-executor.js';
+import { removeOrphanGraphs, tempGraphFile } from '../util/temp-graphs.js';
 import { windowLength } from '../models/family.js';
 import type { ParamArrays } from '../models/model-files.js';
 import { familyOf, type ModelConfig } from '../models/registry.js';
@@ -103,7 +101,6 @@ export class OrtTrainStep {
     private readonly graph: TrainingGraph,
     private readonly exec: OrtExecutor,
     readonly summary: string,
-    private readonly file: string,
     init: ParamArrays,
     opts: StepOptions,
   ) {
@@ -130,7 +127,8 @@ export class OrtTrainStep {
     const graph = familyOf(cfg).trainingGraph(cfg, batch, rowLength(cfg));
     const names = [...init.keys()];
     const bytes = traceTrainingGraph(cfg, graph, names, init, opts.clip ?? 0.1, accumulate);
-    const file = path.join(os.tmpdir(), `ctspeech-train-${process.pid}-${crypto.randomBytes(4).toString('hex')}.onnx`);
+    removeOrphanGraphs();
+    const file = tempGraphFile('train');
     fs.writeFileSync(file, bytes);
     try {
       const { exec, info } = await OrtExecutor.open(file, { threads: opts.threads, device: opts.device });
@@ -140,13 +138,12 @@ export class OrtTrainStep {
         graph,
         exec,
         info.summary,
-        file,
         init,
         opts,
       );
-    } catch (e) {
+    } finally {
+      // The session holds the graph: a trainer killed later leaves no file behind.
       fs.rmSync(file, { force: true });
-      throw e;
     }
   }
 
@@ -156,6 +153,11 @@ export class OrtTrainStep {
 
   async step(batch: StepBatch): Promise<StepResult> {
     const feeds: Feeds = this.graph.feeds(batch, this.rng);
+    // The graph also multiplies reset rows by 0, which keeps a NaN: a new file starts from real zeros.
+    this.graph.stateShapes.forEach(([B], i) => {
+      const row = this.state[i].length / B;
+      for (let b = 0; b < B; b++) if (batch.reset?.[b]) this.state[i].fill(0, b * row, (b + 1) * row);
+    });
     this.order.forEach((k, i) => {
       const shape = this.shapes[i];
       feeds[`p.${k}`] = { data: this.weights[i], shape };
@@ -243,6 +245,5 @@ export class OrtTrainStep {
 
   async dispose(): Promise<void> {
     await this.exec.dispose();
-    fs.rmSync(this.file, { force: true });
   }
 }

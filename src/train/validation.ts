@@ -4,10 +4,7 @@
  * weights change between validations, and an inference graph with the weights inside would be
  * traced and compiled again each time.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Feeds } from '../engine/executor.js';
 import { OnnxTracer, type TraceTensor } from '../engine/onnx-trace.js';
 import {
@@ -19,6 +16,7 @@ import {
 } from '../infer/evaluate.js';
 import type { EngineInfo } from '../infer/executor.js';
 import { OrtExecutor, type OrtOptions } from '../infer/ort-executor.js';
+import { removeOrphanGraphs, tempGraphFile } from '../util/temp-graphs.js';
 import type { GraphSpec } from '../models/family.js';
 import type { ParamArrays } from '../models/model-files.js';
 import { familyOf, type ModelConfig } from '../models/registry.js';
@@ -44,7 +42,8 @@ async function openWithWeightInputs(
   const p = new Map<string, TraceTensor>();
   for (const [name, v] of params) p.set(name, t.input(`p.${name}`, v.data, v.shape));
   for (const [name, out] of Object.entries(familyOf(cfg).graphBuilder(cfg, spec)(t, p))) t.output(name, out);
-  const file = path.join(os.tmpdir(), `ctspeech-valid-${process.pid}-${crypto.randomBytes(4).toString('hex')}.onnx`);
+  removeOrphanGraphs();
+  const file = tempGraphFile('valid');
   fs.writeFileSync(file, t.toModel({ graphName: `ctspeech_validation_${spec.kind}` }));
   try {
     return await OrtExecutor.open(file, ort);
