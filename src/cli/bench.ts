@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { benchPrepare, type BenchRow } from '../bench/prepare-bench.js';
 import { benchTrain } from '../bench/train-bench.js';
+import { benchFloor } from '../bench/floor-bench.js';
 import { benchInfer } from '../bench/infer-bench.js';
 import type { BackendName } from '../engine/backend.js';
 import { formatTable } from '../report/table.js';
@@ -16,8 +17,9 @@ export function registerBench(program: Command): void {
     )
     .option(
       '--only <parts>',
-      'comma-separated: prepare, train, infer (onnxruntime evaluation and generation)',
-      'prepare,train,infer',
+      'comma-separated: prepare, train, infer (onnxruntime evaluation and generation), floor (what a ' +
+        'generation step cannot beat here: run and kernel overhead, memory bandwidth)',
+      'prepare,train,infer,floor',
     )
     .option('--samples <dir>', 'audio to benchmark decoding on', 'samples/speech')
     .option('--presets <names>', 'model presets for the training and inference figures', 'ct-cpu,txl-cpu,wavenet-cpu')
@@ -39,6 +41,7 @@ export function registerBench(program: Command): void {
           })),
         );
       if (parts.includes('infer')) rows.push(...(await benchInfer(o.presets.split(','), { log })));
+      if (parts.includes('floor')) rows.push(...(await benchFloor(o.presets.split(','), { log })));
       const machine =
         `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, ` +
         `node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;

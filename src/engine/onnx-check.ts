@@ -71,8 +71,8 @@ const ELEM_BYTES: Readonly<Record<number, number>> = {
 };
 
 /** protobufjs decodes int64 fields as Long when long.js is installed, as numbers otherwise. */
-type Int64 = number | { toNumber(): number } | null | undefined;
-const num = (v: Int64): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
+export type Int64 = number | { toNumber(): number } | null | undefined;
+export const num = (v: Int64): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
 const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
 function checkAttribute(where: string, a: onnx.onnx.IAttributeProto, problems: string[]): void {
