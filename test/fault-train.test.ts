@@ -47,7 +47,7 @@ const env = trainEnv;
 
 after(killChildren);
 
-test('kill -9 at seeded random points: every rerun resumes, and the run ends as an uninterrupted one', async () => {
+test('kill -9 at seeded random points: every rerun resumes, and the run ends as an uninterrupted one', async (t) => {
   const corpus = await smallCorpus();
   const root = tempDir();
   const straight = path.join(root, 'straight');
@@ -56,6 +56,7 @@ test('kill -9 at seeded random points: every rerun resumes, and the run ends as 
 
   const run = path.join(root, 'killed');
   const kills = await killAtRandom(args(corpus, run), run, { seed: 20261203, rounds: 6 });
+  t.diagnostic(`killed: ${kills.join('; ')}`);
   assert.ok(kills.length >= 3, `killed ${kills.length} times: ${kills.join('; ')}`);
   assertSameRun(run, straight, kills, ['step', 'samples', 'lr', 'nll', 'loss']);
   assert.deepEqual(

@@ -79,16 +79,19 @@ export async function killAtRandom(
     void child.exited.then(() => (finished = true));
     const byTime = random() < 0.4;
     const at = byTime ? Date.now() + 200 + random() * 2500 : before + 1 + Math.floor(random() * 8);
-    const due = () => (byTime ? Date.now() >= at : trainLines(run).length >= at);
+    // A timed kill also fires after 8 new steps, so a fast engine cannot finish the run in one round.
+    const timeUp = () => byTime && Date.now() >= at;
+    const due = () => timeUp() || trainLines(run).length >= (byTime ? before + 8 : at);
     while (!finished && !due()) await new Promise((r) => setTimeout(r, 5));
     if (finished) {
       assert.equal(await child.exited, 0, child.out());
       break;
     }
+    const timed = timeUp();
     child.proc.kill('SIGKILL');
     opts.onKilled?.(child.proc.pid!);
     await child.exited;
-    kills.push(byTime ? 'at a random time' : `after ${trainLines(run).length} logged steps`);
+    kills.push(timed ? 'at a random time' : `after ${trainLines(run).length} logged steps`);
     // Between kills: metric lines are one per step from 1, whatever was torn; the checkpoint loads.
     const steps = trainLines(run).map((m) => m.step);
     assert.deepEqual(steps, range(steps.length), `round ${round} (${kills.at(-1)}): steps ${steps}`);
