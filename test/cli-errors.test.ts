@@ -85,6 +85,14 @@ test('pipeline steps name the step, its kind, the field and what it expects', ()
     problems(`  - train: { data: corpus, run: ct, restart: "yes" }\n`),
     /steps\.0\.train\.restart: expected true or false, got the string "yes"/,
   );
+  // Variables: --set and --data name only what the file declares.
+  fs.writeFileSync(file, 'name: p\nworkdir: w\nvars:\n  budget: "10"\n  seeds: "0"\nsteps:\n  - info: { corpus: c }\n');
+  assert.throws(
+    () => loadPipeline(file, { minutes: '30' }),
+    /--set minutes: .*p\.yaml has no such variable \(its variables: budget, seeds\)/,
+  );
+  assert.throws(() => loadPipeline(file, { data: 'x' }), /--data: .*has no such variable/);
+  assert.equal(loadPipeline(file, { budget: '20' }).name, 'p');
   // The top level too, through the command line.
   fs.writeFileSync(file, 'name: p\nworkdir: w\nsteps: "ten"\n');
   const r = cli('pipeline', file);

@@ -109,6 +109,11 @@ test(
       const trained = JSON.parse(fs.readFileSync(path.join(run, 'train.json'), 'utf8'));
       assert.equal(trained.corpus, '../corpus', 'train.json names the corpus relative to the run folder');
       assert.equal(
+        row['trained on'],
+        trained.engine === 'onnxruntime' ? 'onnxruntime' : `tfjs-${trained.backend}`,
+        'the engine that trained it, not the tfjs backend every process loads',
+      );
+      assert.equal(
         trained.seed,
         Number(/seed(\d+)$/.exec(row.run.replace(/`/g, ''))![1]),
         'each seed run trains with its seed',

@@ -339,11 +339,17 @@ export function loadPipeline(file: string, overrides: Record<string, string> = {
   } catch (e) {
     throw new UsageError(`${file} is not valid YAML: ${(e as Error).message}`);
   }
-  const declared = (doc as { vars?: unknown } | null)?.vars;
-  const vars = {
-    ...(declared && typeof declared === 'object' ? (declared as Record<string, string>) : {}),
-    ...overrides,
-  };
+  const raw = (doc as { vars?: unknown } | null)?.vars;
+  const declared = raw && typeof raw === 'object' ? (raw as Record<string, string>) : {};
+  // A misspelt --set would otherwise run the whole experiment with the default it meant to change.
+  const unknown = Object.keys(overrides).filter((k) => !Object.hasOwn(declared, k));
+  if (unknown.length) {
+    const names = Object.keys(declared);
+    const flags = unknown.map((k) => (k === 'data' ? '--data' : `--set ${k}`)).join(', ');
+    const has = names.length ? `its variables: ${names.join(', ')}` : 'it declares no vars';
+    throw new UsageError(`${flags}: ${file} has no such variable (${has})`);
+  }
+  const vars = { ...declared, ...overrides };
   const substituted = substitute(doc, vars, file);
   const parsed = PipelineFile.safeParse(substituted);
   if (!parsed.success) {

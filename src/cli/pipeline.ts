@@ -47,7 +47,8 @@ export function registerPipeline(program: Command): void {
       '\nExamples:\n' +
         '  ctspeech pipeline pipelines/quickstart.yaml\n' +
         '  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data corpora/asterisk-en\n' +
-        '  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine --set minutes=30',
+        '  ctspeech pipeline pipelines/speech-compare-cpu.yaml --data my-audio/ --workdir runs/mine \\\n' +
+        '      --set seeds=0 --set budget=409600',
     )
     .action(async (file: string, o: { workdir?: string; data?: string; set?: string[] }) => {
       const vars: Record<string, string> = {};

@@ -27,7 +27,8 @@ export interface RunSummary {
   samplesTrained: number;
   /** training wall time over all sessions, when the run recorded it */
   wallSeconds: number | null;
-  backend: string | null;
+  /** what trained it: `onnxruntime`, or `tfjs-<backend>` for the tfjs engine (or runs from before engines) */
+  trainedOn: string | null;
   trainSamplesPerSecond: number | null;
   validNats: number | null;
   /** validation NLL (bits) against training samples: the Figure 4 analogue */
@@ -71,6 +72,12 @@ function evalFigures(file: string): EvalFigures | null {
     : null;
 }
 
+// train.json's `backend` is tfjs's backend, loaded in every process; it trained only when the engine was tfjs.
+function trainedOn(train: { backend?: unknown; engine?: unknown } | null): string | null {
+  if (train?.engine === 'onnxruntime') return 'onnxruntime';
+  return typeof train?.backend === 'string' ? `tfjs-${train.backend}` : null;
+}
+
 /** What a run directory says about itself: config, metrics, saved evaluations, generation and attention analysis. */
 export function summarizeRun(
   name: string,
@@ -104,7 +111,7 @@ export function summarizeRun(
     path.join(run, 'attention.json'),
   );
   const d = describe(cfg);
-  const train = readJson<{ backend?: unknown; steps?: unknown }>(path.join(run, 'train.json'));
+  const train = readJson<{ backend?: unknown; engine?: unknown; steps?: unknown }>(path.join(run, 'train.json'));
   return {
     name,
     group: of.group,
@@ -116,7 +123,7 @@ export function summarizeRun(
     plannedSteps: typeof train?.steps === 'number' && Number.isFinite(train.steps) ? train.steps : null,
     samplesTrained: last ? last.samples : 0,
     wallSeconds: last?.elapsed_s ?? null,
-    backend: typeof train?.backend === 'string' ? train.backend : null,
+    trainedOn: trainedOn(train),
     trainSamplesPerSecond: last ? (last.samples_per_s ?? null) : null,
     validNats: valid.length ? valid[valid.length - 1].valid_nll : null,
     validCurve: valid.flatMap((m) => {
@@ -235,7 +242,7 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     lines.push('', '## Every run', '');
   }
   lines.push(
-    '| model | run | parameters | samples trained | wall time | backend | ' +
+    '| model | run | parameters | samples trained | wall time | trained on | ' +
       'valid NLL (nats) | valid NLL (bits) | test NLL (nats) | test NLL (bits) | unigram (bits) | generation RTF |',
   );
   lines.push('|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
@@ -244,7 +251,7 @@ export function writeReport(out: string, title: string, runs: RunSummary[], intr
     lines.push(
       `| ${r.model} | \`${rel(r.run)}\` | ${r.params} | ` +
         `${r.samplesTrained.toLocaleString('en-US')}${unfinished(r)} | ` +
-        `${duration(r.wallSeconds)} | ${r.backend ?? '–'} | ` +
+        `${duration(r.wallSeconds)} | ${r.trainedOn ?? '–'} | ` +
         `${f(validNats)} | ${f(validNats === null ? null : validNats / LN2)} | ` +
         `${f(r.test?.nats)} | ${f(r.test?.bits)} | ${f(r.test?.unigramBits ?? r.valid?.unigramBits, 3)} | ` +
         `${f(r.generation?.realTimeFactor, 1)} |`,
