@@ -11,6 +11,7 @@
  * (stopped tensors are constants), which is what finite differences must compare against.
  */
 import type { Ops, Tensor } from '../src/engine/ops.js';
+import { sampleOneHot, type SamplingOptions } from '../src/engine/sampling.js';
 
 export class F64 implements Tensor {
   constructor(
@@ -299,6 +300,11 @@ export class F64Ops implements Ops<F64> {
       keep.forEach((j, t) => out.set(x.data.subarray((b * n + j) * d, (b * n + j + 1) * d), (b * m + t) * d));
     }
     return new F64([B, m, d], out);
+  }
+
+  sample(logits: F64, draws: F64, opts: SamplingOptions): F64 {
+    const [B, V] = logits.shape;
+    return new F64([B, V], Float64Array.from(sampleOneHot(logits.data, draws.data, B, opts)));
   }
 
   stopGradient(x: F64): F64 {

@@ -7,7 +7,7 @@ import { muLawDecode, SILENCE_CODE } from '../src/audio/mulaw.js';
 import { Rng } from '../src/data/rng.js';
 import { codesToWav, generateCodes } from '../src/infer/generate.js';
 import type { Generator } from '../src/models/family.js';
-import { Sampler, type SamplingOptions } from '../src/infer/sampling.js';
+import { Sampler, type SamplingOptions } from '../src/engine/sampling.js';
 import { tempDir } from './helpers.js';
 
 const N = 256;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openGenerator } from '../infer/engines.js';
+import { BLOCK_AT_BATCH_1, generateCodes } from '../infer/generate.js';
 import { ensureGraph } from '../infer/onnx-export.js';
 import { OrtExecutor } from '../infer/ort-executor.js';
 import { saveModel } from '../models/model-files.js';
@@ -80,6 +81,26 @@ export async function benchInfer(
         });
         log(rows[rows.length - 1].name);
       }
+      // The whole loop, sampling included, one call per sample against a block graph drawing in the graph.
+      if (family.generatesInBlocks(cfg))
+        for (const block of [1, BLOCK_AT_BATCH_1]) {
+          const sampling = { temperature: 1 };
+          const { gen, info } = await openGenerator(run, cfg, init, 1, {
+            engine: 'onnxruntime',
+            device: 'cpu',
+            blockSize: block,
+            sampling,
+          });
+          const r = await generateCodes(gen, { seconds: steps / RATE, sampleRate: RATE, seed: 1, sampling });
+          await gen.dispose();
+          rows.push({
+            name: `onnxruntime: ${name} generation with sampling, batch 1, ${block} sample${block > 1 ? 's' : ''}/call`,
+            value: r.samplesPerSecond,
+            unit: 'samples/s',
+            note: `real-time factor ${r.realTimeFactor.toFixed(2)}, temperature 1 (${steps} samples); ${info.summary}`,
+          });
+          log(rows[rows.length - 1].name);
+        }
     } finally {
       fs.rmSync(run, { recursive: true, force: true });
     }

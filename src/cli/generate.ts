@@ -5,6 +5,7 @@ import { decodeAudio } from '../audio/decode.js';
 import { muLawEncode } from '../audio/mulaw.js';
 import { type EngineName, openGenerator } from '../infer/engines.js';
 import {
+  BLOCK_AT_BATCH_1,
   codesToWav,
   generateCodes,
   type GenerateResult,
@@ -12,7 +13,7 @@ import {
   MAX_GENERATE_SECONDS,
 } from '../infer/generate.js';
 import { DEVICE_HELP, type OrtDevice } from '../infer/ort-executor.js';
-import { validateSamplingOptions } from '../infer/sampling.js';
+import { validateSamplingOptions } from '../engine/sampling.js';
 import { describeModel } from '../models/registry.js';
 import { checkEngineFlags } from './eval.js';
 import { loadRun } from '../models/model-files.js';
@@ -39,12 +40,16 @@ export interface GenerateFlags {
   threads?: number;
   device: string;
   json?: boolean;
+  /** samples per onnxruntime call, sampled in the graph; default: BLOCK_AT_BATCH_1 at --count 1, else 1 */
+  block?: number;
 }
 
 export interface GenerateSummary extends Omit<GenerateResult, 'codes'> {
   files: string[];
   engine: string;
   batch: number;
+  /** samples per graph call (1: one call and one host sampling per sample) */
+  block: number;
 }
 
 /** Rows of one generation batch (each row is one continuation). */
@@ -111,6 +116,12 @@ export function registerGenerate(program: Command): void {
     .option('--engine <name>', 'onnxruntime or tfjs', GENERATE_DEFAULTS.engine)
     .option('--threads <n>', 'onnxruntime: intra-op threads (default: all cores)', intArg(1, 1024))
     .option('--device <name>', DEVICE_HELP, GENERATE_DEFAULTS.device)
+    .option(
+      '--block <k>',
+      `samples per graph call, drawn inside the graph with the same codes as one per call (WaveNet; ` +
+        `default ${BLOCK_AT_BATCH_1} at --count 1, else 1)`,
+      intArg(1, 256),
+    )
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',
@@ -188,6 +199,8 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     engine: o.engine as EngineName,
     threads: o.threads,
     device: o.device as OrtDevice,
+    blockSize: o.block ?? (o.count === 1 ? BLOCK_AT_BATCH_1 : 1),
+    sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
     onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`),
   });
   log(`engine: ${info.summary}`);
@@ -218,7 +231,13 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     codesToWav(files[k], o.continuationOnly ? row.subarray(r.promptLength) : row, MODEL_RATE),
   );
   const { codes: _codes, ...figures } = r;
-  const summary: GenerateSummary = { ...figures, files, engine: info.summary, batch: o.count };
+  const summary: GenerateSummary = {
+    ...figures,
+    files,
+    engine: info.summary,
+    batch: o.count,
+    block: gen.block?.size ?? 1,
+  };
   if (o.json) {
     console.log(JSON.stringify(summary, null, 2));
   } else {

@@ -38,6 +38,22 @@ export const ALLOWED_OPS: ReadonlySet<string> = new Set([
   'ArgMax',
   'Gather',
   'ScatterND',
+  // Ops.sample: the host sampler's float64 arithmetic in the graph (engine/traced-sampling.ts)
+  'CumSum',
+  'TopK',
+  'GatherElements',
+  'Expand',
+  'Min',
+  'Where',
+  'Less',
+  'LessOrEqual',
+  'Greater',
+  'Equal',
+  'And',
+  'Or',
+  'Not',
+  'IsNaN',
+  'IsInf',
 ]);
 
 /** The type each attribute we emit must carry (a wrong one is rejected by onnxruntime at load). */
@@ -51,6 +67,11 @@ const ATTRIBUTE_TYPES: Readonly<Record<string, number>> = {
   mode: A.STRING,
   reduction: A.STRING,
   allowzero: A.INT,
+  largest: A.INT,
+  sorted: A.INT,
+  select_last_index: A.INT,
+  detect_negative: A.INT,
+  detect_positive: A.INT,
 };
 
 /** Bytes per element in raw_data. */

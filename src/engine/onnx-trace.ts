@@ -1,5 +1,7 @@
 import onnx from 'onnx-proto';
 import type { Ops, Tensor } from './ops.js';
+import type { SamplingOptions } from './sampling.js';
+import { tracedSample } from './traced-sampling.js';
 import { tracedTopRows } from './top-rows.js';
 
 /** A traced value: its static shape and the graph name that carries it. */
@@ -8,7 +10,8 @@ export interface TraceTensor extends Tensor {
   readonly name: string;
 }
 
-export type TraceDType = 'float32' | 'int64';
+/** float64 and bool appear only inside composite primitives (in-graph sampling); inputs and outputs are float32. */
+export type TraceDType = 'float32' | 'int64' | 'float64' | 'bool';
 
 /** Attributes as plain values: an integer is INT, an integer list INTS, a string STRING (no floats are emitted). */
 export type TraceAttr = number | readonly number[] | string;
@@ -26,13 +29,15 @@ export interface TraceNode {
   readonly shape: readonly number[];
   readonly dtype: TraceDType;
   readonly primitive: string;
+  /** outputs ONNX requires but nothing reads (TopK's indices when only its values are wanted) */
+  readonly unused?: readonly string[];
 }
 
 export interface TraceInitializer {
   readonly name: string;
   readonly dtype: TraceDType;
   readonly dims: readonly number[];
-  readonly data: Float32Array | BigInt64Array;
+  readonly data: Float32Array | BigInt64Array | Float64Array;
   /** Model weights (named by the caller) rather than constants the tracer made up. */
   readonly isParam: boolean;
 }
@@ -47,7 +52,12 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 
 const P = onnx.onnx;
-const ELEM = { float32: P.TensorProto.DataType.FLOAT, int64: P.TensorProto.DataType.INT64 } as const;
+const ELEM = {
+  float32: P.TensorProto.DataType.FLOAT,
+  int64: P.TensorProto.DataType.INT64,
+  float64: P.TensorProto.DataType.DOUBLE,
+  bool: P.TensorProto.DataType.BOOL,
+} as const;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const numel = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
@@ -77,16 +87,19 @@ function broadcast(a: readonly number[], b: readonly number[]): number[] {
 }
 
 /** Raw little-endian bytes, as TensorProto.raw_data requires whatever the host order. */
-function rawBytes(data: Float32Array | BigInt64Array): Uint8Array {
+function rawBytes(data: Float32Array | BigInt64Array | Float64Array): Uint8Array {
   if (LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
   const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);
   if (data instanceof Float32Array) data.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  else if (data instanceof Float64Array) data.forEach((v, i) => view.setFloat64(i * 8, v, true));
   else data.forEach((v, i) => view.setBigInt64(i * 8, v, true));
   return out;
 }
 
-function contentKey(dtype: TraceDType, dims: readonly number[], data: Float32Array | BigInt64Array): string {
+type InitData = Float32Array | BigInt64Array | Float64Array;
+
+function contentKey(dtype: TraceDType, dims: readonly number[], data: InitData): string {
   // FNV-1a over the bytes: cheap enough for every constant; equal keys are confirmed byte by byte.
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   let h = 0x811c9dc5;
@@ -94,7 +107,7 @@ function contentKey(dtype: TraceDType, dims: readonly number[], data: Float32Arr
   return `${dtype}[${dims}]#${(h >>> 0).toString(16)}`;
 }
 
-function sameBytes(a: Float32Array | BigInt64Array, b: Float32Array | BigInt64Array): boolean {
+function sameBytes(a: InitData, b: InitData): boolean {
   if (a.byteLength !== b.byteLength) return false;
   const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -379,6 +392,12 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return this.mul(rows, this.sum(oneHot, [1], true));
   }
 
+  sample(logits: TraceTensor, draws: TraceTensor, opts: SamplingOptions): TraceTensor {
+    this.check(logits, 'sample');
+    this.check(draws, 'sample');
+    return tracedSample(this, logits, draws, opts);
+  }
+
   topRows(x: TraceTensor, score: TraceTensor, m: number): TraceTensor {
     this.check(x, 'topRows');
     this.check(score, 'topRows');
@@ -412,9 +431,45 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return this.node(op, inputs, shape, primitive, attrs, dtype);
   }
 
-  /** A constant int64 vector (shapes, axes, pads). */
-  int64Constant(values: readonly number[]): TraceTensor {
-    return this.int64s(values);
+  /** A constant int64 tensor (shapes, axes, pads): a vector unless `shape` says otherwise ([] for a scalar). */
+  int64Constant(values: readonly number[], shape: readonly number[] = [values.length]): TraceTensor {
+    const dims = checkDims('int64 constant', shape);
+    return this.tensorFor(this.autoInitializer('int64', dims, BigInt64Array.from(values.map((v) => BigInt(v)))));
+  }
+
+  /** A constant float64 tensor (in-graph sampling works in float64, as the host sampler does). */
+  float64Constant(values: readonly number[], shape: readonly number[] = [values.length]): TraceTensor {
+    return this.tensorFor(
+      this.autoInitializer('float64', checkDims('float64 constant', shape), Float64Array.from(values)),
+    );
+  }
+
+  /** A node with two outputs of which only the first is read (TopK's values without its indices). */
+  emitFirstOf(
+    op: string,
+    inputs: readonly TraceTensor[],
+    shape: readonly number[],
+    attrs: Record<string, TraceAttr>,
+    primitive: string,
+    dtype: TraceDType,
+    second: { shape: readonly number[]; dtype: TraceDType },
+  ): TraceTensor {
+    inputs.forEach((x) => this.check(x, `${primitive} ${op}`));
+    const unused = this.fresh('_u');
+    this.claim(unused, second.shape, second.dtype);
+    const output = this.fresh('_t');
+    this.claim(output, shape, dtype);
+    this.nodes.push({
+      op,
+      inputs: inputs.map((t) => t.name),
+      output,
+      attrs,
+      shape: [...shape],
+      dtype,
+      primitive,
+      unused: [unused],
+    });
+    return this.tensorFor(output);
   }
 
   // ---- serialisation
@@ -439,7 +494,7 @@ export class OnnxTracer implements Ops<TraceTensor> {
         name: `${n.primitive}_${k++}`,
         opType: n.op,
         input: [...n.inputs],
-        output: [n.output],
+        output: [n.output, ...(n.unused ?? [])],
         attribute: Object.entries(n.attrs).map(([name, v]) => attribute(name, v)),
       })),
       initializer: [...this.initializers.values()]
@@ -494,12 +549,12 @@ export class OnnxTracer implements Ops<TraceTensor> {
     return t;
   }
 
-  private autoInitializer(dtype: TraceDType, dims: number[], data: Float32Array | BigInt64Array): string {
+  private autoInitializer(dtype: TraceDType, dims: number[], data: InitData): string {
     if (data.length !== numel(dims)) throw new Error(`constant: ${data.length} values for shape [${dims}]`);
     const key = contentKey(dtype, dims, data);
     const same = this.byContent.get(key) ?? [];
     for (const name of same) if (sameBytes(this.initializers.get(name)!.data, data)) return name;
-    const name = this.fresh(dtype === 'int64' ? '_i' : '_c');
+    const name = this.fresh(dtype === 'float32' ? '_c' : dtype === 'int64' ? '_i' : '_d');
     this.claim(name, dims, dtype);
     this.initializers.set(name, { name, dtype, dims, data, isParam: false });
     this.byContent.set(key, [...same, name]);

@@ -7,6 +7,8 @@
  * Data-dependent constants (masks, one-hot inputs, selection matrices) enter through `constant`,
  * computed by the model from plain typed arrays.
  */
+import type { SamplingOptions } from './sampling.js';
+
 export interface Tensor {
   readonly shape: readonly number[];
 }
@@ -71,4 +73,13 @@ export interface Ops<T extends Tensor = Tensor> {
 
   /** Identity forward, zero gradient backward: carried memories and the aux-loss inputs. */
   stopGradient(x: T): T;
+
+  /**
+   * One code per row of `logits` [B, V], drawn exactly as the host sampler draws it (engine/sampling.ts:
+   * temperature, top-k, top-p, float64 arithmetic) from `draws` [B, 2]: each row's 32-bit uniform as
+   * its high and low 16 bits, exact in float32. Returns one-hot rows [B, V]; a row whose logits hold
+   * NaN or +Infinity, or only -Infinity, gets a zero row. Lets a graph generate many samples per call.
+   * No gradient.
+   */
+  sample(logits: T, draws: T, opts: SamplingOptions): T;
 }

@@ -1,4 +1,5 @@
 import { topRowsSelection } from './top-rows.js';
+import { sampleOneHot, type SamplingOptions } from './sampling.js';
 import type { Ops } from './ops.js';
 import { tf } from './backend.js';
 
@@ -244,6 +245,11 @@ export class TfOps implements Ops<TfTensor> {
   topRows(x: TfTensor, score: TfTensor, m: number): TfTensor {
     const [B, n] = score.shape;
     return this.matMul(this.constant(topRowsSelection(this.read(score), B, n, m), [B, m, n]), x);
+  }
+
+  sample(logits: TfTensor, draws: TfTensor, opts: SamplingOptions): TfTensor {
+    const [B, V] = logits.shape;
+    return this.constant(sampleOneHot(this.read(logits), this.read(draws), B, opts), [B, V]);
   }
 }
 

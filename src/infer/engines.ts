@@ -10,6 +10,7 @@ import type { GraphOpener } from './evaluate.js';
 import { openTfjs } from './evaluate.js';
 import type { GenerationGraphs, Generator } from '../models/family.js';
 import { ensureGraph } from './onnx-export.js';
+import type { SamplingOptions } from '../engine/sampling.js';
 import { OrtExecutor, type OrtOptions } from './ort-executor.js';
 
 export type EngineName = 'onnxruntime' | 'tfjs';
@@ -17,6 +18,9 @@ export const ENGINES: readonly EngineName[] = ['onnxruntime', 'tfjs'];
 
 export interface EngineOptions extends OrtOptions {
   engine: EngineName;
+  /** generation: samples per graph call, drawn in the graph with `sampling` (1 or absent: one per call) */
+  blockSize?: number;
+  sampling?: SamplingOptions;
   /** told when a graph had to be traced (first use, or new weights) */
   onExport?(file: string, bytes: number): void;
 }
@@ -60,6 +64,16 @@ export async function openGenerator(
       opened.push(r.exec);
       info = r.info;
       graphs[kind] = r.exec;
+    }
+    const K = opts.blockSize ?? 1;
+    if (K > 1 && opts.sampling && family.generatesInBlocks(cfg)) {
+      const r = await opener(runDir, { ...opts, threads: opts.threads ?? 1 })(
+        cfg,
+        { kind: 'block', batch, length: K, sampling: opts.sampling },
+        params,
+      );
+      opened.push(r.exec);
+      Object.assign(graphs, { block: r.exec, blockSize: K, blockSampling: opts.sampling });
     }
   } catch (e) {
     for (const x of opened) await x.dispose();

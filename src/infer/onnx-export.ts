@@ -54,7 +54,8 @@ export function graphFileName(cfg: ModelConfig, spec: GraphSpec): string {
     .update(JSON.stringify({ cfg, spec, v: EXPORT_VERSION }))
     .digest('hex')
     .slice(0, 10);
-  return `${spec.kind}-b${spec.batch}${spec.kind === 'segment' ? `-n${spec.length}` : ''}-${hash}.onnx`;
+  const size = spec.kind === 'segment' ? `-n${spec.length}` : spec.kind === 'block' ? `-k${spec.length}` : '';
+  return `${spec.kind}-b${spec.batch}${size}-${hash}.onnx`;
 }
 
 function sha256(bytes: Uint8Array): string {

@@ -6,20 +6,26 @@
  */
 import type { Feeds, Fed, GraphExecutor } from '../engine/executor.js';
 import type { Ops, Tensor } from '../engine/ops.js';
+import type { SamplingOptions } from '../engine/sampling.js';
 import type { Params } from './layers.js';
 import type { ParamSpec } from './param-spec.js';
 import type { SequenceModel } from './sequence-model.js';
 import type { TrainingGraph } from './training-graph.js';
 
-/** The inference graphs: a segment of positions, one step, and the transformer's memory roll and keys. */
-export type GraphKind = 'segment' | 'step' | 'roll' | 'keys';
+/**
+ * The inference graphs: a segment of positions, one step, the transformer's memory roll and keys, and
+ * a block of steps that samples its own codes (generation without a host round trip per sample).
+ */
+export type GraphKind = 'segment' | 'step' | 'roll' | 'keys' | 'block';
 
 /** What a graph is built for: its kind, batch rows and (segment graphs) positions per call. */
 export interface GraphSpec {
   kind: GraphKind;
   batch: number;
-  /** positions per call: the transformer's segment, any length for WaveNet; 1 for step graphs */
+  /** positions per call: the transformer's segment, any length for WaveNet; 1 for step graphs; K for blocks */
   length: number;
+  /** block graphs: how they draw each code (part of the graph, so part of its file's hash) */
+  sampling?: SamplingOptions;
 }
 
 /**
@@ -45,12 +51,29 @@ export interface Generator {
   prime(codes: Uint8Array): Promise<Float32Array>;
   /** Feed one code per row; returns the log-probabilities [batch * NUM_CODES] of each row's next code. */
   step(codes: Int32Array): Promise<Float32Array>;
+  /** Samples per `block` call, when the generator has a block graph. */
+  readonly block?: {
+    size: number;
+    /** the sampling the block graph draws with; generation uses the block only with these options */
+    sampling: SamplingOptions;
+    /**
+     * Draw and feed `size` codes per row in one call: from `logprobs` [batch * NUM_CODES] and the
+     * uniforms `draws` [size, batch, 2] (Ops.sample's halves). Returns the codes [size * batch],
+     * step-major, -1 where a row's log-probabilities could not be sampled, and the log-probabilities
+     * after the last.
+     */
+    run(logprobs: Float32Array, draws: Float32Array): Promise<{ codes: Float32Array; logprobs: Float32Array }>;
+  };
   dispose(): Promise<void>;
 }
 
 /** The opened graphs a generator drives, by kind (those the family's `generationGraphs` lists). */
 export interface GenerationGraphs {
   segment: GraphExecutor;
+  /** samples per call of `block`, when one was opened */
+  blockSize?: number;
+  block?: GraphExecutor;
+  blockSampling?: SamplingOptions;
   /** positions per call of the segment graph */
   segmentLength: number;
   step: GraphExecutor;
@@ -134,6 +157,8 @@ export interface ModelFamily<C extends { kind: string } = { kind: string }> {
   primeLength(cfg: C): number;
   /** The graphs generation needs. */
   generationGraphs(cfg: C): GraphKind[];
+  /** Whether its graph builder has a 'block' graph: many samples per call, sampled in the graph. */
+  generatesInBlocks(cfg: C): boolean;
   graphBuilder(cfg: C, spec: GraphSpec): GraphBuilder;
   /** Empty carried state for `batch` rows, as the segment graph takes it. */
   hostState(cfg: C, batch: number): HostState;

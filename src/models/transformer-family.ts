@@ -90,6 +90,7 @@ export const transformerFamily: ModelFamily<TransformerConfig> = {
   scoreLength: (c) => c.segment,
   primeLength: (c) => c.segment,
   generationGraphs: () => ['segment', 'step', 'roll', 'keys'],
+  generatesInBlocks: () => false,
   graphBuilder: transformerGraph,
   hostState: (c, batch) => new TransformerHostState(c, batch),
   generator: (c, batch, engine, graphs) => new TransformerGenerator(c, batch, engine, graphs),

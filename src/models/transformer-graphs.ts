@@ -104,5 +104,7 @@ export function transformerGraph(cfg: TransformerConfig, spec: GraphSpec): Graph
         keysOut(ops, p, out, memIn(ops), cmemIn(ops));
         return out;
       };
+    default:
+      throw new Error(`a transformer has no ${spec.kind} graph yet (generation steps one sample per call)`);
   }
 }

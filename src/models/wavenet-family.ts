@@ -78,6 +78,7 @@ export const wavenetFamily: ModelFamily<WavenetConfig> = {
     ),
   primeLength: () => PRIME_LENGTH,
   generationGraphs: () => ['segment', 'step'],
+  generatesInBlocks: () => true,
   graphBuilder: wavenetGraph,
   hostState: (c, batch) => new WavenetHostState(c, batch),
   generator: (c, batch, engine, graphs) => new WavenetGenerator(c, batch, engine, graphs),

@@ -1,5 +1,5 @@
 /** The WaveNet family on the host between graph calls: its carried layer histories and its generator. */
-import type { Fed, Feeds } from '../engine/executor.js';
+import type { Fed, Feeds, GraphExecutor } from '../engine/executor.js';
 import type { GenerationGraphs, Generator, HostState } from './family.js';
 import { oneHot } from './layers.js';
 import { primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
@@ -37,6 +37,7 @@ export class WavenetGenerator implements Generator {
   private state: WavenetHostState;
   private scorer: SegmentScorer;
   private q: WavenetQueues;
+  readonly block?: Generator['block'];
 
   constructor(
     private readonly cfg: WavenetConfig,
@@ -47,6 +48,13 @@ export class WavenetGenerator implements Generator {
     this.state = new WavenetHostState(cfg, batch);
     this.scorer = new SegmentScorer(this.state, g.segmentLength, g.segment);
     this.q = this.queues();
+    const { block, blockSize, blockSampling } = g;
+    if (block && blockSize && blockSampling)
+      this.block = {
+        size: blockSize,
+        sampling: blockSampling,
+        run: (prev, draws) => this.runBlock(block, blockSize, prev, draws),
+      };
   }
 
   private queues(): WavenetQueues {
@@ -79,8 +87,31 @@ export class WavenetGenerator implements Generator {
     return out.logprobs;
   }
 
+  private async runBlock(block: GraphExecutor, K: number, prev: Float32Array, draws: Float32Array) {
+    const B = this.batch;
+    const R = this.cfg.residualChannels;
+    const BR = B * R;
+    const feeds: Feeds = { prev: { data: prev, shape: [B, NUM_CODES] }, draws: { data: draws, shape: [K, B, 2] } };
+    // Layer i's next min(K, d) entries of x[t-d], oldest first: its ring from pos, wrapping once.
+    this.q.rings.forEach((ring, i) => {
+      const d = ring.length / BR;
+      const m = Math.min(K, d);
+      const from = this.q.pos[i];
+      const data = new Float32Array(m * BR);
+      const first = Math.min(m, d - from);
+      data.set(ring.subarray(from * BR, (from + first) * BR));
+      if (first < m) data.set(ring.subarray(0, (m - first) * BR), first * BR);
+      feeds[`past.${i}`] = { data, shape: [m, B, R] };
+    });
+    const out = await block.run(feeds);
+    const perStep = this.q.rings.length * BR;
+    for (let j = 0; j < K; j++) pushQueues(this.q, out.x.subarray(j * perStep, (j + 1) * perStep), R);
+    return { codes: out.codes, logprobs: out.logprobs };
+  }
+
   async dispose(): Promise<void> {
     await this.g.segment.dispose();
     await this.g.step.dispose();
+    await this.g.block?.dispose();
   }
 }

@@ -31,7 +31,53 @@ export function wavenetGraph(cfg: WavenetConfig, spec: GraphSpec): GraphBuilder 
         const r = wavenetStepCore(ops, cfg, p, tokens, past);
         return { logprobs: ops.logSoftmax(r.logits), x: stackLayers(ops, r.inputs) };
       };
+    case 'block':
+      return blockGraph(cfg, spec);
     default:
       throw new Error(`a WaveNet has no ${spec.kind} graph`);
   }
+}
+
+/**
+ * K samples in one call: each step draws its code from the previous step's log-probabilities
+ * (Ops.sample, uniforms `draws` [K, B, 2] from the host's seeded generator) and feeds it on. Layer
+ * i's x[t+j-d] comes from `past.i` [min(K, d), B, R] (the host's ring, oldest first) while j < d,
+ * after that from this block's own step j - d. Outputs the codes [K, B] (-1: not sampleable), the
+ * last log-probabilities, and every step's layer inputs [K * L, B, R] for the host's rings.
+ */
+function blockGraph(cfg: WavenetConfig, spec: GraphSpec): GraphBuilder {
+  const { batch: B, length: K, sampling } = spec;
+  if (!sampling) throw new Error('a block graph needs its sampling options');
+  const R = cfg.residualChannels;
+  const dil = dilations(cfg);
+  return <T extends Tensor>(ops: Ops<T>, p: Params<T>) => {
+    let logprobs = inp(ops, 'prev', [B, NUM_CODES]);
+    const draws = inp(ops, 'draws', [K, B, 2]);
+    const fed = dil.map((d, i) => inp(ops, `past.${i}`, [Math.min(K, d), B, R]));
+    const at = (x: T, j: number, width: number) => ops.reshape(ops.slice(x, [j, 0, 0], [1, B, width]), [B, width]);
+    // code + 1 per row, so an all-zero (unsampleable) row reads as -1
+    const numbered = ops.constant(
+      Float32Array.from({ length: NUM_CODES }, (_, c) => c + 1),
+      [NUM_CODES, 1],
+    );
+    const made: T[][] = [];
+    const codes: T[] = [];
+    for (let j = 0; j < K; j++) {
+      const oneHot = ops.sample(logprobs, at(draws, j, 2), sampling);
+      codes.push(ops.matMul(oneHot, numbered));
+      const past = dil.map((d, i) => (j < d ? at(fed[i], j, R) : made[j - d][i]));
+      const r = wavenetStepCore(ops, cfg, p, oneHot, past);
+      made.push(r.inputs);
+      logprobs = ops.logSoftmax(r.logits);
+    }
+    const minusOne = ops.constant(Float32Array.of(-1), [1]);
+    return {
+      codes: ops.add(ops.reshape(ops.concat(codes, 0), [K, B]), minusOne),
+      logprobs,
+      x: ops.concat(
+        made.map((inputs) => stackLayers(ops, inputs)),
+        0,
+      ),
+    };
+  };
 }

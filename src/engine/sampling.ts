@@ -1,10 +1,16 @@
 /**
  * Drawing one mu-law code per row from a model's logits: temperature, then
  * optional top-k, then optional top-p (nucleus) over what top-k kept. All arithmetic is float64 on
- * buffers the Sampler owns, because it runs once per row per generated sample.
+ * buffers the Sampler owns, because it runs once per row per generated sample. The same arithmetic
+ * as ONNX nodes is `Ops.sample` in a traced graph (engine/traced-sampling.ts): both must draw the
+ * same code from the same uniform.
  */
-import { NUM_CODES } from '../audio/mulaw.js';
-import type { Rng } from '../data/rng.js';
+import { NUM_CODES } from '../util/codes.js';
+
+/** Where a sampler gets its uniforms in [0, 1): data/rng's Rng, or one fixed draw. */
+export interface UniformSource {
+  nextFloat(): number;
+}
 
 export interface SamplingOptions {
   /** 0 (or below GREEDY_BELOW) is greedy argmax; 1 samples the model's own distribution */
@@ -55,14 +61,14 @@ export class Sampler {
    * One code per row into out[0..batch). Rows draw from `rng` in row order, one nextFloat each
    * (greedy draws none), so a seed fixes the whole run.
    */
-  sampleRows(logits: Float32Array, batch: number, rng: Rng, out: Int32Array): void {
+  sampleRows(logits: Float32Array, batch: number, rng: UniformSource, out: Int32Array): void {
     if (logits.length !== batch * NUM_CODES)
       throw new Error(`sampler: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
     for (let r = 0; r < batch; r++) out[r] = this.sampleRow(logits, r * NUM_CODES, rng);
   }
 
   /** The code drawn for the row of `logits` starting at `offset`. */
-  sampleRow(logits: Float32Array, offset: number, rng: Rng): number {
+  sampleRow(logits: ArrayLike<number>, offset: number, rng: UniformSource): number {
     const z = this.z;
     let max = -Infinity;
     let arg = 0;
@@ -129,4 +135,38 @@ export class Sampler {
     }
     return last; // rounding left u at the very top: the last code with any mass
   }
+}
+
+/** The uniform a row's two 16-bit halves stand for (Ops.sample's `draws`): exactly Rng.nextFloat's value. */
+export function uniformOfHalves(hi: number, lo: number): number {
+  return (hi * 65536 + lo) / 4294967296;
+}
+
+/** A 32-bit draw as the two float32-exact halves Ops.sample takes. */
+export function halvesOfDraw(u32: number, out: Float32Array, at: number): void {
+  out[at] = Math.floor(u32 / 65536);
+  out[at + 1] = u32 % 65536;
+}
+
+/**
+ * Ops.sample computed on the host (eager engines): one-hot rows [B * V] of the codes `Sampler`
+ * draws, a zero row where the sampler refuses the logits (NaN, +Infinity, all -Infinity).
+ */
+export function sampleOneHot(
+  logits: ArrayLike<number>,
+  draws: ArrayLike<number>,
+  batch: number,
+  opts: SamplingOptions,
+): Float32Array {
+  const sampler = new Sampler(opts);
+  const out = new Float32Array(batch * NUM_CODES);
+  for (let b = 0; b < batch; b++) {
+    const u = uniformOfHalves(draws[2 * b], draws[2 * b + 1]);
+    try {
+      out[b * NUM_CODES + sampler.sampleRow(logits, b * NUM_CODES, { nextFloat: () => u })] = 1;
+    } catch {
+      // left zero: the caller reports the row
+    }
+  }
+  return out;
 }
