@@ -10,7 +10,8 @@ import { filesOf, readManifest } from '../src/data/manifest.js';
 import { prepareCorpus } from '../src/data/prepare.js';
 import { initBackend } from '../src/engine/backend.js';
 import { TfOps, type TfTensor } from '../src/engine/tfjs-ops.js';
-import { evaluateCodes, type EvalFile } from '../src/infer/evaluate.js';
+import { ortOpener } from '../src/infer/engines.js';
+import { evaluateCodes, type EvalFile, type EvalOptions } from '../src/infer/evaluate.js';
 import { ConfigError, parseTransformerConfig } from '../src/models/config.js';
 import { type ParamArrays, saveModel } from '../src/models/model-files.js';
 import { initParams } from '../src/models/param-spec.js';
@@ -129,6 +130,43 @@ test('wavenet-tiny: batched NLL with short segments equals reference runs with o
   assert.equal(whole.segment, 256);
   for (let i = 0; i < fl.length; i++) assert.ok(Math.abs(whole.files[i].nats - r.files[i].nats) < 1e-4);
 });
+
+// Eight short files and one ten times longer: once the short ones are done, the long file's row moves
+// to a batch of 1 with its state, and scores exactly as in a single-file reference run.
+const ONE_LONG = [400, 40, 41, 39, 40, 38, 42, 40, 37];
+
+for (const [name, engine] of [
+  ['ct-tiny', 'tfjs'],
+  ['txl-tiny', 'tfjs'],
+  ['wavenet-tiny', 'tfjs'],
+  ['ct-tiny', 'onnxruntime'],
+  ['wavenet-tiny', 'onnxruntime'],
+] as const) {
+  test(`${name} on ${engine}: the last long file moves to a smaller batch with its state, same NLL`, async () => {
+    const cfg = modelPreset(name);
+    const w = weights(cfg);
+    const fl = files(ONE_LONG);
+    const length = cfg.kind === 'wavenet' ? 24 : undefined;
+    let open: EvalOptions['open'];
+    if (engine === 'onnxruntime') {
+      const run = tempDir();
+      saveModel(run, cfg, w);
+      open = ortOpener(run, { engine, device: 'cpu', threads: 1 });
+    }
+    const r = await evaluateCodes(cfg, w, fl, { batch: 4, length, open });
+    const kept = await evaluateCodes(cfg, w, fl, { batch: 4, length, open, shrink: false });
+    assert.equal(r.calls[0].batch, 4);
+    assert.equal(r.calls.at(-1)!.batch, 1, `the long file ends alone: ${JSON.stringify(r.calls)}`);
+    assert.equal(kept.calls.length, 1);
+    const segment = r.segment;
+    for (let i = 0; i < fl.length; i++) {
+      const ref = referenceNll(cfg, w, fl[i].codes, cfg.kind === 'wavenet' ? 64 : segment);
+      assert.ok(Math.abs(r.files[i].nats - ref) < 1e-4, `${fl[i].path}: ${r.files[i].nats} vs reference ${ref}`);
+      assert.ok(Math.abs(r.files[i].nats - kept.files[i].nats) < 1e-6, `${fl[i].path}: as without moving rows`);
+    }
+    checkTotals(r, fl);
+  });
+}
 
 test('memory override: doubled CT memory runs, changes long files, leaves a one-segment file alone', async () => {
   const cfg = modelPreset('ct-tiny');

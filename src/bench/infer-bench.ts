@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openGenerator } from '../infer/engines.js';
+import { openGenerator, ortOpener } from '../infer/engines.js';
+import { type EvalFile, evaluateCodes } from '../infer/evaluate.js';
 import { BLOCK_AT_BATCH_1, generateCodes } from '../infer/generate.js';
 import { ensureGraph } from '../infer/onnx-export.js';
 import { OrtExecutor } from '../infer/ort-executor.js';
-import { saveModel } from '../models/model-files.js';
-import { familyOf, modelPreset } from '../models/registry.js';
+import { type ParamArrays, saveModel } from '../models/model-files.js';
+import { familyOf, type ModelConfig, modelPreset } from '../models/registry.js';
 import { SegmentScorer } from '../models/segment-runner.js';
 import type { BenchRow } from './prepare-bench.js';
 import { median, seededInit } from './train-bench.js';
@@ -59,6 +60,8 @@ export async function benchInfer(
         });
         log(rows[rows.length - 1].name);
       }
+      rows.push(...(await benchOneLongFile(name, cfg, init, run, cores)));
+      log(rows[rows.length - 1].name);
       // Enough steps to cross several memory rolls (every segment of samples) for the transformers.
       const steps = opts.genSteps ?? Math.max(2000, 3 * family.primeLength(cfg) + 17);
       for (const batch of [1, 8]) {
@@ -106,4 +109,44 @@ export async function benchInfer(
     }
   }
   return rows;
+}
+
+/**
+ * Evaluation of 8 files, one 10x longer than the other 7, at batch 8: with rows moved to smaller
+ * batches as files run out, and without; each against the time the same samples take at full batch
+ * (17 equal files' worth, all rows busy).
+ */
+async function benchOneLongFile(
+  name: string,
+  cfg: ModelConfig,
+  init: ParamArrays,
+  run: string,
+  threads: number,
+): Promise<BenchRow[]> {
+  const L = 2048;
+  const codes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 37 + seed * 11) % NUM_CODES);
+  const open = ortOpener(run, { engine: 'onnxruntime', device: 'cpu', threads });
+  const time = async (files: EvalFile[], shrink: boolean) => {
+    const t0 = performance.now();
+    const r = await evaluateCodes(cfg, init, files, { batch: 8, open, shrink });
+    return { seconds: (performance.now() - t0) / 1000, r };
+  };
+  const uneven = [codes(10 * L, 0), ...Array.from({ length: 7 }, (_, i) => codes(L, i + 1))];
+  const even = Array.from({ length: 17 }, (_, i) => codes(L, i + 20));
+  const asFiles = (c: Uint8Array[]) => c.map((x, i) => ({ path: `f${i}`, codes: x }));
+  await time(asFiles(even), true); // graphs exported and warm
+  const full = await time(asFiles(even), true);
+  const moved = await time(asFiles(uneven), true);
+  const kept = await time(asFiles(uneven), false);
+  const calls = moved.r.calls.map((c) => `${c.calls} at batch ${c.batch}`).join(', ');
+  return [
+    {
+      name: `onnxruntime: ${name} evaluation, one file 10x the other 7, rows moved`,
+      value: moved.seconds / full.seconds,
+      unit: 'x full',
+      note:
+        `${moved.seconds.toFixed(1)} s against ${full.seconds.toFixed(1)} s for the same samples at full batch ` +
+        `(${calls}); every row kept to the end: ${(kept.seconds / full.seconds).toFixed(2)}x, ${threads} threads`,
+    },
+  ];
 }

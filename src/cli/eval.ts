@@ -144,6 +144,11 @@ export async function runEval(o: EvalFlags): Promise<EvalResult> {
     `${Math.round(r.samplesPerSecond).toLocaleString('en-US')} samples/s ` +
       `(batch ${r.batch}, segment ${r.segment}, ${r.backend})`,
   );
+  if (r.calls.length > 1)
+    console.log(
+      'rows moved to smaller batches as files ran out: ' +
+        r.calls.map((c) => `${c.calls} call${c.calls === 1 ? '' : 's'} at batch ${c.batch}`).join(', '),
+    );
   return r;
 }
 

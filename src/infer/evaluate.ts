@@ -40,6 +40,8 @@ export interface EvalResult {
   /** segment length the rows advanced by */
   segment: number;
   batch: number;
+  /** graph calls per batch size: the last long files move to smaller batches as rows run out of files */
+  calls: { batch: number; calls: number }[];
   memoryOverride?: MemoryOverride;
 }
 
@@ -55,6 +57,11 @@ export interface EvalOptions {
    */
   length?: number;
   onProgress?(done: number, total: number): void;
+  /**
+   * Move the rows still reading files to a smaller batch graph once no file is left to start and
+   * half the rows or more idle (default true; false keeps every row to the end).
+   */
+  shrink?: boolean;
   /** builds the segment graph's executor; default tfjs on the active backend */
   open?: GraphOpener;
 }
@@ -103,8 +110,9 @@ export async function evaluateCodes(
   for (const f of files) for (let t = 1; t < f.codes.length; t++) counts[f.codes[t]]++;
 
   const opener = opts.open ?? openTfjs;
-  const { exec, info } = await opener(evalCfg, { kind: 'segment', batch, length: n }, params);
-  const scorer = new SegmentScorer(family.hostState(evalCfg, batch), n, exec);
+  let { exec, info } = await opener(evalCfg, { kind: 'segment', batch, length: n }, params);
+  let scorer = new SegmentScorer(family.hostState(evalCfg, batch), n, exec);
+  const calls = [{ batch, calls: 0 }];
   // Longest first, so the last rows to finish are short files and idle rows waste little.
   const order = files.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
   const rows = new FileRows(
@@ -127,6 +135,20 @@ export async function evaluateCodes(
         done += s.count;
       }
       opts.onProgress?.(done, totalSamples);
+      calls[calls.length - 1].calls++;
+      // One 73 s file left in an 8-row graph ran at an eighth of its speed: halve the batch instead.
+      const live = opts.shrink === false ? null : rows.liveRows();
+      if (live && live.length > 0 && live.length <= rows.batch / 2) {
+        const smaller = 2 ** Math.ceil(Math.log2(live.length));
+        const next = await opener(evalCfg, { kind: 'segment', batch: smaller, length: n }, params);
+        const state = family.hostState(evalCfg, smaller);
+        live.forEach((from, to) => state.copyRow(scorer.state, from, to));
+        rows.shrink(smaller, live);
+        await exec.dispose();
+        ({ exec, info } = next);
+        scorer = new SegmentScorer(state, n, exec);
+        calls.push({ batch: smaller, calls: 0 });
+      }
     }
   } finally {
     await exec.dispose();
@@ -152,6 +174,7 @@ export async function evaluateCodes(
     engine: info,
     segment: n,
     batch,
+    calls,
     ...(override ? { memoryOverride: override } : {}),
   };
 }

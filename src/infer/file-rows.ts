@@ -35,20 +35,26 @@ export interface FileRowsOptions {
 }
 
 export class FileRows {
-  private readonly rows: ({ file: number; pos: number } | null)[];
+  private rows: ({ file: number; pos: number } | null)[];
   private readonly order: number[];
   private nextFile = 0;
-  private readonly tokens: Int32Array;
-  private readonly reset: Uint8Array;
+  private tokens: Int32Array;
+  private reset: Uint8Array;
+  private _batch: number;
+
+  get batch(): number {
+    return this._batch;
+  }
 
   /** `inputs[f]` holds at least `lengths[f]` codes: the positions fed for file f. */
   constructor(
     private readonly inputs: readonly Uint8Array[],
     private readonly lengths: readonly number[],
-    readonly batch: number,
+    batch: number,
     readonly length: number,
     private readonly opts: FileRowsOptions = {},
   ) {
+    this._batch = batch;
     this.order = opts.order ?? inputs.map((_, i) => i);
     this.rows = Array.from({ length: batch }, () => null);
     this.tokens = new Int32Array(batch * length);
@@ -65,6 +71,27 @@ export class FileRows {
     while (this.opts.whole && this.nextFile < order.length && lengths[order[this.nextFile]] < this.length)
       this.nextFile++;
     return this.nextFile < order.length ? { file: order[this.nextFile++], pos: 0 } : null;
+  }
+
+  /**
+   * Rows still reading a file once no file is left to take; null while files are left (rows that
+   * run out will take them). Below the batch, the rest of the work fits a smaller batch.
+   */
+  liveRows(): number[] | null {
+    if (this.nextFile < this.order.length) return null;
+    return this.rows.flatMap((r, b) => (r && this.hasMore(r) ? [b] : []));
+  }
+
+  /**
+   * Continue with `batch` rows: row i of the new batch is row `keep[i]` of the old (its file and
+   * position), the rest empty. The caller moves the rows' model state the same way.
+   */
+  shrink(batch: number, keep: readonly number[]): void {
+    if (keep.length > batch) throw new Error(`shrink: ${keep.length} rows do not fit a batch of ${batch}`);
+    this.rows = Array.from({ length: batch }, (_, i) => (i < keep.length ? this.rows[keep[i]] : null));
+    this._batch = batch;
+    this.tokens = new Int32Array(batch * this.length);
+    this.reset = new Uint8Array(batch);
   }
 
   /** The next call's tokens, resets and placements; null when every file has been fed. */

@@ -95,6 +95,11 @@ export interface HostState {
   segmentFeeds(n: number): Feeds;
   /** Bookkeeping after a segment call of n positions. */
   advance(n: number): void;
+  /**
+   * Row `to` becomes row `from` of `src`, a state of the same config (maybe another batch): how
+   * evaluation moves its last long files to a smaller batch without losing their state.
+   */
+  copyRow(src: HostState, from: number, to: number): void;
 }
 
 /** How training draws its batches from the corpus. */

@@ -18,6 +18,22 @@ export function zeroRow(t: Fed, b: number): void {
   t.data.fill(0, b * per, (b + 1) * per);
 }
 
+/** Row `to` of `dst` [B', ...] becomes row `from` of `src` [B, ...] (the same per-row shape). */
+export function copyRow(dst: Fed, src: Fed, from: number, to: number): void {
+  const per = dst.data.length / dst.shape[0];
+  if (src.data.length / src.shape[0] !== per) throw new Error(`copyRow: rows of [${src.shape}] into [${dst.shape}]`);
+  dst.data.set(src.data.subarray(from * per, (from + 1) * per), to * per);
+}
+
+/** copyRow for every named state tensor of two host states. */
+export function copyStateRow(dst: HostState, src: HostState, from: number, to: number): void {
+  for (const [name, t] of Object.entries(dst.tensors)) {
+    const s = src.tensors[name];
+    if (!s) throw new Error(`copyRow: the source state has no ${name}`);
+    copyRow(t, s, from, to);
+  }
+}
+
 export class SegmentScorer {
   readonly batch: number;
 

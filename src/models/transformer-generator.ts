@@ -8,7 +8,7 @@ import { stepFeeds } from './compressive-step.js';
 import type { TransformerConfig } from './config.js';
 import type { GenerationGraphs, Generator, HostState } from './family.js';
 import { oneHot } from './layers.js';
-import { primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
+import { copyStateRow, primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
 import { NUM_CODES } from '../util/codes.js';
 
 /**
@@ -50,6 +50,13 @@ export class TransformerHostState implements HostState {
 
   advance(n: number): void {
     advanceValidity(this.cfg, n, this.memValid, this.cmemValid);
+  }
+
+  copyRow(src: HostState, from: number, to: number): void {
+    if (!(src instanceof TransformerHostState)) throw new Error('copyRow: not a transformer state');
+    copyStateRow(this, src, from, to);
+    this.memValid[to] = src.memValid[from];
+    this.cmemValid[to] = src.cmemValid[from];
   }
 }
 

@@ -2,7 +2,7 @@
 import type { Fed, Feeds, GraphExecutor } from '../engine/executor.js';
 import type { GenerationGraphs, Generator, HostState } from './family.js';
 import { oneHot } from './layers.js';
-import { primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
+import { copyStateRow, primeRows, SegmentScorer, zeroFed, zeroRow } from './segment-runner.js';
 import { pastOf, pushQueues, queuesFromHistories, type WavenetQueues } from './wavenet.js';
 import { dilations, type WavenetConfig } from './wavenet-config.js';
 import { NUM_CODES } from '../util/codes.js';
@@ -24,6 +24,10 @@ export class WavenetHostState implements HostState {
 
   segmentFeeds(): Feeds {
     return {};
+  }
+
+  copyRow(src: HostState, from: number, to: number): void {
+    copyStateRow(this, src, from, to);
   }
 
   advance(): void {}
