@@ -5,7 +5,7 @@ import { decodeAudio } from '../audio/decode.js';
 import { muLawEncode } from '../audio/mulaw.js';
 import { type EngineName, openGenerator } from '../infer/engines.js';
 import {
-  BLOCK_AT_BATCH_1,
+  defaultBlockSize,
   codesToWav,
   generateCodes,
   type GenerateResult,
@@ -16,7 +16,7 @@ import { DEVICE_HELP, type OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../engine/sampling.js';
 import { describeModel } from '../models/registry.js';
 import { checkEngineFlags } from './eval.js';
-import { loadRun } from '../models/model-files.js';
+import { loadRun, weightCount } from '../models/model-files.js';
 import { MODEL_RATE } from '../data/corpus-files.js';
 import { intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
@@ -40,7 +40,7 @@ export interface GenerateFlags {
   threads?: number;
   device: string;
   json?: boolean;
-  /** samples per onnxruntime call, sampled in the graph; default: BLOCK_AT_BATCH_1 at --count 1, else 1 */
+  /** samples per onnxruntime call, sampled in the graph; default: defaultBlockSize */
   block?: number;
 }
 
@@ -118,8 +118,8 @@ export function registerGenerate(program: Command): void {
     .option('--device <name>', DEVICE_HELP, GENERATE_DEFAULTS.device)
     .option(
       '--block <k>',
-      `samples per graph call, drawn inside the graph with the same codes as one per call (WaveNet; ` +
-        `default ${BLOCK_AT_BATCH_1} at --count 1, else 1)`,
+      'samples per graph call, drawn inside the graph with the same codes as one per call (WaveNet; ' +
+        'default at --count 1: 32 for models under 0.25M weights, else 16; 1 at --count > 1)',
       intArg(1, 256),
     )
     .option('--json', 'print the summary as JSON')
@@ -199,7 +199,7 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     engine: o.engine as EngineName,
     threads: o.threads,
     device: o.device as OrtDevice,
-    blockSize: o.block ?? (o.count === 1 ? BLOCK_AT_BATCH_1 : 1),
+    blockSize: o.block ?? defaultBlockSize(weightCount(params), o.count),
     sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
     onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`),
   });

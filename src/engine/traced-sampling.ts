@@ -2,8 +2,8 @@
  * `Ops.sample` as ONNX nodes: the host sampler's arithmetic (engine/sampling.ts) step for step in
  * float64, so a graph that generates many samples per call draws the codes the per-sample loop
  * would. Each choice of the host is matched by a count over a monotone sequence:
- *  - the host walks the cumulative weights and returns the first code past u; CumSum is the same
- *    sequential float64 sum, and that code is the number of cumulative weights <= u;
+ *  - the host walks the cumulative weights and returns the first code past u x total; CumSum is the
+ *    same sequential float64 sum, and that code is the number of cumulative weights <= u x total;
  *  - top-p stops at the first sorted prefix whose mass reaches p x (top-k mass): the number of
  *    prefixes below it, plus one;
  *  - codes tied with the smallest kept weight are kept lowest code first: a running count of ties.
@@ -20,98 +20,49 @@ export function tracedSample(
   const [B, V] = logits.shape;
   if (logits.shape.length !== 2 || draws.shape.length !== 2 || draws.shape[0] !== B || draws.shape[1] !== 2)
     throw new Error(`sample: logits [${logits.shape}] need draws [${B}, 2], got [${draws.shape}]`);
-  const node = (
-    op: string,
-    inputs: TraceTensor[],
-    shape: readonly number[],
-    dtype: TraceDType = 'float64',
-    attrs: Record<string, TraceAttr> = {},
-  ) => tr.emit(op, inputs, shape, attrs, 'sample', dtype);
+  // Every node here runs once per generated sample: the fewer, the faster a block of samples.
+  const node: NodeFn = (op, inputs, shape, dtype = 'float64', attrs = {}) =>
+    tr.emit(op, inputs, shape, attrs, 'sample', dtype);
   const f64 = (x: TraceTensor) => node('Cast', [x], x.shape, 'float64', { to: 11 });
   const col = [B, 1];
   const axis1 = tr.int64Constant([1]);
-  const scalarAxis = tr.int64Constant([1], []);
-  const sumRows = (x: TraceTensor) => node('ReduceSum', [x, axis1], col, 'float64', { keepdims: 1 });
-  const cumsum = (x: TraceTensor) => node('CumSum', [x, scalarAxis], x.shape);
-  const lastCol = (x: TraceTensor) => node('Slice', [x, tr.int64Constant([V - 1]), tr.int64Constant([V]), axis1], col);
+  const greedy = opts.temperature < GREEDY_BELOW;
 
-  const z = node(
-    'Mul',
-    [f64(logits), tr.float64Constant([opts.temperature < GREEDY_BELOW ? 1 : 1 / opts.temperature])],
-    [B, V],
-  );
+  let z = f64(logits);
+  if (!greedy && opts.temperature !== 1) z = node('Mul', [z, tr.float64Constant([1 / opts.temperature])], [B, V]);
   const max = node('ReduceMax', [z], col, 'float64', { axes: [1], keepdims: 1 });
-  // The host refuses NaN, +Infinity and rows with nothing but -Infinity: here such a row gets no code.
-  const bad = node(
-    'Or',
-    [
-      node(
-        'Or',
-        [node('IsNaN', [z], [B, V], 'bool'), node('IsInf', [z], [B, V], 'bool', { detect_negative: 0 })],
-        [B, V],
-        'bool',
-      ),
-      node('Equal', [max, tr.float64Constant([-Infinity])], col, 'bool'),
-    ],
-    [B, V],
-    'bool',
-  );
-  const badRow = node(
-    'Cast',
-    [
-      node('ReduceMax', [node('Cast', [bad], [B, V], 'float64', { to: 11 })], col, 'float64', {
-        axes: [1],
-        keepdims: 1,
-      }),
-    ],
-    col,
-    'bool',
-    { to: 9 },
-  );
-
-  let code: TraceTensor; // int64 [B, 1]
-  if (opts.temperature < GREEDY_BELOW) {
-    code = node('ArgMax', [logits], col, 'int64', { axis: 1, keepdims: 1 });
+  const w = node('Exp', [node('Sub', [z, max], [B, V])], [B, V]);
+  // NaN or +Infinity anywhere, or nothing but -Infinity, makes z - max NaN somewhere and so the sum
+  // NaN: exactly the rows the host sampler refuses. Those rows get code -1, which no one-hot matches.
+  const sum = (x: TraceTensor) => node('ReduceSum', [x, axis1], col, 'float64', { keepdims: 1 });
+  let code: TraceTensor; // float64 [B, 1]
+  let unsampleable: TraceTensor;
+  if (greedy) {
+    unsampleable = node('IsNaN', [sum(w)], col, 'bool');
+    code = f64(node('ArgMax', [logits], col, 'int64', { axis: 1, keepdims: 1 }));
   } else {
-    let w = node('Exp', [node('Sub', [z, max], [B, V])], [B, V]);
     const k = opts.topK ?? V;
     const p = opts.topP ?? 1;
-    if (k < V || p < 1) w = truncate(tr, node, w, k, p, B, V);
-    const cum = cumsum(w);
-    const hi = node('Slice', [f64(draws), tr.int64Constant([0]), tr.int64Constant([1]), axis1], col);
-    const lo = node('Slice', [f64(draws), tr.int64Constant([1]), tr.int64Constant([2]), axis1], col);
-    const u = node(
-      'Mul',
-      [node('Add', [node('Mul', [hi, tr.float64Constant([65536])], col), lo], col), tr.float64Constant([2 ** -32])],
-      col,
-    );
-    const target = node('Mul', [u, lastCol(cum)], col);
-    const passed = sumRows(f64(node('LessOrEqual', [cum, target], [B, V], 'bool')));
-    // Rounding can leave u at the very top: the host then returns the last code with any weight.
-    const lastWithWeight = node(
-      'ArgMax',
-      [f64(node('Greater', [w, tr.float64Constant([0])], [B, V], 'bool'))],
-      col,
-      'int64',
-      {
-        axis: 1,
-        keepdims: 1,
-        select_last_index: 1,
-      },
-    );
-    code = node('Min', [node('Cast', [passed], col, 'int64', { to: 7 }), lastWithWeight], col, 'int64');
+    const truncated = k < V || p < 1;
+    const kept = truncated ? truncate(tr, node, w, k, p, B, V) : w;
+    const cum = node('CumSum', [kept, tr.int64Constant([1], [])], [B, V]);
+    const total = node('Slice', [cum, tr.int64Constant([V - 1]), tr.int64Constant([V]), axis1], col);
+    // Truncation zeroes codes whatever their weight: look for NaN before it.
+    unsampleable = node('IsNaN', [truncated ? sum(w) : total], col, 'bool');
+    // u = (hi * 2^16 + lo) / 2^32, exact: both halves have 16 bits.
+    const scale = tr.float64Constant([2 ** -16, 2 ** -32], [2, 1]);
+    const u = node('MatMul', [f64(draws), scale], col);
+    const target = node('Mul', [u, total], col);
+    // The first code whose running sum passes u*total: the count of running sums not past it. u < 1,
+    // so u*total < total and the count stays below V (the host's "last code" fallback never fires).
+    code = sum(f64(node('LessOrEqual', [cum, target], [B, V], 'bool')));
   }
-  const iota = tr.int64Constant(
+  const numbered = node('Where', [unsampleable, tr.float64Constant([-1]), code], col);
+  const codes = tr.float64Constant(
     Array.from({ length: V }, (_, c) => c),
     [1, V],
   );
-  const hit = node(
-    'And',
-    [node('Equal', [code, iota], [B, V], 'bool'), node('Not', [badRow], col, 'bool')],
-    [B, V],
-    'bool',
-  );
-  return node('Cast', [hit], [B, V], 'float32', { to: 1 });
+  return node('Cast', [node('Equal', [numbered, codes], [B, V], 'bool')], [B, V], 'float32', { to: 1 });
 }
 
 type NodeFn = (

@@ -57,11 +57,16 @@ export function generationSizeProblem(rows: number, promptLength: number, contin
 }
 
 /**
- * Samples per call at --count 1, where a block graph pays: measured on 2 cores, wavenet-cpu 2,967 ->
- * 3,291 samples/s at 16 (64: 2,375, a graph that large runs slower), wavenet-tiny 14,159 -> 18,486. At
- * --count 8 the step is compute-bound and blocks gain nothing (2,043 vs 1,984 per stream).
+ * Samples per block-graph call unless asked: one at --count > 1, where the step is compute-bound and
+ * blocks gain nothing (wavenet-cpu at 8 streams: 2,043 vs 1,984 per stream). At --count 1 the best K,
+ * measured on 2 cores, falls with the step's size, since an unrolled graph of K steps runs slower per
+ * step once it is large: wavenet-cpu (1.2M weights) 3,005 samples/s at K 1, 3,409 at 16, 2,613 at
+ * 32; wavenet-rt (0.09M) 9,745 / 15,010 / 16,669.
  */
-export const BLOCK_AT_BATCH_1 = 16;
+export function defaultBlockSize(weights: number, count: number): number {
+  if (count > 1) return 1;
+  return weights < 250_000 ? 32 : 16;
+}
 
 /** How often onProgress may fire: often enough for a progress bar, rarely enough to cost nothing. */
 const PROGRESS_EVERY_MS = 100;

@@ -125,6 +125,19 @@ const raw: Record<string, z.input<typeof WavenetConfig>> = {
     headChannels: 256,
     segment: 1024,
   },
+  // Built for real-time generation at batch 1 on 2 CPU cores (`generate --block 32`): one stack of 6
+  // layers (receptive field 64 samples, 4 ms), 32 channels. Each layer costs ~13 kernels per sample
+  // whatever its width, so speed is bought with depth; quality with it (BENCHMARKS.md).
+  'wavenet-rt': {
+    ...common,
+    stacks: 1,
+    layersPerStack: 6,
+    residualChannels: 32,
+    dilationChannels: 32,
+    skipChannels: 64,
+    headChannels: 128,
+    segment: 1024,
+  },
   // The paper's baseline: 30 layers (3 stacks of dilations 1..512), about 40M parameters.
   'wavenet-paper': {
     ...common,
