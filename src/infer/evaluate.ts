@@ -103,7 +103,10 @@ export async function evaluateCodes(
   const { cfg: evalCfg, override } = family.evalConfig(cfg, opts);
   // Inputs are codes[0 .. L-2]; position t predicts codes[t + 1].
   const lengths = files.map((f) => f.codes.length - 1);
-  const n = family.scoreLength(evalCfg, Math.max(...lengths), opts.length);
+  // Sized to the median file, not the longest: a call longer than most files is mostly padding, and
+  // the last long files run on in smaller batches anyway (WaveNet; transformers use their segment).
+  const median = [...lengths].sort((a, b) => a - b)[Math.floor(lengths.length / 2)];
+  const n = family.scoreLength(evalCfg, median, opts.length);
   const totalSamples = lengths.reduce((a, l) => a + l, 0);
   const sums = new Float64Array(files.length);
   const counts = new Float64Array(NUM_CODES);

@@ -154,10 +154,10 @@ export interface ModelFamily<C extends { kind: string } = { kind: string }> {
   /** The config evaluation runs (no auxiliary loss; memory overrides applied where allowed). */
   evalConfig(cfg: C, asked: MemoryOverrides): { cfg: C; override?: MemoryOverride };
   /**
-   * Positions per segment-graph call when scoring files whose longest has `longest` inputs; `asked`
+   * Positions per segment-graph call when scoring files whose typical (median) file has `typical` inputs; `asked`
    * is honoured where the family scores any length exactly.
    */
-  scoreLength(cfg: C, longest?: number, asked?: number): number;
+  scoreLength(cfg: C, typical?: number, asked?: number): number;
   /** Positions per segment-graph call when a generator primes on a prompt. */
   primeLength(cfg: C): number;
   /** The graphs generation needs. */

@@ -71,10 +71,10 @@ export const wavenetFamily: ModelFamily<WavenetConfig> = {
       );
     return { cfg };
   },
-  scoreLength: (_c, longest, asked) =>
+  scoreLength: (_c, typical, asked) =>
     Math.min(
       asked ?? SCORE_LENGTH,
-      longest === undefined ? SCORE_LENGTH : Math.max(256, 2 ** Math.ceil(Math.log2(longest))),
+      typical === undefined ? SCORE_LENGTH : Math.max(256, 2 ** Math.ceil(Math.log2(typical))),
     ),
   primeLength: () => PRIME_LENGTH,
   generationGraphs: () => ['segment', 'step'],
