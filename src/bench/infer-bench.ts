@@ -6,8 +6,9 @@ import { type EvalFile, evaluateCodes } from '../infer/evaluate.js';
 import { defaultBlockSize, generateCodes } from '../infer/generate.js';
 import { ensureGraph } from '../infer/onnx-export.js';
 import { OrtExecutor } from '../infer/ort-executor.js';
-import { type ParamArrays, saveModel, weightCount } from '../models/model-files.js';
-import { familyOf, type ModelConfig, modelPreset } from '../models/registry.js';
+import { type ParamArrays, saveModel } from '../models/model-files.js';
+import { paramCount } from '../models/param-spec.js';
+import { familyOf, type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
 import { SegmentScorer } from '../models/segment-runner.js';
 import type { BenchRow } from './prepare-bench.js';
 import { median, seededInit } from './train-bench.js';
@@ -86,7 +87,7 @@ export async function benchInfer(
       }
       // The whole loop, sampling included, one call per sample against a block graph drawing in the graph.
       if (family.generatesInBlocks(cfg))
-        for (const block of [1, defaultBlockSize(weightCount(init), 1)]) {
+        for (const block of [1, defaultBlockSize(paramCount(paramSpecOf(cfg)), 1)]) {
           const sampling = { temperature: 1 };
           const { gen, info } = await openGenerator(run, cfg, init, 1, {
             engine: 'onnxruntime',

@@ -21,11 +21,8 @@ export function tracedSample(
   if (logits.shape.length !== 2 || draws.shape.length !== 2 || draws.shape[0] !== B || draws.shape[1] !== 2)
     throw new Error(`sample: logits [${logits.shape}] need draws [${B}, 2], got [${draws.shape}]`);
   // Every node here runs once per generated sample: the fewer, the faster a block of samples.
-  const node: NodeFn = (op, inputs, shape, dtype = 'float64', attrs = {}) =>
-    tr.emit(op, inputs, shape, attrs, 'sample', dtype);
-  const f64 = (x: TraceTensor) => node('Cast', [x], x.shape, 'float64', { to: 11 });
-  const col = [B, 1];
-  const axis1 = tr.int64Constant([1]);
+  const b = builders(tr, B);
+  const { node, f64, sum, col } = b;
   const greedy = opts.temperature < GREEDY_BELOW;
 
   let z = f64(logits);
@@ -34,7 +31,6 @@ export function tracedSample(
   const w = node('Exp', [node('Sub', [z, max], [B, V])], [B, V]);
   // NaN or +Infinity anywhere, or nothing but -Infinity, makes z - max NaN somewhere and so the sum
   // NaN: exactly the rows the host sampler refuses. Those rows get code -1, which no one-hot matches.
-  const sum = (x: TraceTensor) => node('ReduceSum', [x, axis1], col, 'float64', { keepdims: 1 });
   let code: TraceTensor; // float64 [B, 1]
   let unsampleable: TraceTensor;
   if (greedy) {
@@ -44,9 +40,9 @@ export function tracedSample(
     const k = opts.topK ?? V;
     const p = opts.topP ?? 1;
     const truncated = k < V || p < 1;
-    const kept = truncated ? truncate(tr, node, w, k, p, B, V) : w;
-    const cum = node('CumSum', [kept, tr.int64Constant([1], [])], [B, V]);
-    const total = node('Slice', [cum, tr.int64Constant([V - 1]), tr.int64Constant([V]), axis1], col);
+    const kept = truncated ? truncate(tr, b, w, k, p, V) : w;
+    const cum = b.cumsum(kept);
+    const total = b.columns(cum, V - 1, 1);
     // Truncation zeroes codes whatever their weight: look for NaN before it.
     unsampleable = node('IsNaN', [truncated ? sum(w) : total], col, 'bool');
     // u = (hi * 2^16 + lo) / 2^32, exact: both halves have 16 bits.
@@ -65,28 +61,42 @@ export function tracedSample(
   return node('Cast', [node('Equal', [numbered, codes], [B, V], 'bool')], [B, V], 'float32', { to: 1 });
 }
 
-type NodeFn = (
-  op: string,
-  inputs: TraceTensor[],
-  shape: readonly number[],
-  dtype?: TraceDType,
-  attrs?: Record<string, TraceAttr>,
-) => TraceTensor;
+/** Node makers shared by the sampler's parts, for B rows; float64 unless told otherwise. */
+function builders(tr: OnnxTracer, B: number) {
+  const node = (
+    op: string,
+    inputs: TraceTensor[],
+    shape: readonly number[],
+    dtype: TraceDType = 'float64',
+    attrs: Record<string, TraceAttr> = {},
+  ) => tr.emit(op, inputs, shape, attrs, 'sample', dtype);
+  const col = [B, 1];
+  const axis1 = tr.int64Constant([1]);
+  return {
+    node,
+    col,
+    f64: (x: TraceTensor) => node('Cast', [x], x.shape, 'float64', { to: 11 }),
+    /** per row, keeping the axis: [B, 1] */
+    sum: (x: TraceTensor) => node('ReduceSum', [x, axis1], col, 'float64', { keepdims: 1 }),
+    /** running sums along each row, in order: the host's `cum +=` */
+    cumsum: (x: TraceTensor) => node('CumSum', [x, tr.int64Constant([1], [])], x.shape),
+    /** columns from..from+count-1 of x [B, *] */
+    columns: (x: TraceTensor, from: number, count: number) =>
+      node('Slice', [x, tr.int64Constant([from]), tr.int64Constant([from + count]), axis1], [B, count]),
+  };
+}
 
 /** The weights `w` [B, V] with all but the host's kept codes zeroed (top-k, then top-p within it). */
 function truncate(
   tr: OnnxTracer,
-  node: NodeFn,
+  b: ReturnType<typeof builders>,
   w: TraceTensor,
   k: number,
   p: number,
-  B: number,
   V: number,
 ): TraceTensor {
-  const col = [B, 1];
-  const axis1 = tr.int64Constant([1]);
-  const f64 = (x: TraceTensor) => node('Cast', [x], x.shape, 'float64', { to: 11 });
-  const sumRows = (x: TraceTensor) => node('ReduceSum', [x, axis1], col, 'float64', { keepdims: 1 });
+  const { node, f64, sum, col } = b;
+  const B = col[0];
   // Descending weights, as the host reads its ascending sort from the top.
   const sorted = tr.emitFirstOf(
     'TopK',
@@ -102,11 +112,9 @@ function truncate(
   );
   let kept: TraceTensor = tr.float64Constant([k]); // [1], broadcast over rows
   if (p < 1) {
-    const top = node('Slice', [sorted, tr.int64Constant([0]), tr.int64Constant([k]), axis1], [B, k]);
-    const cum = node('CumSum', [top, tr.int64Constant([1], [])], [B, k]);
-    const mass = node('Slice', [cum, tr.int64Constant([k - 1]), tr.int64Constant([k]), axis1], col);
-    const target = node('Mul', [mass, tr.float64Constant([p])], col);
-    const below = sumRows(f64(node('Less', [cum, target], [B, k], 'bool')));
+    const cum = b.cumsum(b.columns(sorted, 0, k));
+    const target = node('Mul', [b.columns(cum, k - 1, 1), tr.float64Constant([p])], col);
+    const below = sum(f64(node('Less', [cum, target], [B, k], 'bool')));
     kept = node('Min', [node('Add', [below, tr.float64Constant([1])], col), tr.float64Constant([k])], col);
   }
   const keptCol = kept.shape.length === 2 ? kept : node('Expand', [kept, tr.int64Constant(col)], col);
@@ -114,8 +122,8 @@ function truncate(
   const floor = node('GatherElements', [sorted, at], col, 'float64', { axis: 1 });
   const above = node('Greater', [w, floor], [B, V], 'bool');
   const tied = node('Equal', [w, floor], [B, V], 'bool');
-  const ties = node('Sub', [keptCol, sumRows(f64(above))], col);
-  const tieRank = node('CumSum', [f64(tied), tr.int64Constant([1], [])], [B, V]);
+  const ties = node('Sub', [keptCol, sum(f64(above))], col);
+  const tieRank = b.cumsum(f64(tied));
   const keep = node(
     'Or',
     [above, node('And', [tied, node('LessOrEqual', [tieRank, ties], [B, V], 'bool')], [B, V], 'bool')],

@@ -73,7 +73,7 @@ export async function openGenerator(
         params,
       );
       opened.push(r.exec);
-      Object.assign(graphs, { block: r.exec, blockSize: K, blockSampling: opts.sampling });
+      graphs.block = { exec: r.exec, size: K, sampling: opts.sampling };
     }
   } catch (e) {
     for (const x of opened) await x.dispose();

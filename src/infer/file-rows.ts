@@ -40,10 +40,9 @@ export class FileRows {
   private nextFile = 0;
   private tokens: Int32Array;
   private reset: Uint8Array;
-  private _batch: number;
 
   get batch(): number {
-    return this._batch;
+    return this.rows.length;
   }
 
   /** `inputs[f]` holds at least `lengths[f]` codes: the positions fed for file f. */
@@ -54,7 +53,6 @@ export class FileRows {
     readonly length: number,
     private readonly opts: FileRowsOptions = {},
   ) {
-    this._batch = batch;
     this.order = opts.order ?? inputs.map((_, i) => i);
     this.rows = Array.from({ length: batch }, () => null);
     this.tokens = new Int32Array(batch * length);
@@ -89,7 +87,6 @@ export class FileRows {
   shrink(batch: number, keep: readonly number[]): void {
     if (keep.length > batch) throw new Error(`shrink: ${keep.length} rows do not fit a batch of ${batch}`);
     this.rows = Array.from({ length: batch }, (_, i) => (i < keep.length ? this.rows[keep[i]] : null));
-    this._batch = batch;
     this.tokens = new Int32Array(batch * this.length);
     this.reset = new Uint8Array(batch);
   }

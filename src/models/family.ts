@@ -51,7 +51,7 @@ export interface Generator {
   prime(codes: Uint8Array): Promise<Float32Array>;
   /** Feed one code per row; returns the log-probabilities [batch * NUM_CODES] of each row's next code. */
   step(codes: Int32Array): Promise<Float32Array>;
-  /** Samples per `block` call, when the generator has a block graph. */
+  /** Many samples per call, when the generator has a block graph. */
   readonly block?: {
     size: number;
     /** the sampling the block graph draws with; generation uses the block only with these options */
@@ -70,10 +70,8 @@ export interface Generator {
 /** The opened graphs a generator drives, by kind (those the family's `generationGraphs` lists). */
 export interface GenerationGraphs {
   segment: GraphExecutor;
-  /** samples per call of `block`, when one was opened */
-  blockSize?: number;
-  block?: GraphExecutor;
-  blockSampling?: SamplingOptions;
+  /** the block graph, when one was opened: `size` samples per call drawn with `sampling` */
+  block?: { exec: GraphExecutor; size: number; sampling: SamplingOptions };
   /** positions per call of the segment graph */
   segmentLength: number;
   step: GraphExecutor;
@@ -161,7 +159,7 @@ export interface ModelFamily<C extends { kind: string } = { kind: string }> {
   /** Positions per segment-graph call when a generator primes on a prompt. */
   primeLength(cfg: C): number;
   /** The graphs generation needs. */
-  generationGraphs(cfg: C): GraphKind[];
+  generationGraphs(cfg: C): Exclude<GraphKind, 'block'>[];
   /** Whether its graph builder has a 'block' graph: many samples per call, sampled in the graph. */
   generatesInBlocks(cfg: C): boolean;
   graphBuilder(cfg: C, spec: GraphSpec): GraphBuilder;

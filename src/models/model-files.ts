@@ -13,13 +13,6 @@ export const PARAMS_VERSION = '1';
 
 export type ParamArrays = Map<string, { shape: number[]; data: Float32Array }>;
 
-/** Weights in a parameter set: its arrays' lengths summed. */
-export function weightCount(params: ParamArrays): number {
-  let n = 0;
-  for (const p of params.values()) n += p.data.length;
-  return n;
-}
-
 export class ModelFileError extends UserError {}
 
 /**

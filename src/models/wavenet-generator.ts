@@ -52,12 +52,12 @@ export class WavenetGenerator implements Generator {
     this.state = new WavenetHostState(cfg, batch);
     this.scorer = new SegmentScorer(this.state, g.segmentLength, g.segment);
     this.q = this.queues();
-    const { block, blockSize, blockSampling } = g;
-    if (block && blockSize && blockSampling)
+    const { block } = g;
+    if (block)
       this.block = {
-        size: blockSize,
-        sampling: blockSampling,
-        run: (prev, draws) => this.runBlock(block, blockSize, prev, draws),
+        size: block.size,
+        sampling: block.sampling,
+        run: (prev, draws) => this.runBlock(block.exec, block.size, prev, draws),
       };
   }
 
@@ -116,6 +116,6 @@ export class WavenetGenerator implements Generator {
   async dispose(): Promise<void> {
     await this.g.segment.dispose();
     await this.g.step.dispose();
-    await this.g.block?.dispose();
+    await this.g.block?.exec.dispose();
   }
 }
