@@ -10,6 +10,14 @@ export { decodeAudio, type DecodedAudio } from './audio/decode.js';
 export { AudioDecodeError } from './audio/errors.js';
 export { MU, muLawDecode, muLawEncode, SILENCE_CODE } from './audio/mulaw.js';
 export { writeWav } from './audio/wav.js';
+export {
+  spectrogram,
+  type Spectrogram,
+  spectrogramPng,
+  type SpectrogramPlotOptions,
+  wavSpectrogramPng,
+} from './audio/spectrogram.js';
+export { speechStart } from './audio/speech-start.js';
 
 // Corpora.
 export { type PrepareOptions, type PrepareProgress, type PrepareReport, prepareCorpus } from './data/prepare.js';
@@ -31,3 +39,8 @@ export { train } from './train/trainer.js';
 export { type EvalFile, type EvalOptions, type EvalResult, evaluateCodes, type FileNll } from './infer/evaluate.js';
 export { type EngineOptions, openGenerator, ortOpener } from './infer/engines.js';
 export { codesToWav, generateCodes, type GenerateOptions, type GenerateResult } from './infer/generate.js';
+
+// Reports: report.md and report.html from run folders (summarizeRun reads one).
+export { type RunSummary, summarizeRun } from './report/run-summary.js';
+export { writeReports } from './report/write-reports.js';
+export { chartPng, chartSvg, type LineChart } from './report/chart.js';

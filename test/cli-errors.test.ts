@@ -7,7 +7,8 @@ import { loadPipeline } from '../src/cli/pipeline-file.js';
 import { diskFullMessage, failureOf } from '../src/cli/options.js';
 import { loadModel, ModelFileError, saveModel } from '../src/models/model-files.js';
 import { modelPreset } from '../src/models/registry.js';
-import { summarizeRun, writeReport } from '../src/report/run-report.js';
+import { summarizeRun } from '../src/report/run-summary.js';
+import { writeReports } from '../src/report/write-reports.js';
 import { UserError } from '../src/util/errors.js';
 import { CLI, SAMPLES, tempDir } from './helpers.js';
 import { anyParams } from './infer-helpers.js';
@@ -224,7 +225,7 @@ test('generate and export on a full disk: the message names the file, no stack t
   }
 });
 
-test('report marks runs that stopped before their planned steps', () => {
+test('report marks runs that stopped before their planned steps', async () => {
   const dir = tempDir();
   const cfg = modelPreset('ct-tiny');
   const run = (name: string, planned: number, done: number) => {
@@ -242,7 +243,7 @@ test('report marks runs that stopped before their planned steps', () => {
   const done = run('done', 50, 50);
   assert.equal(short.plannedSteps, 300);
   const out = path.join(dir, 'report.md');
-  writeReport(out, 'r', [short, done]);
+  await writeReports(out, 'r', [short, done]);
   const md = fs.readFileSync(out, 'utf8');
   const row = (name: string) => md.split('\n').find((l) => l.includes(`\`${name}\``) && l.startsWith('|'))!;
   assert.match(row('short'), /\| 1,920 \(trained 120 of 300 steps\) \|/);

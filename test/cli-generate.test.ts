@@ -59,13 +59,16 @@ for (const name of ['ct-tiny', 'wavenet-tiny']) {
       );
     assert.deepEqual(fs.readFileSync(out('g1.wav')), fs.readFileSync(out('g2.wav')));
 
-    // The prompt's first 0.3 s, mu-law quantised, opens the output; --continuation-only drops it.
+    // The prompt's first 0.3 s (--prompt-start 0; the default skips its leading silence), mu-law
+    // quantised, opens the output; --continuation-only drops it.
     const p = cli(
       'generate',
       '--run',
       run,
       '--prompt',
       PROMPT,
+      '--prompt-start',
+      '0',
       '--prompt-seconds',
       '0.3',
       '--seconds',

@@ -94,7 +94,11 @@ test('the quickstart pipeline runs end to end (shortened training)', () => {
   const report = fs.readFileSync(path.join(work, 'report.md'), 'utf8');
   // 12 steps of 8 rows x 16 positions (ct-tiny's segment) = 1,536 training samples.
   assert.match(report, /\| Compressive Transformer \| `ct-small` \| 0\.04M \| 1,536 \|/);
-  assert.match(report, /\[continuation\.wav\]\(ct-small\/generated\/continuation\.wav\)/);
+  for (const clip of ['prompt', 'continuation', 'real'])
+    assert.match(report, new RegExp(`\\[${clip}\\.wav\\]\\(media/ct-small/${clip}\\.wav\\)`));
+  const html = fs.readFileSync(path.join(work, 'report.html'), 'utf8');
+  assert.equal((html.match(/<audio /g) ?? []).length, 3, 'prompt, continuation and the real audio that followed');
+  assert.match(r.out.trim().split('\n').at(-1)!, /open in a browser: .*report\.html$/, 'the page is the last word');
   assert.ok(
     fs.statSync(path.join(work, 'ct-small', 'generated', 'continuation.wav')).size > 44 + 2 * 16000,
     'prompt (1 s) + continuation',

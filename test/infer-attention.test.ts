@@ -48,7 +48,7 @@ test('ct-tiny: masses sum to 1 per layer, no tensors leak, chart and table rende
   // Random weights do look at old memories: every slot gets some weight.
   assert.ok(p.mean.every((w) => w > 0));
   const png = chartPng(attentionChart(p, 'ct-tiny attention by key slot'));
-  assert.ok(png.length > 1000 && png.subarray(1, 4).toString() === 'PNG');
+  assert.ok(png.length > 1000 && Buffer.from(png.subarray(1, 4)).toString() === 'PNG');
   const md = attentionMarkdown(p);
   assert.match(md, /\| compressed memory \| 8 \|/);
   assert.match(md, /\| memory \| 16 \| [0-9.e-]+ \| [0-9.e-]+ \| 1\.00x \|/);

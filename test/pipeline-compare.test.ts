@@ -118,7 +118,21 @@ test(
         Number(/seed(\d+)$/.exec(row.run.replace(/`/g, ''))![1]),
         'each seed run trains with its seed',
       );
-      assert.match(md, new RegExp(`\\]\\(${row.run.replace(/`/g, '')}/generated/continuation\\.wav\\)`));
+      const runName = row.run.replace(/`/g, '');
+      assert.match(md, new RegExp(`\\]\\(media/${runName}/continuation\\.wav\\)`));
+      // The report's clip is the generated file after its prompt, sample for sample (to the 1 LSB a
+      // 16-bit -> float -> 16-bit round trip may move).
+      const pcm = (f: string) => {
+        const b = fs.readFileSync(f);
+        return new Int16Array(b.buffer.slice(b.byteOffset + 44, b.byteOffset + b.length));
+      };
+      const whole = pcm(path.join(run, gen.files[0]));
+      const clip = pcm(path.join(work, 'media', runName, 'continuation.wav'));
+      assert.equal(clip.length, gen.continuationSamples);
+      assert.ok(
+        clip.every((v, i) => Math.abs(v - whole[gen.promptLength + i]!) <= 1),
+        `${runName}: clip differs`,
+      );
     }
     // Seeds differ: not the same weights twice.
     assert.notEqual(rows[0]['test NLL (nats)'], rows[1]['test NLL (nats)'], 'two seeds give two different models');
@@ -169,7 +183,7 @@ test(
       const mean = (r.mass + atts[1].regions[k].mass) / 2;
       assert.match(md, new RegExp(`\\| ${r.name} \\| ${r.slots} \\| ${(100 * mean).toFixed(1)}% \\|`));
     });
-    for (const png of ['valid-nll.png', 'nll-comparison.png', 'ct-seed0/attention.png'])
+    for (const png of ['valid-nll.png', 'nll-comparison.png', 'ct-seed0/attention.png', 'media/ct-seed0/attention.png'])
       assert.ok(fs.statSync(path.join(work, png)).size > 1000, png);
 
     // Rerun: the finished models are not retrained (their metrics are untouched), the report is rewritten.

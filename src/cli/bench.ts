@@ -1,4 +1,4 @@
-import os from 'node:os';
+import { machineDescription } from '../util/machine.js';
 import type { Command } from 'commander';
 import { benchPrepare, type BenchRow } from '../bench/prepare-bench.js';
 import { benchTrain } from '../bench/train-bench.js';
@@ -42,9 +42,7 @@ export function registerBench(program: Command): void {
         );
       if (parts.includes('infer')) rows.push(...(await benchInfer(o.presets.split(','), { log })));
       if (parts.includes('floor')) rows.push(...(await benchFloor(o.presets.split(','), { log })));
-      const machine =
-        `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, ` +
-        `node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+      const machine = `${machineDescription()}, ${new Date().toISOString().slice(0, 10)}`;
       if (o.json) {
         console.log(JSON.stringify({ machine, rows }, null, 2));
         return;

@@ -1,12 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { decodeAudio } from '../audio/decode.js';
-import { muLawEncode } from '../audio/mulaw.js';
 import { type EngineName, openGenerator } from '../infer/engines.js';
 import {
   defaultBlockSize,
-  codesToWav,
   generateCodes,
   type GenerateResult,
   generationSizeProblem,
@@ -22,6 +19,18 @@ import { MODEL_RATE } from '../data/corpus-files.js';
 import { intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { NUM_CODES } from '../util/codes.js';
+import {
+  cutPrompt,
+  PROMPT_START_HELP,
+  type PromptCut,
+  promptAudio,
+  promptFromFile,
+  type PromptStart,
+  promptStartArg,
+  sidePaths,
+  type WrittenAudio,
+  writeAudio,
+} from './generate-prompt.js';
 
 export interface GenerateFlags {
   run: string;
@@ -29,7 +38,11 @@ export interface GenerateFlags {
   /** library callers (pipelines): prompt codes already at 16 kHz mu-law; `prompt` then only names them */
   promptCodes?: Uint8Array;
   promptSeconds?: number;
+  /** seconds into the prompt's source where the prompt starts, or 'auto' (default): where speech begins */
+  promptStart?: PromptStart;
   continuationOnly?: boolean;
+  /** write `<stem>.spectrogram.png` beside each WAV */
+  spectrogram?: boolean;
   seconds: number;
   temperature: number;
   topK?: number;
@@ -51,6 +64,13 @@ export interface GenerateSummary extends Omit<GenerateResult, 'codes'> {
   batch: number;
   /** samples per graph call (1: one call and one host sampling per sample) */
   block: number;
+  /** seconds into the prompt's source where the prompt starts; null without a prompt */
+  promptStart: number | null;
+  /** `<stem>-prompt.wav` (the prompt alone) and `<stem>-real.wav` (what followed it in the source), or null */
+  promptFile: string | null;
+  realFile: string | null;
+  /** spectrogram PNGs written (--spectrogram), one per WAV */
+  spectrograms: string[];
 }
 
 /** Rows of one generation batch (each row is one continuation). */
@@ -81,6 +101,10 @@ export function registerGenerate(program: Command): void {
       'Sample audio one mu-law code at a time from a trained model. With --prompt, the prompt primes ' +
         "the model's state (whole segments at once, then sample by sample) and the output holds the " +
         'prompt followed by the continuation; without one, generation starts from silence. ' +
+        'The prompt is --prompt-seconds of its file from --prompt-start, which by default skips the ' +
+        'silence many recordings open with, so the model hears speech; beside the output go ' +
+        '<stem>-prompt.wav (the prompt alone) and <stem>-real.wav (the audio that really followed it, ' +
+        'as long as the continuation) to compare with. ' +
         '--count N generates N continuations as one batch (one model call per sample for all N). ' +
         'Runs on onnxruntime by default (graphs exported into <run>/onnx on first use).\n\n' +
         'Sampling: --temperature scales the logits (0 = greedy), then --top-k keeps the k most likely ' +
@@ -90,10 +114,16 @@ export function registerGenerate(program: Command): void {
     .option('--prompt <audio>', 'audio to continue (any format ffmpeg reads; resampled to 16 kHz mono)')
     .option(
       '--prompt-seconds <s>',
-      `use only the first s seconds of the prompt (at most ${MAX_GENERATE_SECONDS})`,
+      `use s seconds of the prompt file from --prompt-start (at most ${MAX_GENERATE_SECONDS}; default: to its end)`,
       secondsArg,
     )
+    .option('--prompt-start <s|auto>', PROMPT_START_HELP, promptStartArg)
     .option('--continuation-only', 'write only the generated part, not the prompt')
+    .option(
+      '--spectrogram',
+      'also draw each WAV written (continuations, prompt, real) as <stem>.spectrogram.png: 0-8 kHz, ' +
+        '25 ms windows every 10 ms, 80 dB range (see ctspeech spectrogram --help)',
+    )
     .option(
       '--seconds <s>',
       `seconds of audio to generate per continuation (at most ${MAX_GENERATE_SECONDS}: one hour)`,
@@ -130,6 +160,12 @@ export function registerGenerate(program: Command): void {
         '  ctspeech generate --run runs/ct --seconds 3\n' +
         '  ctspeech generate --run runs/ct --prompt samples/speech/test/vm-newuser.flac ' +
         '--prompt-seconds 1 --seconds 2 --count 4\n' +
+        '      prompt: 1 s from where speech begins; writes runs/ct/generated/seed0-1.wav ... seed0-4.wav,\n' +
+        '      seed0-prompt.wav and seed0-real.wav\n' +
+        '  ctspeech generate --run runs/ct --prompt samples/speech/test/demo-moreinfo.wav ' +
+        '--prompt-start 2.5 --prompt-seconds 1 --spectrogram --out out/demo.wav\n' +
+        '      prompt: 2.5-3.5 s of the file; out/demo.wav, out/demo-prompt.wav, out/demo-real.wav, each with\n' +
+        '      its .spectrogram.png (the dashed line marks where the prompt ends)\n' +
         '  ctspeech generate --run runs/wavenet --temperature 0.9 --top-p 0.95 --seed 7 --out out/wn.wav',
     )
     .action(async (o: GenerateFlags) => {
@@ -137,14 +173,15 @@ export function registerGenerate(program: Command): void {
     });
 }
 
-function outputPaths(o: GenerateFlags): string[] {
+/** The --out path (un-numbered: the prompt/real files are named from it) and the WAV of each row. */
+function outputPaths(o: GenerateFlags): { out: string; files: string[] } {
   const out = o.out ?? path.join(o.run, 'generated', `seed${o.seed}.wav`);
   if (!/\.wav$/i.test(out)) throw new UsageError(`--out must name a .wav file, got ${out}`);
   if (fs.existsSync(out) && fs.statSync(out).isDirectory())
     throw new UsageError(`--out ${out} is a folder; name a .wav file`);
-  if (o.count === 1) return [out];
+  if (o.count === 1) return { out, files: [out] };
   const stem = out.replace(/\.wav$/i, '');
-  return Array.from({ length: o.count }, (_, k) => `${stem}-${k + 1}.wav`);
+  return { out, files: Array.from({ length: o.count }, (_, k) => `${stem}-${k + 1}.wav`) };
 }
 
 export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
@@ -168,30 +205,16 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const files = outputPaths(o);
+  if (o.promptStart !== undefined && o.prompt === undefined && !o.promptCodes)
+    throw new UsageError('--prompt-start needs --prompt <audio>: it says where in that file the prompt starts');
+  const { out, files } = outputPaths(o);
   const { cfg, params } = loadRun(o.run);
-  let prompt: Uint8Array | undefined = o.promptCodes
-    ? o.promptCodes.subarray(0, o.promptSeconds !== undefined ? Math.round(o.promptSeconds * MODEL_RATE) : undefined)
-    : undefined;
-  if (o.prompt !== undefined && !prompt) {
-    if (!fs.existsSync(o.prompt)) throw new UsageError(`--prompt ${o.prompt} does not exist`);
-    const audio = await decodeAudio(o.prompt, MODEL_RATE);
-    const keep =
-      o.promptSeconds !== undefined
-        ? Math.min(audio.samples.length, Math.round(o.promptSeconds * MODEL_RATE))
-        : audio.samples.length;
-    if (keep < 1)
-      throw new UsageError(
-        `--prompt ${o.prompt} holds no audio` +
-          `${o.promptSeconds !== undefined ? ` in its first ${o.promptSeconds} s` : ''}`,
-      );
-    if (keep > MAX_GENERATE_SECONDS * MODEL_RATE)
-      throw new UsageError(
-        `--prompt ${o.prompt} lasts ${(keep / MODEL_RATE).toFixed(0)} s; a prompt may be at most ` +
-          `${MAX_GENERATE_SECONDS} s (one hour): pass --prompt-seconds`,
-      );
-    prompt = muLawEncode(audio.samples.subarray(0, keep));
-  }
+  const source = o.prompt ?? 'the prompt codes';
+  const window = { start: o.promptStart, seconds: o.promptSeconds, continuation };
+  let cut: PromptCut | undefined;
+  if (o.promptCodes) cut = cutPrompt({ codes: o.promptCodes }, source, window);
+  else if (o.prompt !== undefined) cut = await promptFromFile(o.prompt, window);
+  const prompt = cut?.prompt;
   const sizeProblem = generationSizeProblem(o.count, prompt?.length ?? 0, continuation);
   if (sizeProblem) throw new UsageError(sizeProblem);
   const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
@@ -205,7 +228,11 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`),
   });
   log(`engine: ${info.summary}`);
-  if (prompt) log(`prompt: ${o.prompt}, ${(prompt.length / MODEL_RATE).toFixed(2)} s`);
+  if (cut)
+    log(
+      `prompt: ${source}, ${(cut.prompt.length / MODEL_RATE).toFixed(2)} s ` +
+        `from ${(cut.start / MODEL_RATE).toFixed(2)} s`,
+    );
   const progress = new Progress('generate');
   let r: GenerateResult;
   try {
@@ -227,10 +254,22 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     progress.done();
     await gen.dispose();
   }
-  fs.mkdirSync(path.dirname(path.resolve(files[0])), { recursive: true });
-  r.codes.forEach((row, k) =>
-    codesToWav(files[k], o.continuationOnly ? row.subarray(r.promptLength) : row, MODEL_RATE),
-  );
+  const secs = (n: number) => (n / MODEL_RATE).toFixed(2);
+  const what = !cut
+    ? `${secs(r.continuationSamples)} s generated from silence`
+    : o.continuationOnly
+      ? `${secs(r.continuationSamples)} s generated after the prompt`
+      : `${secs(r.promptLength)} s prompt (from ${secs(cut.start)} s of ${path.basename(source)}) + ` +
+        `${secs(r.continuationSamples)} s generated`;
+  const marks = cut && !o.continuationOnly ? [{ seconds: r.promptLength / MODEL_RATE, label: 'prompt ends' }] : [];
+  const written: WrittenAudio[] = r.codes.map((row, k) => ({
+    file: files[k],
+    codes: o.continuationOnly ? row.subarray(r.promptLength) : row,
+    title: `${path.basename(files[k])}: ${what}`,
+    marks,
+  }));
+  const side = cut ? promptAudio(cut, out, source) : [];
+  const spectrograms = writeAudio([...written, ...side], o.spectrogram ?? false);
   const { codes: _codes, ...figures } = r;
   const summary: GenerateSummary = {
     ...figures,
@@ -238,11 +277,15 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     engine: info.summary,
     batch: o.count,
     block: gen.block?.size ?? 1,
+    promptStart: cut ? cut.start / MODEL_RATE : null,
+    promptFile: cut ? sidePaths(out).prompt : null,
+    realFile: cut?.real ? sidePaths(out).real : null,
+    spectrograms,
   };
   if (o.json) {
     console.log(JSON.stringify(summary, null, 2));
   } else {
-    for (const f of files) console.log(`wrote ${f}`);
+    for (const f of [...files, ...side.map((w) => w.file), ...spectrograms]) console.log(`wrote ${f}`);
     console.log(
       `${r.continuationSamples} samples x ${o.count} in ${(r.seconds * r.realTimeFactor).toFixed(2)} s: ` +
         `${Math.round(r.samplesPerSecond * o.count).toLocaleString('en-US')} samples/s in all, ` +

@@ -9,6 +9,8 @@ import { failureOf, USAGE_EXIT } from './options.js';
 import { registerModel } from './model.js';
 import { registerPipeline } from './pipeline.js';
 import { registerPrepare } from './prepare.js';
+import { registerReport } from './report.js';
+import { registerSpectrogram } from './spectrogram.js';
 import { registerTrain } from './train.js';
 
 const program = new Command();
@@ -34,6 +36,8 @@ registerBench(program);
 registerEval(program);
 registerExport(program);
 registerGenerate(program);
+registerSpectrogram(program);
+registerReport(program);
 
 function fail(e: unknown): never {
   const { message, exitCode } = failureOf(e);

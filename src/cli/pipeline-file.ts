@@ -101,6 +101,13 @@ const GenerateStep = z.strictObject({
   prompt: z.string().optional(),
   corpus: z.string().optional(),
   promptSeconds: z.number().positive().max(MAX_GENERATE_SECONDS).optional(),
+  /** seconds into the prompt's file where the prompt starts, or auto (default): where speech begins */
+  promptStart: z
+    .union([z.number().nonnegative(), z.literal('auto')])
+    .describe('seconds >= 0 into the prompt file, or "auto"')
+    .optional(),
+  /** a spectrogram PNG beside each WAV written (default true in pipelines) */
+  spectrogram: z.boolean().optional(),
   seed: z.number().int().nonnegative().optional(),
   temperature: z.number().nonnegative().optional(),
   topK: z.number().int().min(1).max(NUM_CODES).optional(),

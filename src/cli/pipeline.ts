@@ -10,9 +10,9 @@ import { runTrain, TRAIN_DEFAULTS } from './train.js';
 import { GENERATE_DEFAULTS, runGenerate } from './generate.js';
 import { firstFileCodes, runAttentionStep } from './pipeline-steps.js';
 import type { Split } from '../data/manifest.js';
-import { modelName, paramSpecOf, parseModelConfig } from '../models/registry.js';
-import { paramCount } from '../models/param-spec.js';
-import { summarizeRun, writeReport } from '../report/run-report.js';
+import { summarizeRun } from '../report/run-summary.js';
+import { writeReports } from '../report/write-reports.js';
+import { describeRunConfig } from './report.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 
@@ -181,6 +181,8 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           prompt,
           promptCodes,
           promptSeconds: s.promptSeconds,
+          promptStart: s.promptStart,
+          spectrogram: s.spectrogram ?? true,
           seconds: s.seconds ?? GENERATE_DEFAULTS.seconds,
           temperature: s.temperature ?? GENERATE_DEFAULTS.temperature,
           topK: s.topK,
@@ -192,12 +194,16 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           device: GENERATE_DEFAULTS.device,
         });
         // Paths relative to the run folder, so the run reads the same wherever it is moved or committed.
-        const files = summary.files.map((f) =>
-          path.relative(path.resolve(run), path.resolve(f)).split(path.sep).join('/'),
-        );
+        const rel = (f: string) => path.relative(path.resolve(run), path.resolve(f)).split(path.sep).join('/');
+        const paths = {
+          files: summary.files.map(rel),
+          promptFile: summary.promptFile && rel(summary.promptFile),
+          realFile: summary.realFile && rel(summary.realFile),
+          spectrograms: summary.spectrograms.map(rel),
+        };
         writeFileAtomic(
           path.join(run, 'generate.json'),
-          JSON.stringify({ ...summary, files, prompt: prompt ?? null }, null, 2) + '\n',
+          JSON.stringify({ ...summary, ...paths, prompt: prompt ?? null }, null, 2) + '\n',
         );
       }
     } else if ('attention' in step) {
@@ -214,17 +220,13 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
       const s = step.report;
       const out = inWork(s.out);
       console.log(`\n== step ${i + 1}/${p.steps.length}: report -> ${out}`);
-      const describe = (json: unknown) => {
-        const c = parseModelConfig(json);
-        return { model: modelName(c), params: `${(paramCount(paramSpecOf(c)) / 1e6).toFixed(2)}M` };
-      };
       const summaries = s.runs.flatMap((group) =>
         seededRuns(group, s.seeds).map(({ run, seed }) =>
-          summarizeRun(run, inWork(run), describe, { group, seed: seed ?? null }),
+          summarizeRun(run, inWork(run), describeRunConfig, { group, seed: seed ?? null }),
         ),
       );
-      writeReport(out, s.title ?? `ctspeech: ${p.name}`, summaries, s.intro);
-      console.log(`report written: ${out}`);
+      const html = await writeReports(out, s.title ?? `ctspeech: ${p.name}`, summaries, s.intro);
+      console.log(`report written: ${out}\nopen in a browser: ${html}`);
     }
   }
 }

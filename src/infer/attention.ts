@@ -11,7 +11,6 @@ import { parseTransformerConfig, type TransformerConfig } from '../models/config
 import { codesTensor } from '../models/layers.js';
 import type { ParamArrays } from '../models/model-files.js';
 import { type LineChart, PALETTE, type Series } from '../report/chart.js';
-import { textWidth } from '../report/raster.js';
 import { NUM_CODES } from '../util/codes.js';
 import { FileRows } from './file-rows.js';
 
@@ -215,9 +214,9 @@ export function attentionChart(p: AttentionProfile, title: string): LineChart {
   return {
     title,
     xLabel,
-    // The label carries the region ranges; widen rather than let it run off the image. It is centred
-    // on the plot area, which the y-axis labels push ~100 px right (label scale 2).
-    width: Math.max(900, textWidth(xLabel, 2) + 160),
+    // The label carries the region ranges; widen rather than let it run off the image (13 px DejaVu
+    // Sans averages under 8 px a character).
+    width: Math.max(900, xLabel.length * 8 + 160),
     yLabel: 'mean attention weight',
     series,
     xTicks: [...new Set([0, ...(ncm ? [ncm] : []), ncm + nm, K - 1])],

@@ -25,7 +25,7 @@ export function readMetrics(file: string): MetricLine[] {
 }
 
 /** The loss curves of a run: training NLL (smoothed), validation NLL, and the unigram bar to beat. */
-export function curvesChart(metrics: MetricLine[], unigramNats: number, title: string): LineChart {
+export function curvesChart(metrics: MetricLine[], unigramNats: number | null, title: string): LineChart {
   const train = metrics.filter((m) => m.nll !== undefined && Number.isFinite(m.nll));
   const k = Math.max(1, Math.floor(train.length / 100));
   const smooth: [number, number][] = [];
@@ -45,15 +45,19 @@ export function curvesChart(metrics: MetricLine[], unigramNats: number, title: s
     series: [
       { name: k > 1 ? `train NLL (mean of ${k})` : 'train NLL', points: smooth, color: '#1f77b4' },
       { name: 'validation NLL', points: valid, color: '#ff7f0e' },
-      {
-        name: `unigram entropy ${unigramNats.toFixed(3)}`,
-        points: [
-          [0, unigramNats],
-          [lastStep, unigramNats],
-        ],
-        color: '#7f7f7f',
-        dashed: true,
-      },
+      ...(unigramNats === null
+        ? []
+        : [
+            {
+              name: `unigram entropy ${unigramNats.toFixed(3)}`,
+              points: [
+                [0, unigramNats],
+                [lastStep, unigramNats],
+              ] as [number, number][],
+              color: '#7f7f7f',
+              dashed: true,
+            },
+          ]),
     ],
   };
 }

@@ -3,6 +3,7 @@
  * stream, the counters a checkpoint carries, and the three things the loop does besides stepping:
  * log metrics, validate, checkpoint. `train()` (trainer.ts) drives it.
  */
+import { machineDescription } from '../util/machine.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -165,7 +166,13 @@ export class TrainingRun {
     // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
     const corpusFromRun = path.relative(path.resolve(this.o.run), path.resolve(this.corpus)).split(path.sep).join('/');
     const engine = resolveEngine(this.o);
-    const record = { ...trainOptionsOf(this.o), corpus: corpusFromRun, engine, backend: tf.getBackend() };
+    const record = {
+      ...trainOptionsOf(this.o),
+      corpus: corpusFromRun,
+      engine,
+      backend: tf.getBackend(),
+      machine: machineDescription(),
+    };
     this.written('train.json', () =>
       writeFileAtomic(path.join(this.o.run, 'train.json'), JSON.stringify(record, null, 2) + '\n'),
     );
