@@ -2,8 +2,8 @@
  * Generation in blocks: a graph that draws K codes per call must give the files the per-sample loop
  * gives for the same seed. Checked twice: the traced sampler against the host sampler on logits
  * built to hit every rule (ties at the top-k floor, -Infinity, top-p boundaries, uniforms at 0 and
- * just below 1, unsampleable rows), and whole generations of a WaveNet on onnxruntime, block vs
- * one sample per call, for each sampling setting.
+ * just below 1, unsampleable rows), and whole generations of every family on onnxruntime (WaveNet,
+ * Compressive Transformer, Transformer-XL), block vs one sample per call.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -109,23 +109,43 @@ test('the traced sampler draws the host sampler codes, row for row, whatever the
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('wavenet-tiny on onnxruntime: blocks of 16 and 5 draw the codes of one sample per call', async () => {
-  const cfg = modelPreset('wavenet-tiny');
+/**
+ * A model of `preset` with random weights saved to a temp folder, and `run(K, sampling)`: 662
+ * samples (0.0414 s, not a multiple of any block here, so the tail runs one by one) after a 300-code
+ * prompt, two rows, seed 11, counting the block calls.
+ */
+function blockRunner(preset: string) {
+  const cfg = modelPreset(preset);
   const params = anyParams(cfg);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctspeech-block-'));
   saveModel(dir, cfg, params);
   const prompt = Uint8Array.from({ length: 300 }, (_, i) => 128 + Math.round(40 * Math.sin(i / 7)));
-  // 0.0414 s at 16 kHz: 662 samples, not a multiple of either block, so the tail runs one by one.
   const run = async (blockSize: number, sampling: SamplingOptions) => {
     const opts = { engine: 'onnxruntime' as const, device: 'cpu' as const, blockSize, sampling };
     const { gen } = await openGenerator(dir, cfg, params, 2, opts);
+    let calls = 0;
+    const inner = gen.block;
+    const counted: Generator = {
+      batch: gen.batch,
+      engine: gen.engine,
+      prime: (c) => gen.prime(c),
+      step: (c) => gen.step(c),
+      block: inner && { ...inner, run: (prev, draws) => (calls++, inner.run(prev, draws)) },
+      dispose: () => gen.dispose(),
+    };
     try {
-      assert.equal(gen.block?.size, blockSize > 1 ? blockSize : undefined);
-      return await generateCodes(gen, { seconds: 0.0414, sampleRate: 16000, prompt, seed: 11, sampling });
+      assert.equal(inner?.size, blockSize > 1 ? blockSize : undefined);
+      const r = await generateCodes(counted, { seconds: 0.0414, sampleRate: 16000, prompt, seed: 11, sampling });
+      return { codes: r.codes, calls };
     } finally {
       await gen.dispose();
     }
   };
+  return { run, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('wavenet-tiny on onnxruntime: blocks of 16 and 5 draw the codes of one sample per call', async () => {
+  const { run, done } = blockRunner('wavenet-tiny');
   for (const sampling of SETTINGS) {
     const one = await run(1, sampling);
     for (const K of [16, 5]) {
@@ -137,8 +157,27 @@ test('wavenet-tiny on onnxruntime: blocks of 16 and 5 draw the codes of one samp
     if (sampling.temperature > 0 && sampling.topK !== 1 && sampling.topP !== 1e-9)
       assert.notDeepEqual(one.codes[0], one.codes[1], JSON.stringify(sampling));
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  done();
 });
+
+for (const preset of ['ct-tiny', 'txl-tiny'])
+  test(`${preset} on onnxruntime: blocks within a segment draw the codes of one sample per call`, async () => {
+    // The prompt leaves the segment (16) at position 12, so a block of 8 waits for the next segment;
+    // the 662 samples cross 41 memory rolls, most of them drawn in blocks.
+    const { run, done } = blockRunner(preset);
+    for (const sampling of [SETTINGS[0], SETTINGS[6]]) {
+      const one = await run(1, sampling);
+      assert.equal(one.calls, 0);
+      for (const K of [8, 5]) {
+        const blocks = await run(K, sampling);
+        assert.ok(blocks.calls * K > 500, `${blocks.calls} blocks of ${K}`);
+        for (let r = 0; r < 2; r++)
+          assert.deepEqual(blocks.codes[r], one.codes[r], `${JSON.stringify(sampling)}, block ${K}, row ${r}`);
+      }
+      assert.notDeepEqual(one.codes[0], one.codes[1], JSON.stringify(sampling));
+    }
+    done();
+  });
 
 test('a block that could not sample a row stops generation, naming the row and the sample', async () => {
   const logprobs = new Float32Array(NUM_CODES).fill(-Math.log(NUM_CODES));

@@ -86,7 +86,7 @@ export async function benchInfer(
         log(rows[rows.length - 1].name);
       }
       // The whole loop, sampling included, one call per sample against a block graph drawing in the graph.
-      if (family.generatesInBlocks(cfg))
+      if (family.maxBlockSize(cfg) > 1)
         for (const block of [1, defaultBlockSize(paramCount(paramSpecOf(cfg)), 1)]) {
           const sampling = { temperature: 1 };
           const { gen, info } = await openGenerator(run, cfg, init, 1, {

@@ -149,8 +149,9 @@ export function registerGenerate(program: Command): void {
     .option('--device <name>', DEVICE_HELP, GENERATE_DEFAULTS.device)
     .option(
       '--block <k>',
-      'samples per graph call, drawn inside the graph with the same codes as one per call (WaveNet; ' +
-        'default at --count 1: 32 for models under 0.25M weights, else 16; 1 at --count > 1)',
+      'samples per graph call, drawn inside the graph with the same codes as one per call (a ' +
+        "transformer's block stays within one segment; default at --count 1: 32 for models under 0.25M " +
+        'weights, else 16; 1 at --count > 1)',
       intArg(1, 256),
     )
     .option('--json', 'print the summary as JSON')

@@ -65,8 +65,8 @@ export async function openGenerator(
       info = r.info;
       graphs[kind] = r.exec;
     }
-    const K = opts.blockSize ?? 1;
-    if (K > 1 && opts.sampling && family.generatesInBlocks(cfg)) {
+    const K = Math.min(opts.blockSize ?? 1, family.maxBlockSize(cfg));
+    if (K > 1 && opts.sampling) {
       const r = await opener(runDir, { ...opts, threads: opts.threads ?? 1 })(
         cfg,
         { kind: 'block', batch, length: K, sampling: opts.sampling },

@@ -114,7 +114,7 @@ export async function generateCodes(gen: Generator, opts: GenerateOptions): Prom
     if (logits.length !== batch * NUM_CODES)
       throw new Error(`${gen.engine}: expected ${batch} x ${NUM_CODES} logits, got ${logits.length}`);
     // A block when every code it feeds needs a prediction after it; the last ones go one by one.
-    if (block && draws && i + block.size < total) {
+    if (block && draws && i + block.size < total && (block.fits?.() ?? true)) {
       // The same uniforms, in the same order, as sampleRows would take: one per row per sample.
       if (!sampler.greedy) for (let k = 0; k < draws.length; k += 2) halvesOfDraw(rng.nextU32(), draws, k);
       const out = await block.run(logits, draws);

@@ -56,6 +56,8 @@ export interface Generator {
     size: number;
     /** the sampling the block graph draws with; generation uses the block only with these options */
     sampling: SamplingOptions;
+    /** Whether a block can run now (a transformer's must end within its segment); absent: always. */
+    fits?(): boolean;
     /**
      * Draw and feed `size` codes per row in one call: from `logprobs` [batch * NUM_CODES] and the
      * uniforms `draws` [size, batch, 2] (Ops.sample's halves). Returns the codes [size * batch],
@@ -160,8 +162,11 @@ export interface ModelFamily<C extends { kind: string } = { kind: string }> {
   primeLength(cfg: C): number;
   /** The graphs generation needs. */
   generationGraphs(cfg: C): Exclude<GraphKind, 'block'>[];
-  /** Whether its graph builder has a 'block' graph: many samples per call, sampled in the graph. */
-  generatesInBlocks(cfg: C): boolean;
+  /**
+   * The most samples its 'block' graph may take per call (many samples per call, sampled in the
+   * graph); 0 when it has none. A transformer's block stays within one segment.
+   */
+  maxBlockSize(cfg: C): number;
   graphBuilder(cfg: C, spec: GraphSpec): GraphBuilder;
   /** Empty carried state for `batch` rows, as the segment graph takes it. */
   hostState(cfg: C, batch: number): HostState;

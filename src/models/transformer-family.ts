@@ -90,7 +90,8 @@ export const transformerFamily: ModelFamily<TransformerConfig> = {
   scoreLength: (c) => c.segment,
   primeLength: (c) => c.segment,
   generationGraphs: () => ['segment', 'step', 'roll', 'keys'],
-  generatesInBlocks: () => false,
+  // Most-used compression cannot generate at all (the roll graph refuses it).
+  maxBlockSize: (c) => c.segment,
   graphBuilder: transformerGraph,
   hostState: (c, batch) => new TransformerHostState(c, batch),
   generator: (c, batch, engine, graphs) => new TransformerGenerator(c, batch, engine, graphs),

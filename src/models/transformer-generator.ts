@@ -2,7 +2,7 @@
  * The transformer family on the host between graph calls: its carried state (memories and their
  * per-row validity) and its generator.
  */
-import type { Fed, Feeds } from '../engine/executor.js';
+import type { Fed, Feeds, GraphExecutor } from '../engine/executor.js';
 import { advanceValidity, memoryKeyValid, segmentMask } from './compressive.js';
 import { stepFeeds } from './compressive-step.js';
 import type { TransformerConfig } from './config.js';
@@ -74,6 +74,7 @@ export class TransformerGenerator implements Generator {
   private segV: Fed[] = [];
   private segH: Fed[] = [];
   private pos = 0;
+  readonly block?: Generator['block'];
 
   constructor(
     private readonly cfg: TransformerConfig,
@@ -86,6 +87,14 @@ export class TransformerGenerator implements Generator {
       throw new Error(`segment graph length ${g.segmentLength} differs from the model's segment ${cfg.segment}`);
     this.state = new TransformerHostState(cfg, batch);
     this.scorer = new SegmentScorer(this.state, cfg.segment, g.segment);
+    const { block } = g;
+    if (block)
+      this.block = {
+        size: block.size,
+        sampling: block.sampling,
+        fits: () => this.pos + block.size <= cfg.segment,
+        run: (prev, draws) => this.runBlock(block.exec, block.size, prev, draws),
+      };
   }
 
   private clearSegment(): void {
@@ -120,42 +129,87 @@ export class TransformerGenerator implements Generator {
     );
   }
 
-  async step(codes: Int32Array): Promise<Float32Array> {
-    const { layers, heads: H, dHead: dh, dModel: d, segment: n } = this.cfg;
-    const B = this.batch;
-    if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
-    if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
-    const st = this.state;
-    const i = this.pos;
-    const f = stepFeeds(this.cfg, B, i, st.memValid, st.cmemValid, (j, mv, cv) => memoryKeyValid(this.cfg, j, mv, cv));
-    const K = this.cfg.memory + this.cfg.compressedMemory + n;
-    const feeds: Feeds = {
-      tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] },
-      start: { data: f.start, shape: [1] },
-      mask: { data: f.mask, shape: [B, 1, 1, K + 1] },
-    };
-    for (let l = 0; l < layers; l++) {
+  /** The caches every step and block graph reads. */
+  private cacheFeeds(feeds: Feeds): Feeds {
+    for (let l = 0; l < this.cfg.layers; l++) {
       feeds[`memK.${l}`] = this.memK[l];
       feeds[`memV.${l}`] = this.memV[l];
       feeds[`segK.${l}`] = this.segK[l];
       feeds[`segV.${l}`] = this.segV[l];
     }
-    const out = await this.g.step.run(feeds);
-    // Slot i of each layer's segment caches receives this position's key, value and input.
-    for (let l = 0; l < layers; l++) {
-      for (let b = 0; b < B; b++) {
-        this.segH[l].data.set(out.h.subarray((l * B + b) * d, (l * B + b + 1) * d), (b * n + i) * d);
-        for (let h = 0; h < H; h++) {
-          const src = ((l * B + b) * H + h) * dh;
-          const dst = ((b * H + h) * n + i) * dh;
-          this.segK[l].data.set(out.k.subarray(src, src + dh), dst);
-          this.segV[l].data.set(out.v.subarray(src, src + dh), dst);
+    return feeds;
+  }
+
+  /** The position's additive mask over [memory keys; segment slots; itself] and its table offset. */
+  private positionFeeds() {
+    const st = this.state;
+    return stepFeeds(this.cfg, this.batch, this.pos, st.memValid, st.cmemValid, (j, mv, cv) =>
+      memoryKeyValid(this.cfg, j, mv, cv),
+    );
+  }
+
+  async step(codes: Int32Array): Promise<Float32Array> {
+    const B = this.batch;
+    if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
+    if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
+    const f = this.positionFeeds();
+    const K = this.cfg.memory + this.cfg.compressedMemory + this.cfg.segment;
+    const out = await this.g.step.run(
+      this.cacheFeeds({
+        tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] },
+        start: { data: f.start, shape: [1] },
+        mask: { data: f.mask, shape: [B, 1, 1, K + 1] },
+      }),
+    );
+    await this.advance(out, 1);
+    return out.logprobs;
+  }
+
+  private async runBlock(block: GraphExecutor, size: number, prev: Float32Array, draws: Float32Array) {
+    const B = this.batch;
+    if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
+    const K = this.cfg.memory + this.cfg.compressedMemory + this.cfg.segment;
+    // The block's first position's mask without its own column: later positions add theirs in the graph.
+    const f = this.positionFeeds();
+    const mask = new Float32Array(B * K);
+    for (let b = 0; b < B; b++) mask.set(f.mask.subarray(b * (K + 1), b * (K + 1) + K), b * K);
+    const out = await block.run(
+      this.cacheFeeds({
+        prev: { data: prev, shape: [B, NUM_CODES] },
+        draws: { data: draws, shape: [size, B, 2] },
+        start: { data: Float32Array.from({ length: size }, (_, j) => f.start[0] - j), shape: [size] },
+        mask: { data: mask, shape: [B, 1, 1, K] },
+      }),
+    );
+    await this.advance(out, size);
+    return { codes: out.codes, logprobs: out.logprobs };
+  }
+
+  /**
+   * Slots pos .. pos + count - 1 of each layer's segment caches receive those positions' keys,
+   * values and inputs (`h` [count * L, B, d], `k`, `v` [count * L, B, H, dh]); the memory rolls at
+   * the segment's end.
+   */
+  private async advance(out: Record<string, Float32Array>, count: number): Promise<void> {
+    const { layers: L, heads: H, dHead: dh, dModel: d, segment: n } = this.cfg;
+    const B = this.batch;
+    for (let j = 0; j < count; j++) {
+      const i = this.pos + j;
+      for (let l = 0; l < L; l++) {
+        const row = j * L + l;
+        for (let b = 0; b < B; b++) {
+          this.segH[l].data.set(out.h.subarray((row * B + b) * d, (row * B + b + 1) * d), (b * n + i) * d);
+          for (let h = 0; h < H; h++) {
+            const src = ((row * B + b) * H + h) * dh;
+            const dst = ((b * H + h) * n + i) * dh;
+            this.segK[l].data.set(out.k.subarray(src, src + dh), dst);
+            this.segV[l].data.set(out.v.subarray(src, src + dh), dst);
+          }
         }
       }
     }
-    this.pos++;
+    this.pos += count;
     if (this.pos === n) await this.roll();
-    return out.logprobs;
   }
 
   private async roll(): Promise<void> {
@@ -171,6 +225,6 @@ export class TransformerGenerator implements Generator {
   }
 
   async dispose(): Promise<void> {
-    for (const e of [this.g.segment, this.g.step, this.g.roll, this.g.keys]) await e?.dispose();
+    for (const e of [this.g.segment, this.g.step, this.g.roll, this.g.keys, this.g.block?.exec]) await e?.dispose();
   }
 }

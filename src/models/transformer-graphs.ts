@@ -6,6 +6,7 @@
 import type { Ops, Tensor } from '../engine/ops.js';
 import { ctForward, type CtState, updateMemory } from './compressive.js';
 import { ctStepCore, memoryKeys } from './compressive-step.js';
+import { transformerBlockGraph } from './transformer-block-graph.js';
 import type { TransformerConfig } from './config.js';
 import type { GraphBuilder, GraphSpec } from './family.js';
 import { graphInput as inp, stackLayers } from './graph-inputs.js';
@@ -104,7 +105,9 @@ export function transformerGraph(cfg: TransformerConfig, spec: GraphSpec): Graph
         keysOut(ops, p, out, memIn(ops), cmemIn(ops));
         return out;
       };
+    case 'block':
+      return transformerBlockGraph(cfg, spec);
     default:
-      throw new Error(`a transformer has no ${spec.kind} graph yet (generation steps one sample per call)`);
+      throw new Error(`a transformer has no ${spec.kind} graph`);
   }
 }

@@ -78,7 +78,7 @@ export const wavenetFamily: ModelFamily<WavenetConfig> = {
     ),
   primeLength: () => PRIME_LENGTH,
   generationGraphs: () => ['segment', 'step'],
-  generatesInBlocks: () => true,
+  maxBlockSize: () => 256,
   graphBuilder: wavenetGraph,
   hostState: (c, batch) => new WavenetHostState(c, batch),
   generator: (c, batch, engine, graphs) => new WavenetGenerator(c, batch, engine, graphs),

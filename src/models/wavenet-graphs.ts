@@ -4,6 +4,7 @@
  */
 import type { Ops, Tensor } from '../engine/ops.js';
 import type { GraphBuilder, GraphSpec } from './family.js';
+import { blockSampler } from './block-sampling.js';
 import { graphInput as inp, stackLayers } from './graph-inputs.js';
 import type { Params } from './layers.js';
 import { wavenetForward, wavenetStepCore } from './wavenet.js';
@@ -52,27 +53,19 @@ function blockGraph(cfg: WavenetConfig, spec: GraphSpec): GraphBuilder {
   const dil = dilations(cfg);
   return <T extends Tensor>(ops: Ops<T>, p: Params<T>) => {
     let logprobs = inp(ops, 'prev', [B, NUM_CODES]);
-    const draws = inp(ops, 'draws', [K, B, 2]);
+    const sampler = blockSampler(ops, B, K, sampling);
     const fed = dil.map((d, i) => inp(ops, `past.${i}`, [Math.min(K, d), B, R]));
-    const at = (x: T, j: number, width: number) => ops.reshape(ops.slice(x, [j, 0, 0], [1, B, width]), [B, width]);
-    // code + 1 per row, so an all-zero (unsampleable) row reads as -1
-    const numbered = ops.constant(
-      Float32Array.from({ length: NUM_CODES }, (_, c) => c + 1),
-      [NUM_CODES, 1],
-    );
+    const at = (x: T, j: number) => ops.reshape(ops.slice(x, [j, 0, 0], [1, B, R]), [B, R]);
     const made: T[][] = [];
-    const codes: T[] = [];
     for (let j = 0; j < K; j++) {
-      const oneHot = ops.sample(logprobs, at(draws, j, 2), sampling);
-      codes.push(ops.matMul(oneHot, numbered));
-      const past = dil.map((d, i) => (j < d ? at(fed[i], j, R) : made[j - d][i]));
+      const oneHot = sampler.draw(j, logprobs);
+      const past = dil.map((d, i) => (j < d ? at(fed[i], j) : made[j - d][i]));
       const r = wavenetStepCore(ops, cfg, p, oneHot, past);
       made.push(r.inputs);
       logprobs = ops.logSoftmax(r.logits);
     }
-    const minusOne = ops.constant(Float32Array.of(-1), [1]);
     return {
-      codes: ops.add(ops.reshape(ops.concat(codes, 0), [K, B]), minusOne),
+      codes: sampler.codes(),
       logprobs,
       x: ops.concat(
         made.map((inputs) => stackLayers(ops, inputs)),

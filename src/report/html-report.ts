@@ -73,7 +73,7 @@ th { background: #f5f5f5; } td.num, th.num { text-align: right; font-variant-num
 .chart { width: 100%; margin: .8rem 0; }
 .note { color: #555; font-size: .9rem; } .warn { background: #fff4e0; padding: .5rem .8rem; }
 .clips { display: flex; flex-wrap: wrap; gap: 1rem; }
-.clip { flex: 1 1 340px; border: 1px solid #ddd; border-radius: 6px; padding: .6rem; }
+.clip { margin: 0; flex: 1 1 340px; border: 1px solid #ddd; border-radius: 6px; padding: .6rem; }
 .clip img { width: 100%; height: auto; display: block; margin-top: .4rem; }
 .clip audio { width: 100%; }
 details { margin: .4rem 0; } summary { cursor: pointer; }`;
