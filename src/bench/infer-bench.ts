@@ -7,8 +7,7 @@ import { defaultBlockSize, generateCodes } from '../infer/generate.js';
 import { ensureGraph } from '../infer/onnx-export.js';
 import { OrtExecutor } from '../infer/ort-executor.js';
 import { type ParamArrays, saveModel } from '../models/model-files.js';
-import { paramCount } from '../models/param-spec.js';
-import { familyOf, type ModelConfig, modelPreset, paramSpecOf } from '../models/registry.js';
+import { familyOf, type ModelConfig, modelPreset } from '../models/registry.js';
 import { SegmentScorer } from '../models/segment-runner.js';
 import type { BenchRow } from './prepare-bench.js';
 import { median, seededInit } from './train-bench.js';
@@ -85,9 +84,10 @@ export async function benchInfer(
         });
         log(rows[rows.length - 1].name);
       }
-      // The whole loop, sampling included, one call per sample against a block graph drawing in the graph.
+      // The whole loop, sampling included, one call per sample against a block graph drawing in the
+      // graph (a transformer's at K 8, though not its default: slower than its steps).
       if (family.maxBlockSize(cfg) > 1)
-        for (const block of [1, defaultBlockSize(paramCount(paramSpecOf(cfg)), 1)]) {
+        for (const block of [1, cfg.kind === 'transformer' ? 8 : defaultBlockSize(cfg, 1)]) {
           const sampling = { temperature: 1 };
           const { gen, info } = await openGenerator(run, cfg, init, 1, {
             engine: 'onnxruntime',

@@ -11,10 +11,9 @@ import {
 } from '../infer/generate.js';
 import { DEVICE_HELP, type OrtDevice } from '../infer/ort-executor.js';
 import { validateSamplingOptions } from '../engine/sampling.js';
-import { describeModel, paramSpecOf } from '../models/registry.js';
+import { describeModel } from '../models/registry.js';
 import { checkEngineFlags } from './eval.js';
 import { loadRun } from '../models/model-files.js';
-import { paramCount } from '../models/param-spec.js';
 import { MODEL_RATE } from '../data/corpus-files.js';
 import { intArg, UsageError } from './options.js';
 import { Progress } from './progress.js';
@@ -224,7 +223,7 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     engine: o.engine as EngineName,
     threads: o.threads,
     device: o.device as OrtDevice,
-    blockSize: o.block ?? defaultBlockSize(paramCount(paramSpecOf(cfg)), o.count),
+    blockSize: o.block ?? defaultBlockSize(cfg, o.count),
     sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
     onExport: (f, b) => log(`exported ${f} (${(b / 1e6).toFixed(1)} MB)`),
   });

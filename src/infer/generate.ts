@@ -6,6 +6,8 @@ import { muLawDecode, NUM_CODES, SILENCE_CODE } from '../audio/mulaw.js';
 import { writeWav } from '../audio/wav.js';
 import { Rng } from '../data/rng.js';
 import type { Generator } from '../models/family.js';
+import { paramCount } from '../models/param-spec.js';
+import { type ModelConfig, paramSpecOf } from '../models/registry.js';
 import { namingFailedWrite } from '../models/model-files.js';
 import { halvesOfDraw, Sampler, type SamplingOptions } from '../engine/sampling.js';
 
@@ -61,11 +63,13 @@ export function generationSizeProblem(rows: number, promptLength: number, contin
  * blocks gain nothing (wavenet-cpu at 8 streams: 2,043 vs 1,984 per stream). At --count 1 the best K,
  * measured on 2 cores, falls with the step's size, since an unrolled graph of K steps runs slower per
  * step once it is large: wavenet-cpu (1.2M weights) 3,005 samples/s at K 1, 3,409 at 16, 2,613 at
- * 32; wavenet-rt (0.09M) 9,745 / 15,010 / 16,669.
+ * 32; wavenet-rt (0.09M) 9,745 / 15,010 / 16,669. A transformer's block is slower than its steps
+ * (ct-cpu 2,491-2,559 samples/s at K 1, 2,270 at 4, 1,981 at 8, 1,808 at 16): writing each
+ * position into the segment caches inside the graph costs more than the host's round trip saves.
  */
-export function defaultBlockSize(weights: number, count: number): number {
-  if (count > 1) return 1;
-  return weights < 250_000 ? 32 : 16;
+export function defaultBlockSize(cfg: ModelConfig, count: number): number {
+  if (count > 1 || cfg.kind === 'transformer') return 1;
+  return paramCount(paramSpecOf(cfg)) < 250_000 ? 32 : 16;
 }
 
 /** How often onProgress may fire: often enough for a progress bar, rarely enough to cost nothing. */

@@ -60,23 +60,11 @@ export function memoryKeys<T extends Tensor>(
 }
 
 /**
- * Keys and values [B * H, m, dh] per layer of the m positions a block graph stepped through before
- * this one, not yet in the segment caches: they sit between the cached slots and the position's own.
- */
-export interface EarlierKeys<T extends Tensor = Tensor> {
-  m: number;
-  k: readonly T[];
-  v: readonly T[];
-}
-
-/**
  * One position for B rows. `tokens` [B, 256] one-hot; `start` [1] = n - 1 - i, where this query's
  * window begins in the extended relative-position table; `mask` [B, 1, 1, K + 1] additive over
  * [memory keys; segment slots; this position]. Slot i and later of the segment caches are still
  * empty (masked): this position's own key and value enter as a separate last column, so the large
- * caches are only read, never copied, by a step. In a block, `earlier` adds the block's previous
- * positions as m columns before the own one (`mask` then has K + m + 1 columns); their relative
- * positions are the m rows before the own one in the table, whatever the block's place in the segment.
+ * caches are only read, never copied, by a step.
  */
 export function ctStepCore<T extends Tensor>(
   ops: Ops<T>,
@@ -86,7 +74,6 @@ export function ctStepCore<T extends Tensor>(
   start: T,
   mask: T,
   cache: StepCache<T>,
-  earlier?: EarlierKeys<T>,
 ): StepOutput<T> {
   const { heads: H, dHead: dh, segment: n, memory: nm, compressedMemory: ncm } = cfg;
   const B = tokens.shape[0];
@@ -110,31 +97,28 @@ export function ctStepCore<T extends Tensor>(
     out.k.push(ops.reshape(k, [B, H, dh]));
     out.v.push(ops.reshape(v, [B, H, dh]));
 
-    const m = earlier?.m ?? 0;
-    const ownK = m ? ops.concat([earlier!.k[i], k], 1) : k; // [B*H, m+1, dh]
-    const ownV = m ? ops.concat([earlier!.v[i], v], 1) : v;
     const qu = contentQuery(ops, q, w.attn.u); // [B*H, 1, dh]
     const ac = ops.concat(
       [
         ops.matMul(qu, flat(cache.memK[i], M), false, true),
         ops.matMul(qu, flat(cache.segK[i], n), false, true),
-        ops.matMul(qu, ownK, false, true),
+        ops.matMul(qu, k, false, true),
       ],
       2,
-    ); // [B*H, 1, K+m+1]
+    ); // [B*H, 1, K+1]
     // Distances K-1 down to -(n-1): position i's keys (distance ncm+nm+i-j) are rows n-1-i .. n-2-i+K;
     // its own key, at distance 0, is row K-1.
     const r = positionKeys(ops, w.attn.wr, K - 1, K + n - 1, H, dh); // [H, K+n-1, dh]
     // [B, H, K+n-1]
     const bdAll = ops.transpose(ops.matMul(positionQuery(ops, q, w.attn.v), r, false, true), [1, 0, 2]);
-    // [B, H, K+m+1]: the block's earlier positions are at distances m..1, rows K-1-m .. K-2
-    const bd = ops.concat([ops.sliceAt(bdAll, 2, start, K), ops.slice(bdAll, [0, 0, K - 1 - m], [B, H, m + 1])], 2);
-    const probs4 = attentionProbs(ops, ac, ops.reshape(bd, [B * H, 1, K + m + 1]), mask, H, dh);
-    const probs = ops.reshape(probs4, [B * H, 1, K + m + 1]);
+    // [B, H, K+1]
+    const bd = ops.concat([ops.sliceAt(bdAll, 2, start, K), ops.slice(bdAll, [0, 0, K - 1], [B, H, 1])], 2);
+    const probs4 = attentionProbs(ops, ac, ops.reshape(bd, [B * H, 1, K + 1]), mask, H, dh);
+    const probs = ops.reshape(probs4, [B * H, 1, K + 1]);
     const part = (from: number, len: number) => ops.slice(probs, [0, 0, from], [B * H, 1, len]);
     const ctx = ops.add(
       ops.add(ops.matMul(part(0, M), flat(cache.memV[i], M)), ops.matMul(part(M, n), flat(cache.segV[i], n))),
-      m ? ops.matMul(part(K, m + 1), ownV) : ops.mul(part(K, 1), v),
+      ops.mul(part(K, 1), v),
     ); // [B*H, 1, dh]
     x = feedForward(ops, w, ops.add(h, linear(ops, ops.reshape(ctx, [B, H * dh]), w.attn.wo)));
   }

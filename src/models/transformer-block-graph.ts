@@ -1,13 +1,14 @@
 /**
  * The transformer's block graph: K positions of one segment per call, each drawing its code in the
- * graph and feeding it on. The segment caches are read as they were when the block began (slots
- * from the block's first position on are masked); the block's own keys and values reach its later
- * positions as `earlier` columns, so no cache is written inside the graph. The host writes the K
- * positions' keys, values and layer inputs into its caches after the call, as it does after K steps.
+ * graph and feeding it on. Position j runs the step graph's own arithmetic (`ctStepCore`) on the
+ * caches as the per-sample path would hold them: the block writes each position's key and value
+ * into its segment slot in the graph (cache + slot one-hot x key: exact, since the slot was zero),
+ * so a block draws the codes one call per sample draws, bit for bit. The host still writes the K
+ * positions' keys, values and layer inputs into its own caches after the call.
  */
 import type { Ops, Tensor } from '../engine/ops.js';
 import { blockSampler } from './block-sampling.js';
-import { ctStepCore, type EarlierKeys } from './compressive-step.js';
+import { ctStepCore } from './compressive-step.js';
 import type { TransformerConfig } from './config.js';
 import type { GraphBuilder, GraphSpec } from './family.js';
 import { graphInput as inp, stackLayers } from './graph-inputs.js';
@@ -16,9 +17,9 @@ import { NUM_CODES } from '../util/codes.js';
 
 /**
  * Inputs: `prev` [B, 256] log-probabilities before the block, `draws` [K, B, 2], `start` [K] (each
- * position's n - 1 - i), `mask` [B, 1, 1, M + n] over [memory keys; segment slots] as at the block's
- * first position, and the step graph's caches. Outputs: `codes` [K, B], the last `logprobs`, and
- * per position and layer `h` [K * L, B, d], `k` and `v` [K * L, B, H, dh].
+ * position's n - 1 - i), `mask` [K, B, 1, 1, M + n + 1] (each position's step mask), `slot` [K, n]
+ * (each position's segment slot, one-hot), and the step graph's caches. Outputs: `codes` [K, B],
+ * the last `logprobs`, and per position and layer `h` [K * L, B, d], `k` and `v` [K * L, B, H, dh].
  */
 export function transformerBlockGraph(cfg: TransformerConfig, spec: GraphSpec): GraphBuilder {
   const { batch: B, length: K, sampling } = spec;
@@ -30,33 +31,28 @@ export function transformerBlockGraph(cfg: TransformerConfig, spec: GraphSpec): 
     let logprobs = inp(ops, 'prev', [B, NUM_CODES]);
     const sampler = blockSampler(ops, B, K, sampling);
     const starts = inp(ops, 'start', [K]);
-    const mask = inp(ops, 'mask', [B, 1, 1, M + n]);
-    const cache = {
-      memK: Array.from({ length: L }, (_, i) => inp(ops, `memK.${i}`, [B * H, M, dh])),
-      memV: Array.from({ length: L }, (_, i) => inp(ops, `memV.${i}`, [B * H, M, dh])),
-      segK: Array.from({ length: L }, (_, i) => inp(ops, `segK.${i}`, [B * H, n, dh])),
-      segV: Array.from({ length: L }, (_, i) => inp(ops, `segV.${i}`, [B * H, n, dh])),
-    };
-    const ks: T[][] = Array.from({ length: L }, () => []);
-    const vs: T[][] = Array.from({ length: L }, () => []);
+    const masks = inp(ops, 'mask', [K, B, 1, 1, M + n + 1]);
+    const slots = inp(ops, 'slot', [K, n]);
+    const memK = Array.from({ length: L }, (_, i) => inp(ops, `memK.${i}`, [B * H, M, dh]));
+    const memV = Array.from({ length: L }, (_, i) => inp(ops, `memV.${i}`, [B * H, M, dh]));
+    let segK = Array.from({ length: L }, (_, i) => inp(ops, `segK.${i}`, [B * H, n, dh]));
+    let segV = Array.from({ length: L }, (_, i) => inp(ops, `segV.${i}`, [B * H, n, dh]));
     const out = { h: [] as T[], k: [] as T[], v: [] as T[] };
     for (let j = 0; j < K; j++) {
       const oneHot = sampler.draw(j, logprobs);
-      // The block's earlier positions are never masked: each comes before this one in the segment.
-      const open = ops.constant(new Float32Array(B * (j + 1)), [B, 1, 1, j + 1]);
-      const earlier: EarlierKeys<T> | undefined = j
-        ? { m: j, k: ks.map((x) => ops.concat(x, 1)), v: vs.map((x) => ops.concat(x, 1)) }
-        : undefined;
+      const mask = ops.reshape(ops.slice(masks, [j, 0, 0, 0, 0], [1, B, 1, 1, M + n + 1]), [B, 1, 1, M + n + 1]);
       const start = ops.slice(starts, [j], [1]);
-      const r = ctStepCore(ops, cfg, p, oneHot, start, ops.concat([mask, open], 3), cache, earlier);
-      for (let l = 0; l < L; l++) {
-        ks[l].push(ops.reshape(r.k[l], [B * H, 1, dh]));
-        vs[l].push(ops.reshape(r.v[l], [B * H, 1, dh]));
-      }
+      const r = ctStepCore(ops, cfg, p, oneHot, start, mask, { memK, memV, segK, segV });
       out.h.push(stackLayers(ops, r.h));
       out.k.push(stackLayers(ops, r.k));
       out.v.push(stackLayers(ops, r.v));
       logprobs = ops.logSoftmax(r.logits);
+      if (j + 1 < K) {
+        const slot = ops.reshape(ops.slice(slots, [j, 0], [1, n]), [1, n, 1]);
+        const write = (cache: T, x: T) => ops.add(cache, ops.mul(slot, ops.reshape(x, [B * H, 1, dh])));
+        segK = segK.map((c, l) => write(c, r.k[l]));
+        segV = segV.map((c, l) => write(c, r.v[l]));
+      }
     }
     return {
       codes: sampler.codes(),

@@ -168,17 +168,28 @@ export class TransformerGenerator implements Generator {
   private async runBlock(block: GraphExecutor, size: number, prev: Float32Array, draws: Float32Array) {
     const B = this.batch;
     if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
-    const K = this.cfg.memory + this.cfg.compressedMemory + this.cfg.segment;
-    // The block's first position's mask without its own column: later positions add theirs in the graph.
-    const f = this.positionFeeds();
-    const mask = new Float32Array(B * K);
-    for (let b = 0; b < B; b++) mask.set(f.mask.subarray(b * (K + 1), b * (K + 1) + K), b * K);
+    const { segment: n } = this.cfg;
+    const K = this.cfg.memory + this.cfg.compressedMemory + n;
+    // Each position's step feeds, as the per-sample path would build them at pos, pos + 1, ...
+    const start = new Float32Array(size);
+    const mask = new Float32Array(size * B * (K + 1));
+    const slot = new Float32Array(size * n);
+    const pos = this.pos;
+    for (let j = 0; j < size; j++) {
+      this.pos = pos + j;
+      const f = this.positionFeeds();
+      start[j] = f.start[0];
+      mask.set(f.mask, j * B * (K + 1));
+      slot[j * n + pos + j] = 1;
+    }
+    this.pos = pos;
     const out = await block.run(
       this.cacheFeeds({
         prev: { data: prev, shape: [B, NUM_CODES] },
         draws: { data: draws, shape: [size, B, 2] },
-        start: { data: Float32Array.from({ length: size }, (_, j) => f.start[0] - j), shape: [size] },
-        mask: { data: mask, shape: [B, 1, 1, K] },
+        start: { data: start, shape: [size] },
+        mask: { data: mask, shape: [size, B, 1, 1, K + 1] },
+        slot: { data: slot, shape: [size, n] },
       }),
     );
     await this.advance(out, size);
