@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
 import { chartOption, chartPng, chartSvg, PALETTE, type LineChart } from '../src/report/chart.js';
+import { FONT_FAMILY, measureText, svgToPng } from '../src/util/svg-png.js';
 
 interface Decoded {
   w: number;
@@ -204,4 +205,30 @@ test('chartPng is a PNG at the chart size with both series colours and real text
   const inkA = a.dark(300, 0, 600, 28),
     inkB = b.dark(300, 0, 600, 28);
   assert.ok(inkA > 50 && inkB > 1.5 * inkA, `title ink: ${inkA} px for I, ${inkB} px for W`);
+});
+
+test('text is measured with the font resvg draws: the width of inked text matches', () => {
+  for (const [text, size] of [
+    ['MMMMMMMMMM', 20],
+    ['validation NLL against training samples', 14],
+    ['0.0001 1,000,000 bits', 12],
+  ] as const) {
+    const font = `${size}px '${FONT_FAMILY}'`;
+    const svg =
+      `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="60">` +
+      `<text x="10" y="40" font-family="${FONT_FAMILY}" font-size="${size}">${text}</text></svg>`;
+    const d = decodePng(svgToPng(svg));
+    let left = d.w,
+      right = -1;
+    for (let x = 0; x < d.w; x++)
+      if (d.dark(x, 0, x + 1, d.h) > 0) {
+        left = Math.min(left, x);
+        right = x;
+      }
+    // Ink spans the advance less the first glyph's left and the last glyph's right side bearing.
+    const inked = right - left + 1;
+    const measured = measureText(text, font);
+    assert.ok(measured >= inked - 1 && measured - inked < 0.25 * size, `${text}: measured ${measured}, inked ${inked}`);
+  }
+  assert.ok(measureText('W', "bold 16px 'DejaVu Sans'") > measureText('W', "16px 'DejaVu Sans'"), 'bold is wider');
 });

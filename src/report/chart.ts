@@ -4,7 +4,11 @@
  * it is interactive. The option is plain JSON (no formatter functions) so it can be embedded in a page.
  */
 import * as echarts from 'echarts';
-import { FONT_FAMILY, svgToPng } from '../util/svg-png.js';
+import { FONT_FAMILY, measureText, svgToPng } from '../util/svg-png.js';
+
+// Without a canvas, ECharts estimates text widths from Helvetica-like metrics; DejaVu is wider, so
+// legends and labels laid out here would overlap in the PNG. Measure with the real font instead.
+echarts.setPlatformAPI({ measureText: (text, font) => ({ width: measureText(text, font ?? `12px ${FONT_FAMILY}`) }) });
 
 export interface Series {
   name: string;
