@@ -56,6 +56,9 @@ export async function checkPage(html: string, o: { chromium: string; screenshot?
     page.on('request', (r) => void requests.push(r.url()));
     page.on('console', (m) => void (m.type() === 'error' && consoleErrors.push(m.text())));
     page.on('pageerror', (e) => void consoleErrors.push(String(e)));
+    // A dialog would block the page's load event; a report never opens one, so it is a problem.
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => void (dialogs.push(`${d.type()}: ${d.message()}`), d.dismiss()));
     await page.goto(pathToFileURL(path.resolve(html)).href, { waitUntil: 'load', timeout: 60_000 });
     const charts = await page.$$eval('.chart', (els) =>
       els.map((el) => ({
@@ -106,6 +109,10 @@ export async function checkPage(html: string, o: { chromium: string; screenshot?
       ...audio.filter((a) => !(a.duration! > 0)).map((a) => `audio ${a.src}: ${a.error ?? 'no duration'}`),
       ...images.filter((i) => !(i.width > 0)).map((i) => `image ${i.src} did not decode`),
       ...outside.map((u) => `request outside the page's folder: ${u}`),
+      ...audio
+        .filter((a, i) => audio.findIndex((b) => b.src === a.src) !== i)
+        .map((a) => `audio ${a.src} is played by two players`),
+      ...dialogs.map((d) => `the page opened a dialog (${d})`),
       ...consoleErrors.map((e) => `console: ${e}`),
     ];
     return { charts, audio, images, requests, outside, consoleErrors, problems };

@@ -314,3 +314,27 @@ export function writeWav(path: string, samples: Float32Array, sampleRate: number
   }
   writeFileAtomic(path, wav.toBuffer());
 }
+
+/**
+ * Frames [from, to) of a mono 16-bit PCM WAV (what generate writes) copied to `dst` sample for
+ * sample, atomically; false (nothing written) for any other layout, which callers re-encode.
+ */
+export function copyPcm16Frames(src: string, dst: string, from: number, to: number): boolean {
+  const fd = openForRead(src);
+  try {
+    const layout = readWavLayout(src, fd, fs.fstatSync(fd).size);
+    if (layout.kind !== 'int16' || layout.channels !== 1 || layout.bigEndian) return false;
+    const frames = layout.dataBytes / 2;
+    const a = Math.max(0, Math.min(from, frames)),
+      b = Math.max(a, Math.min(to, frames));
+    const bytes = Buffer.alloc((b - a) * 2);
+    fs.readSync(fd, bytes, 0, bytes.length, layout.dataStart + 2 * a);
+    const pcm = new Int16Array(bytes.buffer, bytes.byteOffset, b - a);
+    const wav = new WaveFile();
+    wav.fromScratch(1, layout.sampleRate, '16', pcm);
+    writeFileAtomic(dst, wav.toBuffer());
+    return true;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -70,6 +70,13 @@ export interface GenerateSummary extends Omit<GenerateResult, 'codes'> {
   realFile: string | null;
   /** spectrogram PNGs written (--spectrogram), one per WAV */
   spectrograms: string[];
+  /** the files hold only the generated part (--continuation-only) */
+  continuationOnly: boolean;
+  /** how the codes were drawn, so a report can say */
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
 }
 
 /** Rows of one generation batch (each row is one continuation). */
@@ -148,9 +155,10 @@ export function registerGenerate(program: Command): void {
     .option('--device <name>', DEVICE_HELP, GENERATE_DEFAULTS.device)
     .option(
       '--block <k>',
-      'samples per graph call, drawn inside the graph with the same codes as one per call (a ' +
-        "transformer's block stays within one segment; default at --count 1: 32 for models under 0.25M " +
-        'weights, else 16; 1 at --count > 1)',
+      'samples per graph call, drawn inside the graph with the same codes as one per call. WaveNet ' +
+        'default at --count 1: 32 for models under 0.25M weights, else 16; 1 at --count > 1. ' +
+        "Transformers default to 1 (their blocks measure slower); a transformer's block is capped at its " +
+        'segment length and runs only where it ends within a segment',
       intArg(1, 256),
     )
     .option('--json', 'print the summary as JSON')
@@ -281,6 +289,11 @@ export async function runGenerate(o: GenerateFlags): Promise<GenerateSummary> {
     promptFile: cut ? sidePaths(out).prompt : null,
     realFile: cut?.real ? sidePaths(out).real : null,
     spectrograms,
+    continuationOnly: !!o.continuationOnly,
+    temperature: o.temperature,
+    ...(o.topK !== undefined ? { topK: o.topK } : {}),
+    ...(o.topP !== undefined ? { topP: o.topP } : {}),
+    seed: o.seed,
   };
   if (o.json) {
     console.log(JSON.stringify(summary, null, 2));

@@ -13,6 +13,7 @@ import type { Split } from '../data/manifest.js';
 import { summarizeRun } from '../report/run-summary.js';
 import { writeReports } from '../report/write-reports.js';
 import { describeRunConfig } from './report.js';
+import { posixRelative } from '../util/paths.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 
@@ -194,7 +195,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
           device: GENERATE_DEFAULTS.device,
         });
         // Paths relative to the run folder, so the run reads the same wherever it is moved or committed.
-        const rel = (f: string) => path.relative(path.resolve(run), path.resolve(f)).split(path.sep).join('/');
+        const rel = (f: string) => posixRelative(run, f);
         const paths = {
           files: summary.files.map(rel),
           promptFile: summary.promptFile && rel(summary.promptFile),
@@ -226,7 +227,7 @@ export async function runPipeline(p: PipelineFile, workdirOverride?: string): Pr
         ),
       );
       const html = await writeReports(out, s.title ?? `ctspeech: ${p.name}`, summaries, s.intro);
-      console.log(`report written: ${out}\nopen in a browser: ${html}`);
+      console.log(`report written: ${out}\nopen in a browser: ${path.resolve(html)}`);
     }
   }
 }

@@ -15,20 +15,36 @@ export function describeRunConfig(json: unknown): { model: string; params: strin
 
 /** Run folders named <model>-seed<k> (as pipelines name them) are summarised as seeds of <model>. */
 export function summarizeRunFolders(runs: string[]): RunSummary[] {
-  return runs.map((run) => {
-    if (!fs.existsSync(path.join(run, 'config.json')))
+  const seen = new Map<string, string>();
+  for (const run of runs) {
+    const real = fs.existsSync(run) ? fs.realpathSync(run) : path.resolve(run);
+    if (seen.has(real)) throw new UsageError(`${run} is given twice (as ${seen.get(real)} too): name each run once`);
+    seen.set(real, run);
+  }
+  const summaries = runs.map((run) => {
+    const config = path.join(run, 'config.json');
+    if (!fs.existsSync(config))
       throw new UsageError(`${run} is not a run folder: it holds no config.json (train writes one)`);
+    try {
+      describeRunConfig(JSON.parse(fs.readFileSync(config, 'utf8')));
+    } catch (e) {
+      throw new UsageError(`${config} cannot be read as a model config: ${(e as Error).message}`);
+    }
     const name = path.basename(path.resolve(run));
     const seeded = /^(.+)-seed(\d+)$/.exec(name);
-    try {
-      return summarizeRun(name, run, describeRunConfig, {
-        group: seeded ? seeded[1] : name,
-        seed: seeded ? Number(seeded[2]) : null,
-      });
-    } catch (e) {
-      throw new UsageError(`${run}/config.json cannot be read as a model config: ${(e as Error).message}`);
-    }
+    return summarizeRun(name, run, describeRunConfig, {
+      group: seeded ? seeded[1] : name,
+      seed: seeded ? Number(seeded[2]) : null,
+    });
   });
+  const pairs = new Set<string>();
+  for (const r of summaries) {
+    const key = `${r.group}\u0000${r.seed}`;
+    if (r.seed !== null && pairs.has(key))
+      console.warn(`report: two runs are seed ${r.seed} of ${r.group}; their spread is not a seed spread`);
+    pairs.add(key);
+  }
+  return summaries;
 }
 
 export function registerReport(program: Command): void {
@@ -67,6 +83,6 @@ export async function runReport(runs: string[], o: { out: string; title: string;
     throw new UsageError(`--out ${o.out} is a file; name a folder (report.html and report.md are written into it)`);
   const summaries = summarizeRunFolders(runs);
   const html = await writeReports(path.join(o.out, 'report.md'), o.title, summaries, o.intro);
-  console.log(`wrote ${path.join(o.out, 'report.md')}\nopen in a browser: ${html}`);
+  console.log(`wrote ${path.join(o.out, 'report.md')}\nopen in a browser: ${path.resolve(html)}`);
   return html;
 }

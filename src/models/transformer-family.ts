@@ -90,7 +90,7 @@ export const transformerFamily: ModelFamily<TransformerConfig> = {
   scoreLength: (c) => c.segment,
   primeLength: (c) => c.segment,
   generationGraphs: () => ['segment', 'step', 'roll', 'keys'],
-  // Most-used compression cannot generate at all (the roll graph refuses it).
+  // A block never crosses the memory roll at a segment's end.
   maxBlockSize: (c) => c.segment,
   graphBuilder: transformerGraph,
   hostState: (c, batch) => new TransformerHostState(c, batch),

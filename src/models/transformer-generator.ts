@@ -140,10 +140,10 @@ export class TransformerGenerator implements Generator {
     return feeds;
   }
 
-  /** The position's additive mask over [memory keys; segment slots; itself] and its table offset. */
-  private positionFeeds() {
+  /** Position i's additive mask over [memory keys; segment slots; itself] and its table offset. */
+  private positionFeeds(i: number) {
     const st = this.state;
-    return stepFeeds(this.cfg, this.batch, this.pos, st.memValid, st.cmemValid, (j, mv, cv) =>
+    return stepFeeds(this.cfg, this.batch, i, st.memValid, st.cmemValid, (j, mv, cv) =>
       memoryKeyValid(this.cfg, j, mv, cv),
     );
   }
@@ -152,7 +152,7 @@ export class TransformerGenerator implements Generator {
     const B = this.batch;
     if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
     if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
-    const f = this.positionFeeds();
+    const f = this.positionFeeds(this.pos);
     const K = this.cfg.memory + this.cfg.compressedMemory + this.cfg.segment;
     const out = await this.g.step.run(
       this.cacheFeeds({
@@ -169,26 +169,23 @@ export class TransformerGenerator implements Generator {
     const B = this.batch;
     if (this.memK.length === 0) throw new Error('prime() the generator before stepping it');
     const { segment: n } = this.cfg;
-    const K = this.cfg.memory + this.cfg.compressedMemory + n;
+    const keys = this.cfg.memory + this.cfg.compressedMemory + n;
     // Each position's step feeds, as the per-sample path would build them at pos, pos + 1, ...
     const start = new Float32Array(size);
-    const mask = new Float32Array(size * B * (K + 1));
+    const mask = new Float32Array(size * B * (keys + 1));
     const slot = new Float32Array(size * n);
-    const pos = this.pos;
     for (let j = 0; j < size; j++) {
-      this.pos = pos + j;
-      const f = this.positionFeeds();
+      const f = this.positionFeeds(this.pos + j);
       start[j] = f.start[0];
-      mask.set(f.mask, j * B * (K + 1));
-      slot[j * n + pos + j] = 1;
+      mask.set(f.mask, j * B * (keys + 1));
+      slot[j * n + this.pos + j] = 1;
     }
-    this.pos = pos;
     const out = await block.run(
       this.cacheFeeds({
         prev: { data: prev, shape: [B, NUM_CODES] },
         draws: { data: draws, shape: [size, B, 2] },
         start: { data: start, shape: [size] },
-        mask: { data: mask, shape: [size, B, 1, 1, K + 1] },
+        mask: { data: mask, shape: [size, B, 1, 1, keys + 1] },
         slot: { data: slot, shape: [size, n] },
       }),
     );

@@ -56,14 +56,15 @@ const INK = '#222222';
 const colourOf = (c: string | undefined, k: number) =>
   c && /^#[0-9a-f]{6}$/i.test(c) ? c : PALETTE[k % PALETTE.length];
 
-// Six significant digits are more than a reader needs and keep the embedded JSON small.
+// Six significant digits of a value are more than a reader needs and keep the embedded JSON small
+// (x stays exact: it is a step or a sample count a tooltip should show as counted).
 const round = (v: number) => Number(v.toPrecision(6));
 
 /** Points a chart can draw: finite, and positive on a log axis. */
 function drawable(points: [number, number][], xLog: boolean, yLog: boolean): [number, number][] {
   return points
     .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!xLog || x > 0) && (!yLog || y > 0))
-    .map(([x, y]) => [round(x), round(y)]);
+    .map(([x, y]) => [x, round(y)]);
 }
 
 function axisName(name: string, vertical: boolean) {
@@ -78,11 +79,11 @@ function axisName(name: string, vertical: boolean) {
   };
 }
 
-function noData(width: number, height: number) {
+function noData() {
   return {
     type: 'text',
-    left: width / 2 - 30,
-    top: height / 2,
+    left: 'center',
+    top: 'middle',
     style: { text: 'no data', fill: '#7f7f7f', fontSize: 16, fontFamily: FONT_FAMILY },
   };
 }
@@ -107,8 +108,6 @@ function logAxis(values: number[]) {
 
 /** The ECharts option of a chart: the same object draws the SVG here and the interactive chart in a page. */
 export function chartOption(chart: LineChart): Record<string, unknown> {
-  const width = chart.width ?? DEFAULT_WIDTH,
-    height = chart.height ?? DEFAULT_HEIGHT;
   const base = {
     animation: false,
     backgroundColor: '#ffffff',
@@ -120,7 +119,7 @@ export function chartOption(chart: LineChart): Record<string, unknown> {
     const bars = chart.bars.filter((b) => Number.isFinite(b.value));
     return {
       ...base,
-      ...(bars.length ? {} : { graphic: [noData(width, height)] }),
+      ...(bars.length ? {} : { graphic: [noData()] }),
       tooltip: { trigger: 'item' },
       xAxis: { type: 'category', data: bars.map((b) => b.label), ...axisName(chart.xLabel, false) },
       yAxis: { type: 'value', ...axisName(chart.yLabel, true) },
@@ -144,10 +143,11 @@ export function chartOption(chart: LineChart): Record<string, unknown> {
   const xs = series.flatMap((x) => x.points.map((p) => p[0]));
   return {
     ...base,
-    ...(empty ? { graphic: [noData(width, height)] } : {}),
+    ...(empty ? { graphic: [noData()] } : {}),
     legend: { top: 30, type: 'scroll', textStyle: { color: INK } },
     tooltip: { trigger: 'axis' },
-    dataZoom: [{ type: 'inside' }],
+    // Ctrl + wheel zooms, drag pans; a plain wheel scrolls the page past the chart.
+    dataZoom: [{ type: 'inside', zoomOnMouseWheel: 'ctrl', moveOnMouseWheel: false }],
     xAxis: {
       type: xLog ? 'log' : 'value',
       ...axisName(chart.xLabel, false),

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { writeFileAtomic } from '../util/atomic.js';
-import { chartOption, type LineChart } from './chart.js';
-import { type ReportContent, type Table, UNFINISHED_NOTE } from './report-content.js';
+import { chartOption, DEFAULT_HEIGHT, DEFAULT_WIDTH, type LineChart } from './chart.js';
+import { NOTES, type ReportContent, type Table } from './report-content.js';
 import type { RunMedia } from './report-media.js';
 import { machineDescription } from '../util/machine.js';
 
@@ -42,8 +42,8 @@ class Charts {
     // '<' escaped so no value can close the script element the option sits in.
     const json = JSON.stringify(chartOption(chart)).replace(/</g, '\\u003c');
     this.options.push(`<script type="application/json" id="${id}-option">${json}</script>`);
-    const h = chart.height ?? 420;
-    const w = chart.width ?? 900;
+    const h = chart.height ?? DEFAULT_HEIGHT;
+    const w = chart.width ?? DEFAULT_WIDTH;
     const style = `max-width:${w}px;height:${h}px`;
     return `<div class="chart" id="${id}" style="${style}" aria-label="${esc(chart.title)}"></div>`;
   }
@@ -109,7 +109,7 @@ export function writeHtmlReport(out: string, c: ReportContent, media: RunMedia[]
   if (c.unfinishedRuns.length)
     body.push(
       `<p class="warn"><strong>${c.unfinishedRuns.length} run(s) did not finish training</strong> ` +
-        `(${c.unfinishedRuns.map((n) => `<code>${esc(n)}</code>`).join(', ')}): ${esc(UNFINISHED_NOTE)}</p>`,
+        `(${c.unfinishedRuns.map((n) => `<code>${esc(n)}</code>`).join(', ')}): ${esc(NOTES.unfinished)}</p>`,
     );
   if (c.ranking) body.push(`<p>${withBold(c.ranking)}</p>`);
   if (c.validChart || c.testChart) body.push('<h2 id="nll">NLL</h2>');
@@ -118,36 +118,24 @@ export function writeHtmlReport(out: string, c: ReportContent, media: RunMedia[]
   for (const a of c.attention) {
     body.push(
       `<h2>Attention by memory age: ${esc(a.group)}</h2>`,
-      `<p class="note">Average attention weight per key slot over ${a.counted} (row, segment) pairs with full ` +
-        `memories${a.runs > 1 ? ` in ${a.runs} runs (mean over seeds)` : ''}, ` +
-        'averaged over layers, heads and queries.</p>',
+      `<p class="note">${esc(NOTES.attention(a))}</p>`,
       htmlTable(a.table),
       ...a.charts.map((x) => charts.div(x.chart)),
     );
   }
   if (media.length) {
-    body.push(
-      '<h2 id="audio">Generated continuations</h2>',
-      '<p class="note">Spectrograms: log magnitude, 25 ms Hann windows, 10 ms hop, 0–8 kHz, 80 dB range.</p>',
-    );
+    body.push('<h2 id="audio">Generated continuations</h2>', `<p class="note">${esc(NOTES.spectrogram)}</p>`);
     for (const m of media) {
-      const g = m.run.generation!;
       body.push(
         `<h3>${esc(m.run.name)}</h3>`,
-        `<p class="note">${Math.round(g.samplesPerSecond).toLocaleString('en-US')} samples/s, real-time factor ` +
-          `${g.realTimeFactor.toFixed(1)} (${esc(g.engine)})` +
-          (g.prompt
-            ? `; prompt from <code>${esc(g.prompt)}</code>` +
-              (g.promptStart !== null ? ` starting at ${g.promptStart.toFixed(2)} s` : '')
-            : '') +
-          '</p>',
+        `<p class="note">${esc(NOTES.generation(m.run.generation!))}</p>`,
         '<div class="clips">',
         ...m.clips.map(
           (clip) =>
-            `<figure class="clip" data-kind="${clip.kind}"><figcaption>${esc(clip.caption)}, ` +
-            `${clip.seconds.toFixed(2)} s</figcaption>` +
+            `<figure class="clip" data-kind="${esc(clip.kind)}"><figcaption>${esc(clip.caption)}, ` +
+            `${esc(clip.seconds.toFixed(2))} s</figcaption>` +
             `<audio controls preload="metadata" src="${esc(clip.wav)}"></audio>` +
-            `<img src="${esc(clip.spectrogram)}" alt="spectrogram of the ${clip.kind}"></figure>`,
+            `<img src="${esc(clip.spectrogram)}" alt="spectrogram: ${esc(clip.caption)}"></figure>`,
         ),
         '</div>',
       );

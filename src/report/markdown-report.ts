@@ -2,9 +2,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
-import { chartPng } from './chart.js';
-import { type ReportContent, type Table, UNFINISHED_NOTE } from './report-content.js';
-import { mediaName, type RunMedia } from './report-media.js';
+import { chartPng, type LineChart } from './chart.js';
+import { NOTES, type ReportContent, type Table } from './report-content.js';
+import type { RunMedia } from './report-media.js';
+import type { RunSummary } from './run-summary.js';
 
 function markdownTable(t: Table): string[] {
   const cell = (s: string, k: number) => (t.code.includes(k) ? `\`${s}\`` : s).replace(/\|/g, '\\|');
@@ -16,16 +17,34 @@ function markdownTable(t: Table): string[] {
 }
 
 /**
- * Writes `out` (Markdown) and its PNG charts: valid-nll.png and nll-comparison.png beside it,
- * attention and training curves under media/<run>/. `media` holds the audio already written.
+ * The report's charts as PNGs: valid-nll.png and nll-comparison.png in `dir`, each run's attention
+ * and training curves in `mediaRoot`/<run.media>/ (the folder that becomes `dir`/media). Returns each
+ * chart's link as the Markdown gives it.
  */
-export function writeMarkdownReport(out: string, c: ReportContent, media: RunMedia[]): void {
-  const dir = path.dirname(path.resolve(out));
-  const png = (rel: string, chart: Parameters<typeof chartPng>[0]) => {
-    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    writeFileAtomic(path.join(dir, rel), chartPng(chart));
-    return rel;
+export function writeChartPngs(dir: string, mediaRoot: string, c: ReportContent): Map<LineChart, string> {
+  const links = new Map<LineChart, string>();
+  const write = (file: string, link: string, chart: LineChart) => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeFileAtomic(file, chartPng(chart));
+    links.set(chart, link);
   };
+  if (c.validChart) write(path.join(dir, 'valid-nll.png'), 'valid-nll.png', c.validChart);
+  if (c.testChart) write(path.join(dir, 'nll-comparison.png'), 'nll-comparison.png', c.testChart);
+  const perRun = (run: RunSummary, name: string, chart: LineChart) =>
+    write(path.join(mediaRoot, run.media!, name), `media/${run.media}/${name}`, chart);
+  for (const a of c.attention) for (const { run, chart } of a.charts) perRun(run, 'attention.png', chart);
+  for (const { run, chart } of c.curves) perRun(run, 'curves.png', chart);
+  return links;
+}
+
+/** Writes `out` (Markdown), linking the charts `writeChartPngs` wrote and the audio in `media`. */
+export function writeMarkdownReport(
+  out: string,
+  c: ReportContent,
+  media: RunMedia[],
+  images: Map<LineChart, string>,
+): void {
+  const png = (chart: LineChart) => images.get(chart)!;
   const lines: string[] = [`# ${c.title}`, '', `Generated ${c.created} by ctspeech.`, ''];
   if (c.intro) lines.push(c.intro, '');
   if (c.seedTable) lines.push('## Test NLL over seeds', '', ...markdownTable(c.seedTable), '', '## Every run', '');
@@ -33,7 +52,7 @@ export function writeMarkdownReport(out: string, c: ReportContent, media: RunMed
   if (c.unfinishedRuns.length)
     lines.push(
       `**${c.unfinishedRuns.length} run(s) did not finish training** ` +
-        `(${c.unfinishedRuns.map((n) => `\`${n}\``).join(', ')}): ${UNFINISHED_NOTE}`,
+        `(${c.unfinishedRuns.map((n) => `\`${n}\``).join(', ')}): ${NOTES.unfinished}`,
       '',
     );
   if (c.ranking) lines.push(c.ranking, '');
@@ -41,61 +60,28 @@ export function writeMarkdownReport(out: string, c: ReportContent, media: RunMed
     lines.push(
       '## Validation NLL during training',
       '',
-      `![validation NLL against training samples](${png('valid-nll.png', c.validChart)})`,
+      `![validation NLL against training samples](${png(c.validChart)})`,
       '',
     );
-  if (c.testChart) lines.push(`![test NLL comparison](${png('nll-comparison.png', c.testChart)})`, '');
+  if (c.testChart) lines.push(`![test NLL comparison](${png(c.testChart)})`, '');
   for (const a of c.attention) {
-    const over = a.runs > 1 ? ` in ${a.runs} runs (mean over seeds)` : '';
-    lines.push(
-      `## Attention by memory age: ${a.group}`,
-      '',
-      `Average attention weight per key slot over ${a.counted} (row, segment) pairs with full memories${over}, ` +
-        'averaged over layers, heads and queries.',
-      '',
-      ...markdownTable(a.table),
-      '',
-    );
-    for (const { run, chart } of a.charts)
-      lines.push(
-        `![attention by memory age of ${run.name}](${png(`media/${mediaName(run.name)}/attention.png`, chart)})`,
-        '',
-      );
+    lines.push(`## Attention by memory age: ${a.group}`, '', NOTES.attention(a), '', ...markdownTable(a.table), '');
+    for (const { run, chart } of a.charts) lines.push(`![attention by memory age of ${run.name}](${png(chart)})`, '');
   }
   if (media.length) {
-    lines.push(
-      '## Generated continuations',
-      '',
-      'Each clip with its spectrogram (25 ms Hann windows, 10 ms hop, 0-8 kHz, 80 dB range).',
-      '',
-    );
+    lines.push('## Generated continuations', '', NOTES.spectrogram, '');
     for (const m of media) {
-      const g = m.run.generation!;
-      lines.push(
-        `### ${m.run.name}`,
-        '',
-        `${Math.round(g.samplesPerSecond).toLocaleString('en-US')} samples/s, ` +
-          `real-time factor ${g.realTimeFactor.toFixed(1)} (${g.engine})` +
-          (g.prompt
-            ? `; prompt from ${g.prompt}${g.promptStart !== null ? ` at ${g.promptStart.toFixed(2)} s` : ''}`
-            : ''),
-        '',
-      );
+      lines.push(`### ${m.run.name}`, '', NOTES.generation(m.run.generation!), '');
       for (const clip of m.clips)
         lines.push(
           `- [${clip.kind}.wav](${clip.wav}): ${clip.caption}, ${clip.seconds.toFixed(2)} s`,
           '',
-          `  ![spectrogram of the ${clip.kind}](${clip.spectrogram})`,
+          `  ![spectrogram: ${clip.caption}](${clip.spectrogram})`,
           '',
         );
     }
   }
   for (const { run, chart } of c.curves)
-    lines.push(
-      `## ${run.name}: training curves`,
-      '',
-      `![training curves of ${run.name}](${png(`media/${mediaName(run.name)}/curves.png`, chart)})`,
-      '',
-    );
+    lines.push(`## ${run.name}: training curves`, '', `![training curves of ${run.name}](${png(chart)})`, '');
   writeFileAtomic(out, lines.join('\n'));
 }

@@ -2,17 +2,65 @@
  * What a report says, decided once: the tables, the ranking, the charts and the attention figures.
  * The Markdown and HTML writers only lay it out, so the two formats cannot disagree.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { readMetrics, curvesChart } from '../train/curves.js';
-import { attentionChart, type AttentionProfile } from '../infer/attention.js';
+import { attentionChart } from '../infer/attention.js';
 import type { LineChart } from './chart.js';
-import { LN2, type RunSummary } from './run-summary.js';
+import { type Generation, LN2, type RunSummary } from './run-summary.js';
+import {
+  SPECTROGRAM_MAX_HZ,
+  SPECTROGRAM_RANGE_DB,
+  STFT_HOP_SECONDS,
+  STFT_WINDOW_SECONDS,
+} from '../audio/spectrogram.js';
 import { formatSpread, rankByMean, rankingSentence, type Spread, spread } from './seed-stats.js';
 
 export const UNFINISHED_NOTE =
   'stopped before their planned steps (a time limit, --stop-after or an interruption), so their NLL is ' +
   'not that of the planned experiment. Rerun the pipeline to continue them.';
+
+/** How every spectrogram in a report is drawn, from the constants that draw it. */
+export const SPECTROGRAM_NOTE =
+  `Spectrograms: log magnitude, ${STFT_WINDOW_SECONDS * 1000} ms Hann windows every ${STFT_HOP_SECONDS * 1000} ms, ` +
+  `0–${SPECTROGRAM_MAX_HZ / 1000} kHz, ${SPECTROGRAM_RANGE_DB} dB below the loudest bin.`;
+
+/** The sentence under an attention section's heading. */
+export function attentionNote(a: AttentionSection): string {
+  const over = a.runs > 1 ? ` in ${a.runs} runs (mean over seeds)` : '';
+  return (
+    `Average attention weight per key slot over ${a.counted} (row, segment) pairs with full memories${over}, ` +
+    'averaged over layers, heads and queries.'
+  );
+}
+
+/** How a run's audio was generated: speed, engine, sampling and where the prompt came from. */
+export function generationNote(g: Generation): string {
+  const s = g.sampling;
+  const drawn = [
+    s.temperature !== undefined ? `temperature ${s.temperature}` : null,
+    s.topK !== undefined ? `top-k ${s.topK}` : null,
+    s.topP !== undefined ? `top-p ${s.topP}` : null,
+    s.seed !== undefined ? `seed ${s.seed}` : null,
+  ].filter((x) => x !== null);
+  // An absolute path says where a file sat on someone's machine; its name is what a reader needs.
+  const prompt = g.prompt && path.isAbsolute(g.prompt) ? path.basename(g.prompt) : g.prompt;
+  return (
+    `${Math.round(g.samplesPerSecond).toLocaleString('en-US')} samples/s, ` +
+    `real-time factor ${g.realTimeFactor.toFixed(1)} (${g.engine})` +
+    (drawn.length ? `; ${drawn.join(', ')}` : '') +
+    (prompt
+      ? `; prompt from ${prompt}${g.promptStart !== null ? ` starting at ${g.promptStart.toFixed(2)} s` : ''}`
+      : '')
+  );
+}
+
+/** The sentences both report formats print, in one place. */
+export const NOTES = {
+  attention: attentionNote,
+  generation: generationNote,
+  spectrogram: SPECTROGRAM_NOTE,
+  unfinished: UNFINISHED_NOTE,
+};
 
 export interface Table {
   head: string[];
@@ -208,15 +256,6 @@ function validChart(groups: Group[], runs: RunSummary[], seeded: boolean): LineC
   return chart;
 }
 
-function readProfile(run: string): AttentionProfile | null {
-  try {
-    const p = JSON.parse(fs.readFileSync(path.join(run, 'attention.json'), 'utf8')) as AttentionProfile;
-    return Array.isArray(p.mean) && Array.isArray(p.perLayer) && p.slots ? p : null;
-  } catch {
-    return null;
-  }
-}
-
 function attentionSections(groups: Group[]): AttentionSection[] {
   return groups.flatMap((g) => {
     const withAttention = g.runs.filter((r) => r.attention);
@@ -241,10 +280,10 @@ function attentionSections(groups: Group[]): AttentionSection[] {
         memory && memory.perSlot > 0 ? (x.perSlot / memory.perSlot).toFixed(2) : '–',
       ]),
     };
-    const charts = withAttention.flatMap((run) => {
-      const p = readProfile(run.run);
-      return p ? [{ run, chart: attentionChart(p, `attention by memory age: ${run.name}`) }] : [];
-    });
+    const charts = withAttention.map((run) => ({
+      run,
+      chart: attentionChart(run.attention!.profile, `attention by memory age: ${run.name}`),
+    }));
     return [
       {
         group: g.name,

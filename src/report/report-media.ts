@@ -1,11 +1,12 @@
 /**
  * The audio a report plays, copied under the report's own folder (media/<run>/) with a spectrogram
- * of each clip: the folder then opens anywhere, and the page never reaches outside it.
+ * of each clip: the folder then opens anywhere, and the page never reaches outside it. Clips are
+ * copied sample for sample (a 16-bit file is sliced, not decoded and re-encoded).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { readForSpectrogram, spectrogramPng } from '../audio/spectrogram.js';
-import { writeWav } from '../audio/wav.js';
+import { copyPcm16Frames, writeWav } from '../audio/wav.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { RunSummary } from './run-summary.js';
 
@@ -32,71 +33,94 @@ const CAPTIONS: Record<ClipKind, string> = {
   real: 'the real audio that followed the prompt',
 };
 
-/** A folder name from a run name: letters, digits, dot, dash and underscore. */
+/** A folder name from a run name: letters, digits, dot, dash and underscore, never only dots. */
 export function mediaName(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]+/g, '_') || 'run';
+  const s = name.replace(/[^A-Za-z0-9._-]+/g, '_');
+  return /^\.*$/.test(s) ? 'run' : s;
 }
 
-async function clipsOf(r: RunSummary): Promise<{ kind: ClipKind; samples: Float32Array; rate: number }[]> {
+/** Where a clip comes from: a whole file, or frames [from, to) of one. */
+interface Source {
+  kind: ClipKind;
+  file: string;
+  from?: number;
+  to?: number;
+}
+
+async function sourcesOf(r: RunSummary): Promise<Source[]> {
   const g = r.generation!;
-  const out: { kind: ClipKind; samples: Float32Array; rate: number }[] = [];
-  const main = await readForSpectrogram(g.file);
-  // The generated file holds the prompt first unless it was written continuation-only.
-  const withPrompt = g.promptLength > 0 && main.samples.length >= g.promptLength + g.continuationSamples;
-  if (g.promptFile) {
-    const p = await readForSpectrogram(g.promptFile);
-    out.push({ kind: 'prompt', samples: p.samples, rate: p.sampleRate });
-  } else if (withPrompt) {
-    out.push({ kind: 'prompt', samples: main.samples.subarray(0, g.promptLength), rate: main.sampleRate });
-  }
-  out.push({
-    kind: 'continuation',
-    samples: withPrompt ? main.samples.subarray(g.promptLength) : main.samples,
-    rate: main.sampleRate,
-  });
-  if (g.realFile) {
-    const real = await readForSpectrogram(g.realFile);
-    out.push({ kind: 'real', samples: real.samples, rate: real.sampleRate });
-  }
+  const main = g.file;
+  const length = (await readForSpectrogram(main)).samples.length;
+  // The generated file holds the prompt first unless it was written continuation-only (older
+  // generate.json files do not say: then the length tells).
+  const withPrompt =
+    g.promptLength > 0 &&
+    (g.continuationOnly === null ? length >= g.promptLength + g.continuationSamples : !g.continuationOnly);
+  const out: Source[] = [];
+  if (g.promptFile) out.push({ kind: 'prompt', file: g.promptFile });
+  else if (withPrompt) out.push({ kind: 'prompt', file: main, from: 0, to: g.promptLength });
+  out.push(
+    withPrompt ? { kind: 'continuation', file: main, from: g.promptLength } : { kind: 'continuation', file: main },
+  );
+  if (g.realFile) out.push({ kind: 'real', file: g.realFile });
   return out;
 }
 
+/** Copies one clip to `wav` and draws its spectrogram to `png`; returns its duration. */
+async function writeClip(s: Source, wav: string, png: string, title: string): Promise<number> {
+  const audio = await readForSpectrogram(s.file);
+  const samples = audio.samples.subarray(s.from ?? 0, s.to ?? audio.samples.length);
+  if (samples.length === 0) throw new Error(`${s.file} holds no samples for the ${s.kind}`);
+  const whole = s.from === undefined && s.to === undefined;
+  if (whole && path.extname(s.file).toLowerCase() === '.wav') fs.copyFileSync(s.file, wav);
+  else if (!copyPcm16Frames(s.file, wav, s.from ?? 0, s.to ?? Infinity)) writeWav(wav, samples, audio.sampleRate);
+  writeFileAtomic(png, spectrogramPng(samples, audio.sampleRate, { title }));
+  return samples.length / audio.sampleRate;
+}
+
 /**
- * Writes media/<run>/{prompt,continuation,real}.wav and .png under `dir` for every run that
- * generated audio. A run whose audio cannot be read is reported through `warn` and left out.
+ * Writes {prompt,continuation,real}.wav and .png into `root`/<run.media>/ for every run that
+ * generated audio (links in the pages read media/<run.media>/...). A clip that cannot be read, or
+ * is empty, is reported through `warn` and left out; the run's other clips stay.
  */
 export async function writeReportMedia(
-  dir: string,
+  root: string,
   runs: RunSummary[],
   warn: (s: string) => void = console.warn,
 ): Promise<RunMedia[]> {
   const out: RunMedia[] = [];
   for (const r of runs.filter((x) => x.generation)) {
-    let clips: Awaited<ReturnType<typeof clipsOf>>;
+    const slug = r.media ?? mediaName(r.name);
+    let sources: Source[];
     try {
-      clips = await clipsOf(r);
+      sources = await sourcesOf(r);
     } catch (e) {
       warn(`report: the generated audio of ${r.name} cannot be read (${(e as Error).message}); left out`);
       continue;
     }
-    const folder = path.join(dir, 'media', mediaName(r.name));
+    const folder = path.join(root, slug);
     fs.mkdirSync(folder, { recursive: true });
-    const rel = (f: string) => path.relative(dir, f).split(path.sep).join('/');
-    const written: Clip[] = [];
-    for (const c of clips) {
-      const wav = path.join(folder, `${c.kind}.wav`);
-      const png = path.join(folder, `${c.kind}.png`);
-      writeWav(wav, c.samples, c.rate);
-      writeFileAtomic(png, spectrogramPng(c.samples, c.rate, { title: `${r.name}: ${c.kind}` }));
-      written.push({
-        kind: c.kind,
-        caption: CAPTIONS[c.kind],
-        wav: rel(wav),
-        spectrogram: rel(png),
-        seconds: c.samples.length / c.rate,
-      });
+    const clips: Clip[] = [];
+    for (const s of sources) {
+      try {
+        const seconds = await writeClip(
+          s,
+          path.join(folder, `${s.kind}.wav`),
+          path.join(folder, `${s.kind}.png`),
+          `${r.name}: ${s.kind}`,
+        );
+        clips.push({
+          kind: s.kind,
+          caption: CAPTIONS[s.kind],
+          wav: `media/${slug}/${s.kind}.wav`,
+          spectrogram: `media/${slug}/${s.kind}.png`,
+          seconds,
+        });
+      } catch (e) {
+        warn(`report: the ${s.kind} of ${r.name} is left out: ${(e as Error).message}`);
+      }
     }
-    out.push({ run: r, clips: written });
+    if (clips.length) out.push({ run: r, clips });
   }
   return out;
 }

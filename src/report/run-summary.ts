@@ -1,6 +1,9 @@
 /** What a run folder says about itself, read once for every report format. */
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
+import type { AttentionProfile } from '../infer/attention.js';
+import { readMetrics } from '../train/curves.js';
 
 export interface EvalFigures {
   nats: number;
@@ -41,8 +44,11 @@ export interface RunSummary {
   attention: {
     regions: { name: string; slots: number; mass: number; perSlot: number }[];
     counted: number;
-    plot: string | null;
+    /** attention.json: weight per key slot, per layer and mean */
+    profile: AttentionProfile;
   } | null;
+  /** the run's folder under the report's media/ (unique in one report; set by writeReports) */
+  media?: string;
 }
 
 export interface Generation {
@@ -54,32 +60,80 @@ export interface Generation {
   /** prompt samples at the start of `file` (0 without a prompt, or for continuation-only files) */
   promptLength: number;
   continuationSamples: number;
+  /** whether `file` was written without its prompt (null: generate.json predates the field) */
+  continuationOnly: boolean | null;
   /** what the prompt was taken from, and from which second */
   prompt: string | null;
   promptStart: number | null;
   /** the prompt alone, and the real audio that followed it in its source, when generation wrote them */
   promptFile: string | null;
   realFile: string | null;
+  /** how the codes were drawn, when generate.json records it */
+  sampling: { temperature?: number; topK?: number; topP?: number; seed?: number };
 }
 
 export const LN2 = Math.log(2);
 
-function readJson<T>(file: string): T | null {
+const num = z.number().refine(Number.isFinite, 'a finite number');
+const count = z.number().int().nonnegative();
+const EvalJson = z.object({ nats: num, bits: num, totalSamples: count, unigramBits: num, samplesPerSecond: num });
+const GenerateJson = z.object({
+  realTimeFactor: num,
+  samplesPerSecond: num,
+  files: z.array(z.string()).min(1),
+  engine: z.string(),
+  promptLength: count.optional(),
+  continuationSamples: count.optional(),
+  continuationOnly: z.boolean().optional(),
+  prompt: z.string().nullable().optional(),
+  promptStart: num.nullable().optional(),
+  promptFile: z.string().nullable().optional(),
+  realFile: z.string().nullable().optional(),
+  temperature: num.optional(),
+  topK: count.optional(),
+  topP: num.optional(),
+  seed: z.number().int().optional(),
+});
+const Region = z.object({
+  name: z.enum(['compressed memory', 'memory', 'segment']),
+  slots: count,
+  mass: num,
+  perSlot: num,
+});
+const AttentionJson = z.object({
+  layers: count,
+  slots: z.object({ compressed: count, memory: count, segment: count }),
+  counted: count,
+  perLayer: z.array(z.array(num)),
+  mean: z.array(num),
+  regions: z.array(Region),
+  regionsPerLayer: z.array(z.array(Region)),
+});
+const TrainJson = z.record(z.string(), z.unknown());
+
+/**
+ * A run's JSON file checked against what the report reads from it; a file that is absent is null,
+ * one that is unreadable or malformed is reported through `warn` and also null (the report shows
+ * what else the run has rather than failing, and never prints an unchecked value).
+ */
+function readChecked<T>(file: string, schema: z.ZodType<T>, warn: (s: string) => void): T | null {
+  if (!fs.existsSync(file)) return null;
+  let json: unknown;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    warn(`report: ${file} is not JSON (${(e as Error).message}); left out`);
     return null;
   }
+  const r = schema.safeParse(json);
+  if (r.success) return r.data;
+  const first = r.error.issues[0];
+  warn(`report: ${file} is malformed (${first.path.join('.') || 'top level'}: ${first.message}); left out`);
+  return null;
 }
 
-function evalFigures(file: string): EvalFigures | null {
-  const e = readJson<{
-    nats: number;
-    bits: number;
-    totalSamples: number;
-    unigramBits: number;
-    samplesPerSecond: number;
-  }>(file);
+function evalFigures(file: string, warn: (s: string) => void): EvalFigures | null {
+  const e = readChecked(file, EvalJson, warn);
   return e
     ? {
         nats: e.nats,
@@ -92,10 +146,12 @@ function evalFigures(file: string): EvalFigures | null {
 }
 
 // train.json's `backend` is tfjs's backend, loaded in every process; it trained only when the engine was tfjs.
-function trainedOn(train: { backend?: unknown; engine?: unknown } | null): string | null {
+function trainedOn(train: Record<string, unknown> | null): string | null {
   if (train?.engine === 'onnxruntime') return 'onnxruntime';
   return typeof train?.backend === 'string' ? `tfjs-${train.backend}` : null;
 }
+
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** What a run directory says about itself: config, metrics, saved evaluations, generation and attention analysis. */
 export function summarizeRun(
@@ -103,32 +159,19 @@ export function summarizeRun(
   run: string,
   describe: (cfg: unknown) => { model: string; params: string },
   of: { group: string; seed: number | null } = { group: name, seed: null },
+  warn: (s: string) => void = console.warn,
 ): RunSummary {
   const cfg = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
-  const metrics = fs.existsSync(path.join(run, 'metrics.jsonl'))
-    ? fs
-        .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
-        .split('\n')
-        .filter((l) => l.trim())
-        .flatMap((l) => {
-          try {
-            return [JSON.parse(l)];
-          } catch {
-            return [];
-          }
-        })
-    : [];
-  const steps = metrics.filter((m) => m.nll !== undefined);
-  const valid = metrics.filter((m) => m.valid_nll !== undefined);
-  // Older runs' validation lines carry no sample count: take it from the step line of the same step.
-  const samplesAt = new Map<number, number>(steps.map((m) => [m.step, m.samples]));
-  const last = steps.length ? steps[steps.length - 1] : null;
-  const gen = readJson<GenerateJson>(path.join(run, 'generate.json'));
-  const att = readJson<{ regions: { name: string; slots: number; mass: number; perSlot: number }[]; counted: number }>(
-    path.join(run, 'attention.json'),
-  );
   const d = describe(cfg);
-  const train = readJson<{ backend?: unknown; engine?: unknown; steps?: unknown }>(path.join(run, 'train.json'));
+  const metrics = readMetrics(path.join(run, 'metrics.jsonl'));
+  const steps = metrics.filter((m) => finite(m.nll) && finite(m.samples));
+  const valid = metrics.filter((m) => finite(m.valid_nll));
+  // Older runs' validation lines carry no sample count: take it from the step line of the same step.
+  const samplesAt = new Map<number, number>(steps.map((m) => [m.step, m.samples!]));
+  const last = steps.length ? steps[steps.length - 1] : null;
+  const gen = readChecked(path.join(run, 'generate.json'), GenerateJson, warn);
+  const att = readChecked(path.join(run, 'attention.json'), AttentionJson, warn);
+  const train = readChecked(path.join(run, 'train.json'), TrainJson, warn);
   return {
     name,
     group: of.group,
@@ -137,45 +180,26 @@ export function summarizeRun(
     model: d.model,
     params: d.params,
     steps: last ? last.step : 0,
-    plannedSteps: typeof train?.steps === 'number' && Number.isFinite(train.steps) ? train.steps : null,
-    samplesTrained: last ? last.samples : 0,
-    wallSeconds: last?.elapsed_s ?? null,
+    plannedSteps: finite(train?.steps) ? train.steps : null,
+    samplesTrained: last ? last.samples! : 0,
+    wallSeconds: finite(last?.elapsed_s) ? last.elapsed_s : null,
     trainedOn: trainedOn(train),
-    trainSamplesPerSecond: last ? (last.samples_per_s ?? null) : null,
-    validNats: valid.length ? valid[valid.length - 1].valid_nll : null,
+    trainSamplesPerSecond: finite(last?.samples_per_s) ? last.samples_per_s : null,
+    validNats: valid.length ? valid[valid.length - 1].valid_nll! : null,
     validCurve: valid.flatMap((m) => {
       const s = m.samples ?? samplesAt.get(m.step);
-      return s === undefined ? [] : [[s, m.valid_nll / LN2] as [number, number]];
+      return finite(s) ? [[s, m.valid_nll! / LN2] as [number, number]] : [];
     }),
-    test: evalFigures(path.join(run, 'eval-test.json')),
-    valid: evalFigures(path.join(run, 'eval-valid.json')),
-    generation: gen && gen.files?.length ? generation(run, gen) : null,
+    test: evalFigures(path.join(run, 'eval-test.json'), warn),
+    valid: evalFigures(path.join(run, 'eval-valid.json'), warn),
+    generation: gen ? generation(run, gen) : null,
     config: cfg,
-    settings: train as Record<string, unknown> | null,
-    attention: att
-      ? {
-          regions: att.regions,
-          counted: att.counted,
-          plot: fs.existsSync(path.join(run, 'attention.png')) ? path.join(run, 'attention.png') : null,
-        }
-      : null,
+    settings: train,
+    attention: att ? { regions: att.regions, counted: att.counted, profile: att } : null,
   };
 }
 
-interface GenerateJson {
-  realTimeFactor: number;
-  samplesPerSecond: number;
-  files: string[];
-  engine: string;
-  promptLength?: number;
-  continuationSamples?: number;
-  prompt?: string | null;
-  promptStart?: number | null;
-  promptFile?: string | null;
-  realFile?: string | null;
-}
-
-function generation(run: string, gen: GenerateJson): Generation {
+function generation(run: string, gen: z.infer<typeof GenerateJson>): Generation {
   const file = generatedFile(run, gen.files[0]);
   const optional = (f: string | null | undefined) => {
     const p = f ? generatedFile(run, f) : null;
@@ -188,10 +212,12 @@ function generation(run: string, gen: GenerateJson): Generation {
     engine: gen.engine,
     promptLength: gen.promptLength ?? 0,
     continuationSamples: gen.continuationSamples ?? 0,
+    continuationOnly: gen.continuationOnly ?? null,
     prompt: gen.prompt ?? null,
     promptStart: gen.promptStart ?? null,
     promptFile: optional(gen.promptFile),
     realFile: optional(gen.realFile),
+    sampling: { temperature: gen.temperature, topK: gen.topK, topP: gen.topP, seed: gen.seed },
   };
 }
 

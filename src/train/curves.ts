@@ -3,10 +3,14 @@ import path from 'node:path';
 import { chartPng, chartSvg, type LineChart } from '../report/chart.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
-interface MetricLine {
+export interface MetricLine {
   step: number;
   nll?: number;
   valid_nll?: number;
+  /** training samples seen by this step */
+  samples?: number;
+  elapsed_s?: number;
+  samples_per_s?: number;
 }
 
 /** Read metrics.jsonl, skipping a torn last line (a kill mid-append must not break the plot). */

@@ -4,6 +4,7 @@
  * log metrics, validate, checkpoint. `train()` (trainer.ts) drives it.
  */
 import { machineDescription } from '../util/machine.js';
+import { posixRelative } from '../util/paths.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -164,7 +165,7 @@ export class TrainingRun {
     // mean a lost checkpoint (refused), never a run killed before its first save.
     if (!this.prior) await this.checkpoint({ weights: false });
     // Relative to the run folder, so a run folder moved or committed with its corpus beside it still finds it.
-    const corpusFromRun = path.relative(path.resolve(this.o.run), path.resolve(this.corpus)).split(path.sep).join('/');
+    const corpusFromRun = posixRelative(this.o.run, this.corpus);
     const engine = resolveEngine(this.o);
     const record = {
       ...trainOptionsOf(this.o),

@@ -4,7 +4,6 @@ declare module 'opentype.js' {
     unitsPerEm: number;
     charToGlyph(c: string): { advanceWidth?: number };
   }
-  function parse(buffer: ArrayBuffer): Font;
-  const opentype: { parse: typeof parse };
+  const opentype: { parse(buffer: ArrayBuffer): Font };
   export default opentype;
 }
