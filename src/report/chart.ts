@@ -88,6 +88,25 @@ function noData() {
   };
 }
 
+/** Tick text of a log axis: 1e-7 for powers of ten beyond a thousand either way, else the decimal. */
+export function pow10Label(v: number): string {
+  const k = Math.round(Math.log10(v));
+  return Math.abs(k) > 3 ? `1e${k}` : String(v);
+}
+
+/**
+ * Options are JSON, which carries no functions: an axis asks for `pow10Label` by name, and this
+ * puts the function in before ECharts sees the option. The page runs this same function (its
+ * source is embedded), so a label reads the same in the PNG and in the browser.
+ */
+export function reviveFormatters(option: Record<string, unknown>): Record<string, unknown> {
+  for (const key of ['xAxis', 'yAxis']) {
+    const label = (option[key] as { axisLabel?: { formatter?: unknown } } | undefined)?.axisLabel;
+    if (label?.formatter === 'pow10Label') label.formatter = pow10Label;
+  }
+  return option;
+}
+
 /**
  * Powers of ten covering positive values, with the axis range pinned to them: ECharts' own log
  * ticks print float noise such as 0.00009999999999999999 for 1e-4.
@@ -101,7 +120,7 @@ function logAxis(values: number[]) {
   return {
     min: ticks[0],
     max: ticks[ticks.length - 1],
-    axisLabel: { color: INK, fontSize: 12, customValues: ticks },
+    axisLabel: { color: INK, fontSize: 12, customValues: ticks, formatter: 'pow10Label' },
     axisTick: { customValues: ticks },
   };
 }
@@ -189,7 +208,7 @@ export function chartSvg(chart: LineChart): string {
     height: chart.height ?? DEFAULT_HEIGHT,
   });
   try {
-    c.setOption(chartOption(chart));
+    c.setOption(reviveFormatters(chartOption(chart)));
     return c.renderToSVGString();
   } finally {
     c.dispose();

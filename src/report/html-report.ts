@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { writeFileAtomic } from '../util/atomic.js';
-import { chartOption, DEFAULT_HEIGHT, DEFAULT_WIDTH, type LineChart } from './chart.js';
+import { chartOption, DEFAULT_HEIGHT, DEFAULT_WIDTH, type LineChart, pow10Label, reviveFormatters } from './chart.js';
 import { NOTES, type ReportContent, type Table } from './report-content.js';
 import type { RunMedia } from './report-media.js';
 import { machineDescription } from '../util/machine.js';
@@ -50,9 +50,11 @@ class Charts {
 }
 
 const PAGE_SCRIPT = `
+${pow10Label.toString()}
+${reviveFormatters.toString()}
 for (const el of document.querySelectorAll('.chart')) {
   try {
-    const option = JSON.parse(document.getElementById(el.id + '-option').textContent);
+    const option = reviveFormatters(JSON.parse(document.getElementById(el.id + '-option').textContent));
     const chart = echarts.init(el, null, { renderer: 'svg' });
     chart.setOption(option);
     addEventListener('resize', () => chart.resize());
