@@ -52,11 +52,12 @@ test(
 
 test(
   'the browser check fails a broken page: a missing clip, a chart that cannot draw, a request outside, ' +
-    'one clip in two players, a dialog',
+    'one clip in two players, a dialog, a missing spectrogram',
   { skip },
   async (t) => {
     const { dir, html } = await report(t);
     fs.rmSync(path.join(dir, 'media', 'ct-seed0', 'real.wav'));
+    fs.rmSync(path.join(dir, 'media', 'wavenet-seed0', 'real.png'));
     const page = fs
       .readFileSync(html, 'utf8')
       .replace(
@@ -73,6 +74,7 @@ test(
     assert.ok(has(/^request outside the page's folder: https:\/\/example\.invalid/), r.problems.join('\n'));
     assert.ok(has(/^audio media\/wavenet-seed0\/continuation\.wav is played by two players/), r.problems.join('\n'));
     assert.ok(has(/^the page opened a dialog \(alert: x\)/), r.problems.join('\n'));
+    assert.ok(has(/^image media\/wavenet-seed0\/real\.png did not decode/), r.problems.join('\n'));
     assert.ok(!has(/chart-0/), 'the other charts still draw');
   },
 );
