@@ -3,7 +3,7 @@
  * The Markdown and HTML writers only lay it out, so the two formats cannot disagree.
  */
 import path from 'node:path';
-import { readMetrics, curvesChart } from '../train/curves.js';
+import { curvesChart } from '../train/curves.js';
 import { attentionChart } from '../infer/attention.js';
 import type { LineChart } from './chart.js';
 import { type Generation, LN2, type RunSummary } from './run-summary.js';
@@ -340,10 +340,9 @@ export function reportContent(
     attention: attentionSections(groups),
     runs,
     curves: runs.flatMap((r) => {
-      const metrics = readMetrics(path.join(r.run, 'metrics.jsonl'));
-      if (!metrics.length) return [];
+      if (!r.metrics.length) return [];
       const unigramBits = r.test?.unigramBits ?? r.valid?.unigramBits;
-      return [{ run: r, chart: curvesChart(metrics, unigramBits === undefined ? null : unigramBits * LN2, r.name) }];
+      return [{ run: r, chart: curvesChart(r.metrics, unigramBits === undefined ? null : unigramBits * LN2, r.name) }];
     }),
   };
 }

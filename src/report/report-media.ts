@@ -47,10 +47,12 @@ interface Source {
   to?: number;
 }
 
-async function sourcesOf(r: RunSummary): Promise<Source[]> {
+type Audio = Awaited<ReturnType<typeof readForSpectrogram>>;
+
+async function sourcesOf(r: RunSummary, read: (file: string) => Promise<Audio>): Promise<Source[]> {
   const g = r.generation!;
   const main = g.file;
-  const length = (await readForSpectrogram(main)).samples.length;
+  const length = (await read(main)).samples.length;
   // The generated file holds the prompt first unless it was written continuation-only (older
   // generate.json files do not say: then the length tells).
   const withPrompt =
@@ -67,8 +69,7 @@ async function sourcesOf(r: RunSummary): Promise<Source[]> {
 }
 
 /** Copies one clip to `wav` and draws its spectrogram to `png`; returns its duration. */
-async function writeClip(s: Source, wav: string, png: string, title: string): Promise<number> {
-  const audio = await readForSpectrogram(s.file);
+async function writeClip(s: Source, audio: Audio, wav: string, png: string, title: string): Promise<number> {
   const samples = audio.samples.subarray(s.from ?? 0, s.to ?? audio.samples.length);
   if (samples.length === 0) throw new Error(`${s.file} holds no samples for the ${s.kind}`);
   const whole = s.from === undefined && s.to === undefined;
@@ -91,9 +92,15 @@ export async function writeReportMedia(
   const out: RunMedia[] = [];
   for (const r of runs.filter((x) => x.generation)) {
     const slug = r.media ?? mediaName(r.name);
+    // The generated file gives the length test, the prompt and the continuation: decode it once.
+    const decoded = new Map<string, Promise<Audio>>();
+    const read = (file: string) => {
+      if (!decoded.has(file)) decoded.set(file, readForSpectrogram(file));
+      return decoded.get(file)!;
+    };
     let sources: Source[];
     try {
-      sources = await sourcesOf(r);
+      sources = await sourcesOf(r, read);
     } catch (e) {
       warn(`report: the generated audio of ${r.name} cannot be read (${(e as Error).message}); left out`);
       continue;
@@ -105,6 +112,7 @@ export async function writeReportMedia(
       try {
         const seconds = await writeClip(
           s,
+          await read(s.file),
           path.join(folder, `${s.kind}.wav`),
           path.join(folder, `${s.kind}.png`),
           `${r.name}: ${s.kind}`,

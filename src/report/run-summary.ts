@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { AttentionProfile } from '../infer/attention.js';
-import { readMetrics } from '../train/curves.js';
+import { type MetricLine, readMetrics } from '../train/curves.js';
 
 export interface EvalFigures {
   nats: number;
@@ -34,6 +34,8 @@ export interface RunSummary {
   validNats: number | null;
   /** validation NLL (bits) against training samples: the Figure 4 analogue */
   validCurve: [number, number][];
+  /** metrics.jsonl, read once for the figures above and the training-curves chart */
+  metrics: MetricLine[];
   test: EvalFigures | null;
   valid: EvalFigures | null;
   generation: Generation | null;
@@ -190,6 +192,7 @@ export function summarizeRun(
       const s = m.samples ?? samplesAt.get(m.step);
       return finite(s) ? [[s, m.valid_nll! / LN2] as [number, number]] : [];
     }),
+    metrics,
     test: evalFigures(path.join(run, 'eval-test.json'), warn),
     valid: evalFigures(path.join(run, 'eval-valid.json'), warn),
     generation: gen ? generation(run, gen) : null,

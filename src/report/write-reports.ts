@@ -7,6 +7,7 @@ import { reportContent } from './report-content.js';
 import { mediaName, writeReportMedia } from './report-media.js';
 import type { RunSummary } from './run-summary.js';
 import { posixRelative } from '../util/paths.js';
+import { processAlive } from '../util/processes.js';
 
 /** Each run's folder under media/: its name made safe, then -2, -3 ... until unused (case aside). */
 function withMediaFolders(runs: RunSummary[]): RunSummary[] {
@@ -20,20 +21,11 @@ function withMediaFolders(runs: RunSummary[]): RunSummary[] {
   });
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 /** Staging folders a killed report left behind (media.tmp-<pid>, media.old-<pid>). */
 function sweepStaging(dir: string): void {
   for (const f of fs.readdirSync(dir)) {
     const m = /^media\.(tmp|old)-(\d+)$/.exec(f);
-    if (m && !alive(Number(m[2]))) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+    if (m && !processAlive(Number(m[2]))) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
   }
 }
 

@@ -15,11 +15,11 @@ const FONT_DIR = path.join(path.dirname(require.resolve('dejavu-fonts-ttf/packag
 export const FONT_FAMILY = 'DejaVu Sans';
 export const FONT_FILES = ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf'].map((f) => path.join(FONT_DIR, f));
 
-/** Rasterise an SVG document at its own size (or `width` px wide, height in proportion). */
-export function svgToPng(svg: string, width?: number): Uint8Array {
+/** Rasterise an SVG document at its own size. */
+export function svgToPng(svg: string): Uint8Array {
   const r = new Resvg(svg, {
     font: { fontFiles: FONT_FILES, loadSystemFonts: false, defaultFontFamily: FONT_FAMILY },
-    fitTo: width ? { mode: 'width', value: width } : { mode: 'original' },
+    fitTo: { mode: 'original' },
     background: 'white',
   });
   return new Uint8Array(r.render().asPng());
