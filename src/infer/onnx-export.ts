@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import type { GraphSpec } from '../models/family.js';
 
 /** Bumped whenever the graphs' contract (names, shapes, semantics) changes: older exports are rebuilt. */
-export const EXPORT_VERSION = 4;
+export const EXPORT_VERSION = 5;
 export const ONNX_DIR = 'onnx';
 const INDEX = 'export.json';
 

@@ -84,8 +84,13 @@ export class WavenetGenerator implements Generator {
     const B = this.batch;
     const R = this.cfg.residualChannels;
     if (codes.length !== B) throw new RangeError(`step takes ${B} codes, got ${codes.length}`);
-    const feeds: Feeds = { tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] } };
-    this.q.rings.forEach((_, i) => (feeds[`past.${i}`] = { data: pastOf(this.q, i, R).slice(), shape: [B, R] }));
+    const L = this.q.rings.length;
+    const past = new Float32Array(L * B * R);
+    this.q.rings.forEach((_, i) => past.set(pastOf(this.q, i, R), i * B * R));
+    const feeds: Feeds = {
+      tokens: { data: oneHot(codes, NUM_CODES), shape: [B, NUM_CODES] },
+      past: { data: past, shape: [L * B, R] },
+    };
     const out = await this.g.step.run(feeds);
     pushQueues(this.q, out.x, R);
     return out.logprobs;
