@@ -62,8 +62,9 @@ export function generationSizeProblem(rows: number, promptLength: number, contin
  * Samples per block-graph call unless asked: one at --count > 1, where the step is compute-bound and
  * blocks gain nothing (wavenet-cpu at 8 streams: 2,043 vs 1,984 per stream). At --count 1 the best K,
  * measured on 2 cores, falls with the step's size, since an unrolled graph of K steps runs slower per
- * step once it is large: wavenet-cpu (1.2M weights) 3,005 samples/s at K 1, 3,409 at 16, 2,613 at
- * 32; wavenet-rt (0.09M) 9,745 / 15,010 / 16,669. A transformer's block is slower than its steps
+ * step once it is large: wavenet-cpu (1.2M weights) 3,373-4,437 samples/s at K 1, 4,427-5,156 at 16
+ * (before its step had fewer kernels: 3,005 / 3,409, and 2,613 at 32); wavenet-rt (0.09M)
+ * 14,393-14,741 at K 1, 17,352-21,755 at 32. A transformer's block is slower than its steps
  * (ct-cpu 2,491-2,559 samples/s at K 1, 2,270 at 4, 1,981 at 8, 1,808 at 16): writing each
  * position into the segment caches inside the graph costs more than the host's round trip saves.
  */

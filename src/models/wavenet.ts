@@ -21,31 +21,42 @@ export function wavenetStateTensors<T extends Tensor>(s: WavenetState<T>): T[] {
   return [...s.history];
 }
 
-/**
- * One layer's gated unit tanh(W_f x + b_f) ⊙ σ(W_g x + b_g) on x = (x[t-d]; x[t]): the two taps as one
- * matmul over the concatenated inputs, filter and gate as separate matmuls. That is three kernels
- * fewer per layer than two taps added and then sliced in halves, and onnxruntime fuses each matmul
- * with its activation: at batch 1 a generation step is bound by its kernel count (docs/onnx.md).
- */
+/** One layer's gated unit on aligned inputs: tanh(W_f * x) ⊙ σ(W_g * x) with x = (x[t-d], x[t]). */
 function gated<T extends Tensor>(ops: Ops<T>, layer: (s: string) => T, past: T, cur: T, D: number): T {
+  const z = ops.add(ops.add(linear(ops, past, layer('conv.w0')), linear(ops, cur, layer('conv.w1'))), layer('conv.b'));
+  const lead = z.shape.slice(0, -1);
+  const begin = lead.map(() => 0);
+  const filt = ops.slice(z, [...begin, 0], [...lead, D]);
+  const gate = ops.slice(z, [...begin, D], [...lead, D]);
+  return ops.mul(ops.tanh(filt), ops.sigmoid(gate));
+}
+
+/**
+ * The same unit for one position [B, R], in fewer kernels: a one-sample step is bound by its count
+ * of onnxruntime kernels, not by arithmetic (docs/models.md). The two taps are one matmul over the
+ * inputs side by side, filter and gate separately, so onnxruntime fuses each with its activation.
+ * Segments keep the form above: concatenating [B, n, R] activations, and slicing their gradients
+ * apart, made a tfjs-wasm training step 2.2-2.7x slower.
+ */
+function gatedStep<T extends Tensor>(ops: Ops<T>, layer: (s: string) => T, past: T, cur: T, D: number): T {
   const w = ops.concat([layer('conv.w0'), layer('conv.w1')], 0); // [2R, 2D]: rows of x[t-d], then of x[t]
   const b = layer('conv.b');
   const rows = w.shape[0];
-  const x = ops.concat([past, cur], past.shape.length - 1);
+  const x = ops.concat([past, cur], 1);
   const filt = linear(ops, x, ops.slice(w, [0, 0], [rows, D]), ops.slice(b, [0], [D]));
   const gate = linear(ops, x, ops.slice(w, [0, D], [rows, D]), ops.slice(b, [D], [D]));
   return ops.mul(ops.tanh(filt), ops.sigmoid(gate));
 }
 
-/** The sum of every layer's skip projection, as one matmul over the layers' gated units side by side. */
-function skipSum<T extends Tensor>(ops: Ops<T>, p: Params<T>, gates: T[]): T {
+/** A step's sum of every layer's skip projection: one matmul over the layers' gated units side by side. */
+function skipSumStep<T extends Tensor>(ops: Ops<T>, p: Params<T>, gates: T[]): T {
   const layer = (i: number, s: string) => param(p, `layers.${i}.${s}`);
   const w = ops.concat(
     gates.map((_, i) => layer(i, 'skip.w')),
     0,
   ); // [L * D, S]
   const b = gates.map((_, i) => layer(i, 'skip.b')).reduce((a, v) => ops.add(a, v));
-  return linear(ops, ops.concat(gates, gates[0].shape.length - 1), w, b);
+  return linear(ops, ops.concat(gates, 1), w, b);
 }
 
 function head<T extends Tensor>(ops: Ops<T>, p: Params<T>, skip: T): T {
@@ -81,7 +92,7 @@ export function wavenetForward<T extends Tensor>(
   const keep = opts.keep;
   const hist = keep ? state.history.map((t) => ops.mul(t, keep)) : clearRows(ops, state.history, reset);
   let h = ops.reshape(ops.embed(tokens, param(p, 'embed.weight')), [B, n, R]);
-  const gates: T[] = [];
+  let skip: T | null = null;
   const next: T[] = [];
   dilations(cfg).forEach((d, i) => {
     const layer = (s: string) => param(p, `layers.${i}.${s}`);
@@ -91,11 +102,12 @@ export function wavenetForward<T extends Tensor>(
     const past =
       d >= n ? ops.slice(seq, [0, 0, 0], [B, n, R]) : ops.concat([hist[i], ops.slice(h, [0, 0, 0], [B, n - d, R])], 1);
     const g = gated(ops, layer, past, h, D);
-    gates.push(g);
+    const s = linear(ops, g, layer('skip.w'), layer('skip.b'));
+    skip = skip ? ops.add(skip, s) : s;
     next.push(ops.slice(seq, [0, n, 0], [B, d, R]));
     h = ops.add(h, linear(ops, g, layer('res.w'), layer('res.b')));
   });
-  const logits = ops.reshape(head(ops, p, skipSum(ops, p, gates)), [B * n, NUM_CODES]);
+  const logits = ops.reshape(head(ops, p, skip as unknown as T), [B * n, NUM_CODES]);
   return { logits, state: { batch: B, history: next } };
 }
 
@@ -152,11 +164,11 @@ export function wavenetStepCore<T extends Tensor>(
   dilations(cfg).forEach((_, i) => {
     const layer = (s: string) => param(p, `layers.${i}.${s}`);
     inputs.push(h);
-    const g = gated(ops, layer, past[i], h, D);
+    const g = gatedStep(ops, layer, past[i], h, D);
     gates.push(g);
     h = ops.add(h, linear(ops, g, layer('res.w'), layer('res.b')));
   });
-  return { logits: head(ops, p, skipSum(ops, p, gates)), inputs };
+  return { logits: head(ops, p, skipSumStep(ops, p, gates)), inputs };
 }
 
 /** One sample for each of B rows: codes [B] -> logits [B, NUM_CODES]; the queues advance in place. */

@@ -7,8 +7,8 @@
  * creates are summed: tfjs keeps them all for the backward pass. Reshapes share their input's
  * buffer and are not counted. Measured on tfjs-wasm (2 vCPU, Node 20, tfjs 4.22): a step takes
  * about 3x those activations (kept forward tensors, their gradients, transposed copies for wasm's
- * matmul) — ct-cpu at batch 8 (1.24 GB of activations) and wavenet-cpu at batch 3 (1.18 GB)
- * train; ct-cpu at batch 12 (1.86 GB) and wavenet-cpu at batch 4 (1.58 GB) abort wasm's 4 GB heap.
+ * matmul) — ct-cpu at batch 8 (1.24 GB of activations) and wavenet-cpu at batch 2 (1.16 GB)
+ * train; ct-cpu at batch 12 (1.86 GB) and wavenet-cpu at batch 3 (1.74 GB) abort wasm's 4 GB heap.
  */
 import os from 'node:os';
 import { OnnxTracer } from '../engine/onnx-trace.js';
