@@ -14,6 +14,7 @@ import { TfExecutor } from '../src/infer/tf-executor.js';
 import type { TransformerConfig } from '../src/models/config.js';
 import { type ParamArrays, saveModel } from '../src/models/model-files.js';
 import { familyOf, type ModelConfig, modelPreset } from '../src/models/registry.js';
+import { wavenetPreset } from '../src/models/wavenet-config.js';
 import { anyParams, checkStepsMatchSegments } from './infer-helpers.js';
 import { codes, maxAbsDiff, tinyConfig } from './model-helpers.js';
 
@@ -192,5 +193,37 @@ test('a cached graph whose bytes were damaged, size unchanged, is exported again
   fs.writeFileSync(index, JSON.stringify(j));
   assert.match(ensureGraph(dir, cfg, params, spec).replaced ?? '', /no content hash/);
   assert.equal(ensureGraph(dir, cfg, params, spec).exported, false);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the eager tfjs executor folds weight rearrangements once: same outputs every call, no tensor left', async () => {
+  const tfjs = await import('@tensorflow/tfjs');
+  const cfg = wavenetPreset('wavenet-tiny');
+  const params = anyParams(cfg);
+  const spec = { kind: 'step' as const, batch: 1, length: 1 };
+  const L = cfg.stacks * cfg.layersPerStack;
+  const feeds = {
+    tokens: { data: Float32Array.from({ length: 256 }, (_, i) => (i === 131 ? 1 : 0)), shape: [1, 256] },
+    past: {
+      data: Float32Array.from({ length: L * cfg.residualChannels }, (_, i) => Math.sin(i)),
+      shape: [L, cfg.residualChannels],
+    },
+  };
+  const before = tfjs.memory().numTensors;
+  const folded = new TfExecutor(familyOf(cfg).graphBuilder(cfg, spec), params);
+  const first = await folded.run(feeds);
+  const afterFirst = tfjs.memory().numTensors;
+  assert.ok(afterFirst - before > params.size, 'the stacked taps and skips are kept past the first call');
+  const again = await folded.run(feeds);
+  assert.equal(tfjs.memory().numTensors, afterFirst, 'a second call keeps no further tensors');
+  for (const k of Object.keys(first)) assert.deepEqual(again[k], first[k], `${k} on the second call`);
+  // The same step through onnxruntime, where the rearrangements are folded by its optimiser.
+  const dir = runDir(cfg, params);
+  const { exec } = await OrtExecutor.open(ensureGraph(dir, cfg, params, spec).file, { threads: 1, device: 'cpu' });
+  const ort = await exec.run(feeds);
+  await exec.dispose();
+  for (const k of Object.keys(first)) assert.ok(maxAbsDiff(ort[k], first[k]) <= 1e-5, `${k}: tfjs against onnxruntime`);
+  await folded.dispose();
+  assert.equal(tfjs.memory().numTensors, before, 'dispose frees the weights and what was folded from them');
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -4,9 +4,51 @@ import type { ParamArrays } from '../models/model-files.js';
 import type { Feeds, GraphExecutor } from '../engine/executor.js';
 import type { GraphBuilder } from '../models/family.js';
 
-/** TfOps whose graph inputs are the current call's feeds, so a graph builder runs eagerly. */
+/**
+ * TfOps whose graph inputs are the current call's feeds, so a graph builder runs eagerly. Like
+ * onnxruntime's constant folding, a concat, slice or add of weights alone (a builder rearranging
+ * them, e.g. WaveNet's step stacking its taps) runs on the first call and is kept for later ones:
+ * eagerly it would otherwise copy those weights on every call.
+ */
 class FeedOps extends TfOps {
   feeds: Feeds = {};
+  /** the weights, and what was folded from them, by tensor id */
+  private readonly constants = new Set<number>();
+  private readonly folded = new Map<string, TfTensor>();
+
+  constructor(params: Iterable<TfTensor>) {
+    super();
+    for (const t of params) this.constants.add(t.id);
+  }
+
+  private fold(op: string, inputs: readonly TfTensor[], args: unknown, run: () => TfTensor): TfTensor {
+    if (!inputs.every((t) => this.constants.has(t.id))) return run();
+    const key = `${op}:${inputs.map((t) => t.id).join(',')}:${JSON.stringify(args)}`;
+    let t = this.folded.get(key);
+    if (!t) {
+      t = tf.keep(run());
+      this.folded.set(key, t);
+      this.constants.add(t.id);
+    }
+    return t;
+  }
+
+  override add(a: TfTensor, b: TfTensor): TfTensor {
+    return this.fold('add', [a, b], null, () => super.add(a, b));
+  }
+
+  override concat(xs: readonly TfTensor[], axis: number): TfTensor {
+    return this.fold('concat', xs, axis, () => super.concat(xs, axis));
+  }
+
+  override slice(x: TfTensor, begin: readonly number[], size: readonly number[]): TfTensor {
+    return this.fold('slice', [x], [begin, size], () => super.slice(x, begin, size));
+  }
+
+  dispose(): void {
+    for (const t of this.folded.values()) t.dispose();
+    this.folded.clear();
+  }
 
   override input(name: string, _data: Float32Array, shape: readonly number[]): TfTensor {
     const f = this.feeds[name];
@@ -19,7 +61,7 @@ class FeedOps extends TfOps {
 
 /** A graph builder executed by tfjs on the active backend: the reference the ONNX graphs are checked against. */
 export class TfExecutor implements GraphExecutor {
-  private readonly ops = new FeedOps();
+  private readonly ops: FeedOps;
   private readonly params: Map<string, TfTensor>;
 
   constructor(
@@ -27,6 +69,7 @@ export class TfExecutor implements GraphExecutor {
     params: ParamArrays,
   ) {
     this.params = new Map([...params].map(([k, v]) => [k, tf.tensor(v.data, v.shape, 'float32')]));
+    this.ops = new FeedOps(this.params.values());
   }
 
   async run(feeds: Feeds): Promise<Record<string, Float32Array>> {
@@ -43,6 +86,7 @@ export class TfExecutor implements GraphExecutor {
   }
 
   async dispose(): Promise<void> {
+    this.ops.dispose();
     for (const t of this.params.values()) t.dispose();
   }
 }
